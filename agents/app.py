@@ -1,0 +1,88 @@
+"""Build the Faust app and everything it runs from the one settings object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faust
+
+from agents.expiry import ExpiryIndex
+from agents.topics import Topics
+from promo.settings import Settings
+from streams.engine import DecisionEngine, EngineConfig
+from streams.models import ModelSnapshot
+from streams.policy import ContactLimits
+
+HOUR_MS = 3_600_000
+
+
+@dataclass
+class Promo:
+    """What the agents share: the app, its topics, the user-state table and the engine."""
+
+    app: faust.App
+    settings: Settings
+    topics: Topics
+    user_state: faust.Table
+    engine: DecisionEngine
+    expiry: ExpiryIndex
+
+
+def engine_config(settings: Settings) -> EngineConfig:
+    return EngineConfig(
+        catalogue=settings.catalogue(),
+        policy_version=settings.policy_version,
+        control_share=settings.control_share,
+        holdout_salt=settings.holdout_salt,
+        epsilon=settings.epsilon,
+        gross_margin=settings.gross_margin,
+        attribution_window_ms=int(settings.attribution_window_hours * HOUR_MS),
+        offer_ttl_ms=int(settings.offer_ttl_hours * HOUR_MS),
+        decision_lateness_ms=settings.decision_lateness_minutes * 60_000,
+        abandon_after_ms=settings.cart_abandon_minutes * 60_000,
+        limits=ContactLimits(
+            cooldown_ms=int(settings.decision_cooldown_minutes * 60_000),
+            max_per_day=settings.max_offers_per_day,
+            max_per_week=settings.max_offers_per_week,
+        ),
+    )
+
+
+def initial_snapshot(settings: Settings, config: EngineConfig) -> ModelSnapshot:
+    return ModelSnapshot.initial(
+        config.actions, settings.n_segments, settings.model_seed, settings.learning_rate
+    )
+
+
+def create_app(settings: Settings, snapshot: ModelSnapshot | None = None) -> Promo:
+    """The worker's app. ``snapshot``: the latest published models, if known at start."""
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker_url,
+        store=settings.store_url,
+        web_port=settings.worker_port,
+        broker_session_timeout=settings.broker_session_timeout,
+        broker_heartbeat_interval=settings.broker_heartbeat_interval,
+        producer_max_batch_size=settings.producer_max_batch_size,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        consumer_auto_offset_reset="earliest",
+        processing_guarantee="at_least_once",
+    )
+    topics = Topics.declare(app, settings)
+    user_state = app.Table(
+        "user-state",
+        key_type=bytes,  # bytes key and value types make Faust use its "raw" codec
+        value_type=bytes,
+        partitions=settings.topic_partitions,
+    )
+    config = engine_config(settings)
+    engine = DecisionEngine(config, snapshot or initial_snapshot(settings, config))
+    promo = Promo(app, settings, topics, user_state, engine, ExpiryIndex())
+
+    from agents import clickstream, learner, sinks  # noqa: PLC0415  (agents register on promo)
+
+    clickstream.register(promo)
+    learner.register(promo)
+    sinks.register(promo)
+    return promo

@@ -1,0 +1,98 @@
+"""The hot path: clickstream batches -> user state -> decisions, offers, outcomes, dead letters."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from faust.types import EventT
+
+from agents.app import Promo
+from agents.state_store import load_state, save_state
+from schemas.codec import encode
+from streams.batch import RawMessage, process_batch
+from streams.engine import EngineOutput
+from streams.user_state import UserState
+
+log = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 5.0
+
+
+def _raw(event: EventT) -> RawMessage:
+    m = event.message
+    return RawMessage(m.value, m.key, int(m.timestamp * 1000), m.topic, m.partition, m.offset)
+
+
+def send_output(promo: Promo, out: EngineOutput) -> None:
+    """Queue everything a batch produced; Faust flushes the producer before it commits."""
+    t = promo.topics
+    for offer in out.offers:
+        t.offers.send_soon(key=offer.user_id.encode(), value=encode(offer))
+    for decision in out.decisions:
+        t.decisions.send_soon(key=decision.user_id.encode(), value=encode(decision))
+    for outcome in out.outcomes:
+        t.outcomes.send_soon(key=outcome.user_id.encode(), value=encode(outcome))
+    for example in out.training:
+        t.training.send_soon(key=example.decision_id.encode(), value=encode(example))
+
+
+def register(promo: Promo) -> None:
+    app, s, table, engine, expiry = promo.app, promo.settings, promo.user_state, promo.engine, promo.expiry
+    abandon_ms = engine.config.abandon_after_ms
+
+    @app.agent(promo.topics.clickstream, name="promo.clickstream")
+    async def process_clickstream(stream: AsyncIterator[bytes]) -> None:
+        async for events in stream.take_events(s.batch_size, within=s.batch_seconds):  # type: ignore[attr-defined]
+            result = process_batch(
+                engine,
+                [_raw(e) for e in events],
+                lambda user_id: load_state(table, user_id, abandon_ms),
+                max_bytes=s.max_message_bytes,
+                max_future_skew_ms=s.max_future_skew_seconds * 1000,
+            )
+            for user_id, state in result.states.items():
+                save_state(table, user_id, state)
+                expiry.track(user_id, state)
+                expiry.watermark = max(expiry.watermark, state.features.watermark)
+            for letter in result.dead_letters:
+                key = letter.key.encode() if letter.key is not None else None
+                promo.topics.dead_letters.send_soon(key=key, value=encode(letter))
+            send_output(promo, result.output)
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(*args: object, **kwargs: object) -> None:
+        expiry.needs_rebuild = True  # new partitions bring users whose windows we must close
+
+    @app.timer(SWEEP_SECONDS)
+    async def close_expired_windows() -> None:
+        owned = _owned_partitions(promo)
+        if expiry.needs_rebuild and owned and not app.in_recovery:
+            _rebuild_index(promo)
+        out = EngineOutput()
+        for user_id in expiry.due():
+            state = load_state(table, user_id, abandon_ms)
+            if state is None or state.partition not in owned:
+                expiry.due_at.pop(user_id, None)  # moved to another worker by a rebalance
+                continue
+            if engine.close_expired(state, user_id, expiry.watermark, out):
+                save_state(table, user_id, state)
+            expiry.track(user_id, state)
+        if out.outcomes:
+            log.info("closed %d attribution windows without a purchase", len(out.outcomes))
+        send_output(promo, out)
+
+
+def _owned_partitions(promo: Promo) -> set[int]:
+    topic = promo.settings.topic_clickstream
+    return {tp.partition for tp in promo.app.assignor.assigned_actives() if tp.topic == topic}
+
+
+def _rebuild_index(promo: Promo) -> None:
+    """After a (re)start: find the users with open decisions among the recovered states."""
+    abandon_ms = promo.engine.config.abandon_after_ms
+    for key, raw in list(promo.user_state.data.items()):
+        state = UserState.from_bytes(raw, abandon_ms)
+        if state.open_decisions:
+            promo.expiry.track(key.decode(), state)
+    promo.expiry.needs_rebuild = False

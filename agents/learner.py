@@ -1,0 +1,71 @@
+"""The learner and the model feed: how every worker decides with the same, improving models.
+
+The training topic has one partition, so exactly one worker of the group learns. It updates
+its copy of the models with each labelled decision and, every ``model_publish_every`` labels
+or ``model_publish_seconds``, publishes a snapshot with the next version to the models topic.
+Every worker (the learner included) tails the models topic outside the consumer group and
+swaps in each newer snapshot. Offsets of training examples are committed only after the
+snapshot that learned them was sent, so a crashed learner loses no labels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from agents.app import Promo
+from schemas.codec import decode
+from schemas.training import TrainingExample
+from streams.errors import ModelError
+from streams.models import ModelSnapshot
+
+log = logging.getLogger(__name__)
+
+
+def register(promo: Promo) -> None:
+    app, s, engine = promo.app, promo.settings, promo.engine
+    layout = engine.snapshot.layout
+    own: list[ModelSnapshot] = []  # the learner's copy, created on the first batch
+
+    @app.agent(promo.topics.training, name="promo.learner")
+    async def learn(stream: AsyncIterator[bytes]) -> None:
+        async for events in stream.take_events(s.model_publish_every, within=s.model_publish_seconds):  # type: ignore[attr-defined]
+            if not own or engine.snapshot.version > own[0].version:
+                # Start from (or catch up with) the newest published models.
+                own[:] = [ModelSnapshot.from_bytes(engine.snapshot.to_bytes())]
+            snapshot = own[0]
+            for event in events:
+                try:
+                    example = decode(TrainingExample, event.message.value)
+                except (ValueError, TypeError, KeyError) as exc:
+                    log.error("skipping unreadable training example at offset %s: %r", event.message.offset, exc)
+                    continue
+                snapshot.learn(example.features, example.offer_code, example.label)
+            snapshot.version += 1
+            await promo.topics.models.send(key=b"snapshot", value=snapshot.to_bytes())
+            log.info("published models v%d after %d examples", snapshot.version, snapshot.examples_seen)
+
+    @app.task
+    async def follow_models() -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=s.bootstrap_servers, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tp = TopicPartition(s.topic_models, 0)
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            async for message in consumer:
+                try:
+                    snapshot = ModelSnapshot.from_bytes(message.value, expected_layout=layout)
+                except ModelError as exc:
+                    log.warning("ignoring model snapshot at offset %d: %s", message.offset, exc)
+                    continue
+                if snapshot.version > engine.snapshot.version:
+                    engine.snapshot = snapshot
+                    log.info("deciding with models v%d", snapshot.version)
+        except asyncio.CancelledError:
+            raise
+        finally:
+            await consumer.stop()

@@ -1,0 +1,210 @@
+"""``promo``: the one command line of promo-stream (worker, simulator, report, operations).
+
+Settings come from ``PROMO_*`` environment variables (``promo settings`` prints them); a bad
+value stops the command with the variable's name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+import orjson
+
+from promo.settings import Settings, load_settings
+from streams.errors import ConfigError, PromoError
+
+EPILOG = "Settings: PROMO_* environment variables; `promo settings` lists them with their values."
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+        command: Callable[[Settings, argparse.Namespace], int] = args.command
+        return command(settings, args)
+    except ConfigError as exc:
+        print(f"promo: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except PromoError as exc:
+        print(f"promo: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="promo",
+        description="Real-time promotion engine: clickstream -> features -> models -> offers -> ClickHouse.",
+        epilog=EPILOG,
+    )
+    sub = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    def command(name: str, fn: Callable[[Settings, argparse.Namespace], int], text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=text, description=text, epilog=EPILOG)
+        p.set_defaults(command=fn)
+        return p
+
+    command(
+        "worker",
+        _worker,
+        "Run a Faust worker in the foreground until SIGTERM: validates the clickstream, keeps "
+        "per-user features, decides and sends offers, learns, and sinks everything to ClickHouse. "
+        "Start several (with different PROMO_WORKER_PORT) to share the partitions.",
+    )
+    command("migrate", _migrate, "Create the ClickHouse database, tables and views (versioned, idempotent).")
+    command("topics", _topics, "Create the Kafka topics that are missing (the worker does this too).")
+    sim = command(
+        "simulate",
+        _simulate,
+        "Run the shop simulator: users browse, fill carts and buy on the clickstream topic, read "
+        "their offers like the notification service would, and respond; writes ground truth to "
+        "ClickHouse (sim_truth) and injects a few malformed messages.",
+    )
+    sim.add_argument("--users", type=int, default=3000, help="simulated users (default 3000)")
+    sim.add_argument("--days", type=float, default=3.0, help="simulated days of traffic (default 3)")
+    sim.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    sim.add_argument("--rate", type=float, default=1500.0, help="max events per second sent (default 1500)")
+    sim.add_argument("--malformed-share", type=float, default=0.005, help="extra malformed messages (default 0.005)")
+    sim.add_argument("--tail-seconds", type=float, default=15.0, help="keep reading offers this long at the end")
+    sim.add_argument("--no-truth", action="store_true", help="do not write ground truth to ClickHouse")
+    wait = command(
+        "wait-drained",
+        _wait_drained,
+        "Wait until the workers have caught up: ClickHouse row counts stop changing.",
+    )
+    wait.add_argument("--timeout", type=float, default=180.0, help="give up after this many seconds")
+    wait.add_argument("--quiet-seconds", type=float, default=10.0, help="how long counts must stay still")
+    report = command("report", _report, "Print the evaluation: treatment vs control, per offer, segment, policy version.")
+    report.add_argument("--margin", type=float, default=None, help="gross margin (default PROMO_GROSS_MARGIN)")
+    offers = command("offers", _offers, "Print offers from the offers topic, one JSON object per line.")
+    offers.add_argument("--limit", type=int, default=5)
+    dead = command("dead-letters", _dead_letters, "Print rejected clickstream messages with their reasons.")
+    dead.add_argument("--limit", type=int, default=10)
+    command("settings", _settings, "Print the effective settings (secrets masked).")
+    return parser
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from agents.app import create_app, engine_config
+    from promo.kafka_io import ensure_topics, latest_snapshot
+    from streams.feature_vector import FEATURE_NAMES
+
+    config = engine_config(settings)  # a bad catalogue fails here, before any connection
+    promo = create_app(settings, latest_snapshot(settings, FEATURE_NAMES + config.actions))
+    created = ensure_topics(settings, promo.topics.partitions())
+    if created:
+        logging.getLogger("promo").info("created topics %s", ", ".join(created))
+    sys.argv = ["promo", "worker", f"--loglevel={settings.worker_log_level}", f"--web-port={settings.worker_port}"]
+    promo.app.main()  # returns only through SystemExit when the worker stops
+    return 0
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from promo.clickhouse import apply_migrations, connect
+
+    applied = apply_migrations(connect(settings), settings.clickhouse_ddl_dir)
+    print(f"applied {', '.join(applied)}" if applied else "ClickHouse schema is up to date")
+    return 0
+
+
+def _topics(settings: Settings, args: argparse.Namespace) -> int:
+    import faust
+
+    from agents.topics import Topics
+    from promo.kafka_io import ensure_topics
+
+    topics = Topics.declare(faust.App(settings.app_id, broker=settings.broker_url), settings)
+    created = ensure_topics(settings, topics.partitions())
+    print(f"created {', '.join(created)}" if created else "all topics exist")
+    return 0
+
+
+def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from simulator.runner import SimulationConfig, run_simulation
+
+    config = SimulationConfig(
+        bootstrap_servers=settings.bootstrap_servers,
+        clickstream_topic=settings.topic_clickstream,
+        offers_topic=settings.topic_offers,
+        clickhouse_url=None if args.no_truth else settings.clickhouse_url,
+        users=args.users,
+        days=args.days,
+        seed=args.seed,
+        max_events_per_second=args.rate,
+        malformed_share=args.malformed_share,
+        tail_seconds=args.tail_seconds,
+        partitions=settings.topic_partitions,
+        replication=settings.topic_replication,
+    )
+    summary = run_simulation(config)
+    print(summary.format())
+    return 0
+
+
+def _wait_drained(settings: Settings, args: argparse.Namespace) -> int:
+    from promo.clickhouse import connect
+
+    client = connect(settings)
+    query = (
+        "SELECT (SELECT count() FROM events), (SELECT count() FROM decisions), "
+        "(SELECT count() FROM outcomes), (SELECT count() FROM dead_letters)"
+    )
+    deadline = time.monotonic() + args.timeout
+    last, still_since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        counts = client.execute(query)[0]
+        if counts != last:
+            last, still_since = counts, time.monotonic()
+        elif counts[0] > 0 and time.monotonic() - still_since >= args.quiet_seconds:
+            print(f"drained: events={counts[0]} decisions={counts[1]} outcomes={counts[2]} dead_letters={counts[3]}")
+            return 0
+        time.sleep(1.0)
+    print(f"promo: still changing after {args.timeout:.0f} s: {last}", file=sys.stderr)
+    return 1
+
+
+def _report(settings: Settings, args: argparse.Namespace) -> int:
+    from promo.clickhouse import connect
+    from promo.report import build_report
+
+    margin = args.margin if args.margin is not None else settings.gross_margin
+    print(build_report(connect(settings), gross_margin=margin))
+    return 0
+
+
+def _offers(settings: Settings, args: argparse.Namespace) -> int:
+    from promo.kafka_io import read_messages
+
+    for _, _, _, value in read_messages(settings, settings.topic_offers, limit=args.limit):
+        print(value.decode("utf-8"))
+    return 0
+
+
+def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+    from promo.kafka_io import read_messages
+
+    for _, _, _, value in read_messages(settings, settings.topic_dead_letters, limit=args.limit):
+        letter = orjson.loads(value)
+        raw = letter["raw_text"] if letter["raw_text"] is not None else f"(base64) {letter['raw_b64']}"
+        print(
+            f"{letter['reason']:<18} {letter['source_topic']}[{letter['partition']}]@{letter['offset']}: "
+            f"{letter['detail']}\n{'':<19}{raw[:160]}"
+        )
+    return 0
+
+
+def _settings(settings: Settings, args: argparse.Namespace) -> int:
+    for name, value in settings.model_dump(mode="json").items():
+        print(f"PROMO_{name.upper()}={value}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

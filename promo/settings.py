@@ -1,0 +1,151 @@
+"""The one settings object, read once from ``PROMO_*`` environment variables at start-up.
+
+Defaults are production values (Apache Kafka, current ClickHouse). The local Tansu broker's
+quirks are not defaults: they live in the local profile ``deploy/local/promo.env``, which the
+Makefile exports. Pure code never sees this object: agents pass it plain typed values.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.catalogue import DEFAULT_CATALOGUE, OfferSpec, parse_catalogue
+from streams.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    """Every field is read from ``PROMO_<FIELD NAME IN CAPITALS>``."""
+
+    model_config = SettingsConfigDict(env_prefix="PROMO_", frozen=True, extra="ignore")
+
+    # --- servers -------------------------------------------------------------------------------
+    broker_url: str = Field("kafka://localhost:9092", description="Kafka bootstrap, kafka://host:port[;host:port]")
+    clickhouse_url: str = Field(
+        "clickhouse://default@localhost:9000/promo",
+        description="ClickHouse native protocol: clickhouse://user@host:port/database",
+    )
+    clickhouse_password: SecretStr = Field(SecretStr(""), description="ClickHouse password")
+    clickhouse_ddl_dir: Path = Field(
+        REPO_ROOT / "deploy" / "clickhouse", description="Folder of versioned DDL files"
+    )
+
+    # --- topics --------------------------------------------------------------------------------
+    app_id: str = Field("promo-stream", description="Kafka consumer group and Faust app id")
+    topic_clickstream: str = "clickstream"
+    topic_offers: str = "offers"
+    topic_dead_letters: str = "promo-dead-letters"
+    topic_decisions: str = "promo-decisions"
+    topic_outcomes: str = "promo-outcomes"
+    topic_training: str = "promo-training"
+    topic_models: str = "promo-models"
+    topic_partitions: int = Field(8, ge=1, le=1024, description="Partitions of keyed topics")
+    topic_replication: int = Field(3, ge=1, le=7, description="Replication of created topics")
+
+    # --- Faust worker ----------------------------------------------------------------------------
+    worker_port: int = Field(6066, ge=1, le=65535, description="Faust web port of this worker")
+    worker_log_level: Literal["debug", "info", "warning", "error"] = "info"
+    store_url: str = Field("memory://", description="Faust table store (changelog-backed)")
+    broker_session_timeout: float = Field(60.0, gt=0, description="Consumer session timeout, s")
+    broker_heartbeat_interval: float = Field(3.0, gt=0, description="Consumer heartbeat, s")
+    producer_max_batch_size: int = Field(16384, ge=1, description="Producer batch size, bytes")
+    batch_size: int = Field(500, ge=1, le=100_000, description="Clickstream events per batch")
+    batch_seconds: float = Field(0.2, gt=0, le=60, description="Longest wait to fill a batch, s")
+    sink_batch_size: int = Field(10_000, ge=1, le=1_000_000, description="Rows per insert")
+    sink_flush_seconds: float = Field(1.0, gt=0, le=300, description="Longest wait to insert, s")
+    max_message_bytes: int = Field(65_536, ge=1024, description="Larger clickstream messages are rejected")
+
+    # --- features --------------------------------------------------------------------------------
+    max_future_skew_seconds: int = Field(
+        300, ge=0, description="Events further ahead of their Kafka timestamp are rejected"
+    )
+    decision_lateness_minutes: int = Field(
+        10, ge=0, description="Events older than the user's latest by more do not trigger offers"
+    )
+    cart_abandon_minutes: int = Field(30, ge=1, description="Idle time after which a cart is abandoned")
+
+    # --- policy ----------------------------------------------------------------------------------
+    policy_version: str = Field("greedy-profit-v1", min_length=1)
+    offer_catalogue: Path | None = Field(None, description="JSON offer catalogue; default built in")
+    control_share: float = Field(0.1, ge=0.0, lt=1.0, description="Share of users held out")
+    holdout_salt: str = Field("promo-holdout-1", min_length=1, description="Changing it reshuffles control")
+    epsilon: float = Field(0.1, ge=0.0, le=1.0, description="Share of treated decisions explored")
+    gross_margin: float = Field(0.3, gt=0.0, le=1.0, description="Margin on revenue before discounts")
+    attribution_window_hours: float = Field(48.0, gt=0, description="Purchases this long after a decision count")
+    offer_ttl_hours: float = Field(48.0, gt=0, description="Offer expiry after the decision")
+    decision_cooldown_minutes: float = Field(60.0, ge=0, description="No new decision for a user within")
+    max_offers_per_day: int = Field(1, ge=0, description="Contact cap per user per 24 h")
+    max_offers_per_week: int = Field(3, ge=0, description="Contact cap per user per 7 days")
+
+    # --- models ----------------------------------------------------------------------------------
+    n_segments: int = Field(6, ge=1, le=100)
+    learning_rate: float = Field(0.05, gt=0, le=10)
+    model_publish_every: int = Field(200, ge=1, description="Training examples per model snapshot")
+    model_publish_seconds: float = Field(10.0, gt=0, description="Longest time between snapshots")
+    model_seed: int = 42
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url(cls, value: str) -> str:
+        if not value.startswith("kafka://") or not value.removeprefix("kafka://"):
+            raise ValueError("must look like kafka://host:port")
+        return value
+
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _clickhouse_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "clickhouse" or not parts.hostname or not parts.path.strip("/"):
+            raise ValueError("must look like clickhouse://user@host:port/database")
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Settings:
+        if self.broker_heartbeat_interval >= self.broker_session_timeout:
+            raise ValueError(
+                "broker_heartbeat_interval must be below broker_session_timeout "
+                "(PROMO_BROKER_HEARTBEAT_INTERVAL, PROMO_BROKER_SESSION_TIMEOUT)"
+            )
+        if self.max_offers_per_week < self.max_offers_per_day:
+            raise ValueError("max_offers_per_week must be >= max_offers_per_day")
+        return self
+
+    @cached_property
+    def bootstrap_servers(self) -> list[str]:
+        """Broker addresses as kafka-python and aiokafka take them."""
+        return [h.strip() for h in self.broker_url.removeprefix("kafka://").split(";") if h.strip()]
+
+    @cached_property
+    def clickhouse_database(self) -> str:
+        return urlsplit(self.clickhouse_url).path.strip("/")
+
+    def catalogue(self) -> tuple[OfferSpec, ...]:
+        """The offer catalogue: the built-in one, or the JSON file PROMO_OFFER_CATALOGUE names."""
+        if self.offer_catalogue is None:
+            return DEFAULT_CATALOGUE
+        try:
+            entries = json.loads(self.offer_catalogue.read_text(encoding="utf-8"))
+            return parse_catalogue(entries)
+        except (OSError, ValueError, ConfigError) as exc:
+            raise ConfigError(f"PROMO_OFFER_CATALOGUE={self.offer_catalogue}: {exc}") from None
+
+
+def load_settings() -> Settings:
+    """Build the settings once; a bad value stops start-up with the variable's name."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "_".join(str(p) for p in error["loc"]) if error["loc"] else ""
+            var = f"PROMO_{name.upper()}" if name else "settings"
+            problems.append(f"{var}: {error['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

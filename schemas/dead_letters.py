@@ -1,0 +1,46 @@
+"""Dead letters: input we could not accept, kept whole with the reason.
+
+Contract: ``schemas/json/dead-letter.schema.json``. The original bytes travel base64-encoded
+(``raw_b64``) because they need not be UTF-8; ``raw_text`` repeats them as text when they
+decode, for people reading the topic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from schemas.codec import pick
+
+
+class RejectReason(StrEnum):
+    TOO_LARGE = "too_large"
+    INVALID_JSON = "invalid_json"
+    NOT_AN_OBJECT = "not_an_object"
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    INVALID_VALUE = "invalid_value"
+    UNKNOWN_EVENT_TYPE = "unknown_event_type"
+    TS_IN_FUTURE = "ts_in_future"
+    KEY_MISMATCH = "key_mismatch"
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    source_topic: str
+    partition: int
+    offset: int
+    key: str | None
+    reason: RejectReason
+    detail: str
+    raw_b64: str
+    raw_text: str | None
+    message_ts: int
+    schema_version: int = 1
+
+    @classmethod
+    def from_json_dict(cls, data: dict[str, Any]) -> DeadLetter:
+        fields = pick(cls, data)
+        fields["reason"] = RejectReason(fields["reason"])
+        return cls(**fields)

@@ -1,0 +1,46 @@
+"""Decisions: one record per decision point, whatever was decided (offer, no offer, control).
+
+Written by the worker to the internal ``promo-decisions`` topic and sunk to ClickHouse. Every
+decision logs the probability with which its action was chosen (``propensity``), so analysts
+can evaluate other policies on this data without bias (inverse propensity weighting), and the
+action the policy would have taken (``policy_offer``) even for control users, who receive
+nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.codec import pick
+
+#: The action "send nothing". It is also what every control-group decision does.
+NO_OFFER = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    decision_id: str
+    user_id: str
+    ts: int
+    trigger_event_id: str
+    trigger: str
+    segment: int
+    control: bool
+    chosen_offer: str
+    policy_offer: str
+    propensity: float
+    scores: dict[str, float]
+    purchase_probs: dict[str, float]
+    features: tuple[float, ...]
+    expected_order_value: float
+    offer_id: str | None
+    expires_at: int
+    policy_version: str
+    model_version: int
+
+    @classmethod
+    def from_json_dict(cls, data: dict[str, Any]) -> Decision:
+        fields = pick(cls, data)
+        fields["features"] = tuple(fields["features"])
+        return cls(**fields)

@@ -1,0 +1,28 @@
+"""Training examples: a closed decision turned into a label for the shared models.
+
+Internal topic ``promo-training`` (one partition, so one learner sees them all in order).
+``label`` is 1 when the user bought within the attribution window, else 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.codec import pick
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingExample:
+    decision_id: str
+    ts: int
+    features: tuple[float, ...]
+    offer_code: str
+    label: int
+    model_version: int
+
+    @classmethod
+    def from_json_dict(cls, data: dict[str, Any]) -> TrainingExample:
+        fields = pick(cls, data)
+        fields["features"] = tuple(fields["features"])
+        return cls(**fields)

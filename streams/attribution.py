@@ -1,0 +1,178 @@
+"""Outcomes of decisions: offers shown and clicked, purchases and coupon redemptions within the
+attribution window, and the windows that close without a purchase.
+
+Rules:
+- ``offer_shown`` / ``offer_clicked`` events count for the decision whose offer they name, once.
+- A purchase at time t counts for *every* open decision of the user taken at or before t whose
+  window has not closed (its label is "bought within the window", which is what the response
+  model predicts). It is a redemption for the decision whose coupon it uses.
+- The first purchase of a decision emits its positive training example at once; a window that
+  closes without one emits the negative example (delayed labels).
+Outcome ids derive from the decision and the source event, so a redelivered event re-derives
+the same ids and the ClickHouse sink keeps one row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.events import ClickEvent, EventType
+from schemas.outcomes import Outcome, OutcomeType
+from schemas.training import TrainingExample
+from streams.catalogue import OfferSpec
+
+
+@dataclass(slots=True)
+class OpenDecision:
+    """A decision whose attribution window is still open, kept in the user's state."""
+
+    decision_id: str
+    ts: int
+    expires_at: int
+    action: str
+    offer_id: str | None
+    coupon_code: str | None
+    control: bool
+    features: tuple[float, ...]
+    model_version: int
+    converted: bool = False
+    shown: bool = False
+    clicked: bool = False
+
+    def to_compact(self) -> list[Any]:
+        return [
+            self.decision_id,
+            self.ts,
+            self.expires_at,
+            self.action,
+            self.offer_id,
+            self.coupon_code,
+            self.control,
+            self.features,
+            self.model_version,
+            self.converted,
+            self.shown,
+            self.clicked,
+        ]
+
+    @classmethod
+    def from_compact(cls, row: list[Any]) -> OpenDecision:
+        decision = cls(*row)
+        decision.features = tuple(decision.features)
+        return decision
+
+
+def _outcome(
+    decision: OpenDecision,
+    kind: OutcomeType,
+    user_id: str,
+    ts: int,
+    source_event_id: str,
+    order_total: float = 0.0,
+    discount: float = 0.0,
+) -> Outcome:
+    return Outcome(
+        outcome_id=f"{decision.decision_id}:{kind.value}:{source_event_id}",
+        decision_id=decision.decision_id,
+        user_id=user_id,
+        ts=ts,
+        type=kind,
+        source_event_id=source_event_id,
+        offer_code=decision.action,
+        control=decision.control,
+        order_total=order_total,
+        discount=discount,
+    )
+
+
+def _example(decision: OpenDecision, ts: int, label: int) -> TrainingExample:
+    return TrainingExample(
+        decision_id=decision.decision_id,
+        ts=ts,
+        features=decision.features,
+        offer_code=decision.action,
+        label=label,
+        model_version=decision.model_version,
+    )
+
+
+def coupon_discount(offer: OfferSpec, order_total: float, items_total: float) -> float:
+    """What a coupon took off an order, from the amount paid (after the discount).
+
+    >>> from streams.catalogue import DEFAULT_CATALOGUE
+    >>> round(coupon_discount(DEFAULT_CATALOGUE[0], order_total=90.0, items_total=0.0), 2)
+    10.0
+    """
+    if offer.kind in ("percent_off", "bundle"):
+        before = items_total if items_total > order_total else order_total / (1 - offer.value / 100)
+        return round(before - order_total, 2)
+    return offer.cost(order_total)
+
+
+def attribute_event(
+    open_decisions: list[OpenDecision],
+    event: ClickEvent,
+    offers: dict[str, OfferSpec],
+    outcomes: list[Outcome],
+    examples: list[TrainingExample],
+) -> None:
+    """Append the outcomes and training examples that ``event`` causes."""
+    if event.type is EventType.PURCHASE:
+        _attribute_purchase(open_decisions, event, offers, outcomes, examples)
+    elif event.type in (EventType.OFFER_SHOWN, EventType.OFFER_CLICKED):
+        shown = event.type is EventType.OFFER_SHOWN
+        for d in open_decisions:
+            if d.offer_id is None or d.offer_id != event.offer_id:
+                continue
+            if shown and not d.shown:
+                d.shown = True
+                outcomes.append(_outcome(d, OutcomeType.SHOWN, event.user_id, event.ts, event.event_id))
+            elif not shown and not d.clicked:
+                d.clicked = True
+                outcomes.append(_outcome(d, OutcomeType.CLICKED, event.user_id, event.ts, event.event_id))
+
+
+def _attribute_purchase(
+    open_decisions: list[OpenDecision],
+    event: ClickEvent,
+    offers: dict[str, OfferSpec],
+    outcomes: list[Outcome],
+    examples: list[TrainingExample],
+) -> None:
+    total = event.order_total or 0.0
+    items_total = sum(line.price * line.quantity for line in event.items)
+    for d in open_decisions:
+        if not d.ts <= event.ts < d.expires_at:
+            continue
+        redeemed = d.coupon_code is not None and event.coupon_code == d.coupon_code
+        spec = offers.get(d.action)
+        discount = coupon_discount(spec, total, items_total) if redeemed and spec else 0.0
+        outcomes.append(
+            _outcome(d, OutcomeType.PURCHASE, event.user_id, event.ts, event.event_id, total, discount)
+        )
+        if redeemed:
+            outcomes.append(
+                _outcome(d, OutcomeType.REDEEMED, event.user_id, event.ts, event.event_id, total, discount)
+            )
+        if not d.converted:
+            d.converted = True
+            examples.append(_example(d, event.ts, 1))
+
+
+def close_expired(
+    open_decisions: list[OpenDecision],
+    now: int,
+    user_id: str,
+    outcomes: list[Outcome],
+    examples: list[TrainingExample],
+) -> list[OpenDecision]:
+    """Close the windows that ended by event time ``now``; returns the decisions still open."""
+    still_open = []
+    for d in open_decisions:
+        if d.expires_at > now:
+            still_open.append(d)
+        elif not d.converted:
+            outcomes.append(_outcome(d, OutcomeType.NO_CONVERSION, user_id, d.expires_at, ""))
+            examples.append(_example(d, d.expires_at, 0))
+    return still_open

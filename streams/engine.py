@@ -1,0 +1,217 @@
+"""One event in, its consequences out: features, attribution, and maybe a decision and an offer.
+
+This is the whole per-event path, pure: the agent loads the user's state, calls
+:meth:`DecisionEngine.handle` for each event, saves the state and sends what came out.
+
+Decision points are product views, cart adds and a return to an abandoned cart, for events
+that are not late (no older than ``decision_lateness_ms`` behind the user's latest event) and
+users within their contact limits. A control user gets the same decision logged, with the
+action ``none`` and the offer the policy would have sent in ``policy_offer``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from schemas.decisions import NO_OFFER, Decision
+from schemas.events import ClickEvent, EventType
+from schemas.offers import Offer
+from schemas.outcomes import Outcome
+from schemas.training import TrainingExample
+from streams.attribution import OpenDecision, attribute_event, close_expired
+from streams.catalogue import OfferSpec
+from streams.feature_vector import expected_order_value, feature_vector
+from streams.models import ModelSnapshot
+from streams.policy import ContactLimits, choose_action, in_control_group, ineligibility, unit_hash
+from streams.user_state import UserState
+
+_TRIGGERS = {EventType.VIEW: "view", EventType.ADD_TO_CART: "add_to_cart"}
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    catalogue: tuple[OfferSpec, ...]
+    policy_version: str
+    control_share: float
+    holdout_salt: str
+    epsilon: float
+    gross_margin: float
+    attribution_window_ms: int
+    offer_ttl_ms: int
+    decision_lateness_ms: int
+    abandon_after_ms: int
+    limits: ContactLimits
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        return (NO_OFFER, *(o.code for o in self.catalogue))
+
+
+@dataclass(slots=True)
+class EngineOutput:
+    decisions: list[Decision] = field(default_factory=list)
+    offers: list[Offer] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    training: list[TrainingExample] = field(default_factory=list)
+
+
+def stable_id(prefix: str, *parts: str) -> str:
+    """``prefix-`` and 24 hex digits fixed by ``parts`` (idempotency keys)."""
+    return f"{prefix}-{hashlib.blake2b('|'.join(parts).encode(), digest_size=12).hexdigest()}"
+
+
+class DecisionEngine:
+    def __init__(self, config: EngineConfig, snapshot: ModelSnapshot) -> None:
+        self.config = config
+        self.snapshot = snapshot
+        self._offers = {o.code: o for o in config.catalogue}
+
+    def new_state(self) -> UserState:
+        return UserState.new(self.config.abandon_after_ms)
+
+    def handle(self, state: UserState, event: ClickEvent, out: EngineOutput) -> None:
+        """Fold ``event`` into ``state`` and append what it causes to ``out``."""
+        f = state.features
+        late = f.watermark >= 0 and event.ts < f.watermark - self.config.decision_lateness_ms
+        amount = event.order_total if event.type is EventType.PURCHASE else event.price
+        f.update(
+            event.type.value,
+            ts=event.ts,
+            category=event.category,
+            amount=amount or 0.0,
+            item_id=event.item_id,
+            quantity=event.quantity or 1,
+        )
+        if state.open_decisions:
+            state.open_decisions = close_expired(
+                state.open_decisions, event.ts, event.user_id, out.outcomes, out.training
+            )
+            attribute_event(state.open_decisions, event, self._offers, out.outcomes, out.training)
+        trigger = "cart_return" if f.returning_to_cart else _TRIGGERS.get(event.type)
+        if trigger is None or late:
+            return
+        blocked = ineligibility(
+            event.ts,
+            last_decision=state.last_decision,
+            offer_times=state.offer_times,
+            open_decisions=len(state.open_decisions),
+            limits=self.config.limits,
+        )
+        if blocked is None:
+            self._decide(state, event, trigger, out)
+
+    def close_expired(self, state: UserState, user_id: str, now: int, out: EngineOutput) -> bool:
+        """Close windows ended by ``now`` for a user with no new events; True if any closed."""
+        before = len(state.open_decisions)
+        state.open_decisions = close_expired(state.open_decisions, now, user_id, out.outcomes, out.training)
+        return len(state.open_decisions) != before
+
+    def _decide(self, state: UserState, event: ClickEvent, trigger: str, out: EngineOutput) -> None:
+        cfg, snapshot = self.config, self.snapshot
+        decision_id = stable_id("de", event.user_id, event.event_id, cfg.policy_version)
+        vector = feature_vector(state.features, event.ts)
+        segment = snapshot.segmenter.segment(vector)
+        probs = snapshot.response.purchase_probabilities(vector)
+        order_value = expected_order_value(vector)
+        choice = choose_action(
+            probs,
+            order_value=order_value,
+            catalogue=cfg.catalogue,
+            gross_margin=cfg.gross_margin,
+            epsilon=cfg.epsilon,
+            draw=unit_hash("explore", decision_id),
+        )
+        control = in_control_group(event.user_id, salt=cfg.holdout_salt, share=cfg.control_share)
+        action = NO_OFFER if control else choice.action
+        expires_at = event.ts + cfg.attribution_window_ms
+        offer = None
+        if action != NO_OFFER:
+            why = _describe_trigger(event, trigger, state.features.cart_value)
+            explored = choice.action != choice.greedy_action
+            offer = self._offer(decision_id, event, why, action, segment, probs, choice.scores, explored)
+            out.offers.append(offer)
+        if choice.action != NO_OFFER:
+            state.record_contact(event.ts)  # control too: both groups live under the same caps
+        state.last_decision = event.ts
+        state.open_decisions.append(
+            OpenDecision(
+                decision_id,
+                event.ts,
+                expires_at,
+                action,
+                offer.offer_id if offer else None,
+                offer.coupon_code if offer else None,
+                control,
+                vector,
+                snapshot.version,
+            )
+        )
+        out.decisions.append(
+            Decision(
+                decision_id=decision_id,
+                user_id=event.user_id,
+                ts=event.ts,
+                trigger_event_id=event.event_id,
+                trigger=trigger,
+                segment=segment,
+                control=control,
+                chosen_offer=action,
+                policy_offer=choice.action,
+                propensity=1.0 if control else choice.propensity,
+                scores=choice.scores,
+                purchase_probs={a: round(p, 6) for a, p in probs.items()},
+                features=vector,
+                expected_order_value=round(order_value, 2),
+                offer_id=offer.offer_id if offer else None,
+                expires_at=expires_at,
+                policy_version=cfg.policy_version,
+                model_version=snapshot.version,
+            )
+        )
+
+    def _offer(
+        self,
+        decision_id: str,
+        event: ClickEvent,
+        why: str,
+        action: str,
+        segment: int,
+        probs: dict[str, float],
+        scores: dict[str, float],
+        explored: bool,
+    ) -> Offer:
+        spec = self._offers[action]
+        offer_id = stable_id("of", decision_id)
+        gain = scores[action] - scores[NO_OFFER]
+        reason = (
+            f"{why}; model v{self.snapshot.version} expects purchase chance "
+            f"{probs[NO_OFFER]:.0%} without an offer and {probs[action]:.0%} with {spec.title.lower()}, "
+            f"expected profit {gain:+.2f} per decision"
+        )
+        if explored:
+            reason += " (exploration: chosen at random to keep learning)"
+        return Offer(
+            offer_id=offer_id,
+            decision_id=decision_id,
+            user_id=event.user_id,
+            offer_code=spec.code,
+            kind=spec.kind,
+            title=spec.title,
+            value=spec.value,
+            coupon_code=f"{spec.coupon_prefix}-{offer_id[3:13].upper()}",
+            created_at=event.ts,
+            expires_at=event.ts + self.config.offer_ttl_ms,
+            reason=reason,
+            segment=segment,
+            policy_version=self.config.policy_version,
+            model_version=self.snapshot.version,
+        )
+
+
+def _describe_trigger(event: ClickEvent, trigger: str, cart_value: float) -> str:
+    if trigger == "cart_return":
+        return f"came back to a cart worth {cart_value:.2f} left unbought"
+    if trigger == "add_to_cart":
+        return f"added {event.item_id} ({event.category}) to a cart now worth {cart_value:.2f}"
+    return f"viewed {event.item_id} ({event.category})"
