@@ -87,7 +87,7 @@ class Settings(BaseSettings):
 
     # --- models ----------------------------------------------------------------------------------
     n_segments: int = Field(6, ge=1, le=100)
-    learning_rate: float = Field(0.05, gt=0, le=10)
+    learning_rate: float = Field(0.02, gt=0, le=10, description="SGD step of the response model")
     model_publish_every: int = Field(200, ge=1, description="Training examples per model snapshot")
     model_publish_seconds: float = Field(10.0, gt=0, description="Longest time between snapshots")
     model_seed: int = 42

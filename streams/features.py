@@ -3,8 +3,9 @@
 Windows of 1 h, 24 h, 7 d and 30 d hold, per event type, counts plus spend, cart value added
 and cart abandonments. They are kept as sparse bucket series so the state stays small whatever
 the user's activity: 10-minute buckets for the last hour, hourly buckets for the last day,
-daily buckets for the last 30 days. A window of length W sums the buckets that overlap
-(t - W, t], so it may reach back up to one bucket width further than W.
+daily buckets for the last 30 days. A window of length W sums the W / width most recent
+buckets, the current one included, so it reaches back between W - width and W: the 7 d window
+on a Monday noon counts from the Tuesday before, 00:00.
 
 Out-of-order rule: an event is added to the bucket of its own timestamp, as long as that
 bucket is still retained relative to the latest timestamp seen for the user (the user's

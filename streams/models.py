@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import pickle
 from dataclasses import dataclass
-from river import cluster, compose, linear_model, optim, preprocessing
+from river import cluster, linear_model, optim, preprocessing
 
 from streams.errors import ModelError
 from streams.feature_vector import FEATURE_INDEX, FEATURE_NAMES
@@ -57,28 +57,40 @@ class ResponseModel:
 
     def __init__(self, actions: tuple[str, ...], learning_rate: float) -> None:
         self.actions = actions
-        self._pipeline = compose.Pipeline(
-            preprocessing.StandardScaler(),
-            linear_model.LogisticRegression(optimizer=optim.SGD(learning_rate), l2=1e-4),
+        # Only the behaviour features are standardised: an action indicator is constant when
+        # present, and a scaler would map it to 0, hiding every offer's own effect.
+        self._scaler = preprocessing.StandardScaler()
+        self._model = linear_model.LogisticRegression(
+            optimizer=optim.SGD(learning_rate), intercept_lr=learning_rate, l2=1e-4
         )
 
-    def _inputs(self, vector: tuple[float, ...], action: str) -> dict[str, float]:
-        x = _log_features(vector)
-        if action != self.actions[0]:
-            x[f"action={action}"] = 1.0
-            for name in FEATURE_NAMES:
-                x[f"{action}*{name}"] = x[name]
+    def _inputs(self, scaled: dict[str, float], action: str) -> dict[str, float]:
+        if action == self.actions[0]:
+            return scaled
+        x = dict(scaled)
+        x[f"action={action}"] = 1.0
+        for name, value in scaled.items():
+            x[f"{action}*{name}"] = value
         return x
 
+    def _scaled(self, vector: tuple[float, ...]) -> dict[str, float]:
+        return dict(self._scaler.transform_one(_log_features(vector)))
+
     def purchase_probability(self, vector: tuple[float, ...], action: str) -> float:
-        proba = self._pipeline.predict_proba_one(self._inputs(vector, action))
-        return float(proba.get(True, 0.0))
+        return self._probability(self._scaled(vector), action)
 
     def purchase_probabilities(self, vector: tuple[float, ...]) -> dict[str, float]:
-        return {a: self.purchase_probability(vector, a) for a in self.actions}
+        scaled = self._scaled(vector)
+        return {a: self._probability(scaled, a) for a in self.actions}
+
+    def _probability(self, scaled: dict[str, float], action: str) -> float:
+        return float(self._model.predict_proba_one(self._inputs(scaled, action)).get(True, 0.0))
 
     def learn(self, vector: tuple[float, ...], action: str, label: int) -> None:
-        self._pipeline.learn_one(self._inputs(vector, action), bool(label))
+        raw = _log_features(vector)
+        self._scaler.learn_one(raw)
+        scaled = dict(self._scaler.transform_one(raw))
+        self._model.learn_one(self._inputs(scaled, action), bool(label))
 
 
 class Segmenter:
@@ -119,7 +131,7 @@ class ModelSnapshot:
         actions: tuple[str, ...],
         n_segments: int,
         seed: int,
-        learning_rate: float = 0.05,
+        learning_rate: float = 0.02,
     ) -> ModelSnapshot:
         """Version 0: untrained models (every action scores 0.5 until labels arrive)."""
         return cls(0, FEATURE_NAMES + actions, ResponseModel(actions, learning_rate), Segmenter(n_segments, seed))

@@ -1,0 +1,134 @@
+"""The per-event step: decision points, control group, offers, attribution, delayed labels."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import orjson
+
+from schemas import JSON_SCHEMA_DIR
+from schemas.decisions import NO_OFFER
+from schemas.events import ClickEvent, EventType
+from schemas.outcomes import OutcomeType
+from streams.engine import DecisionEngine, EngineOutput
+from streams.user_state import UserState
+from tests.unit.conftest import HOUR, make_engine
+
+T0 = 1_700_000_000_000
+OFFER_SCHEMA = json.loads((JSON_SCHEMA_DIR / "offer.schema.json").read_text())
+DECISION_SCHEMA = json.loads((JSON_SCHEMA_DIR / "decision.schema.json").read_text())
+OUTCOME_SCHEMA = json.loads((JSON_SCHEMA_DIR / "outcome.schema.json").read_text())
+
+
+def view(n: int, ts: int, user: str = "u1") -> ClickEvent:
+    return ClickEvent(f"e{n}", user, ts, EventType.VIEW, item_id="i1", category="shoes", price=40.0)
+
+
+def purchase(n: int, ts: int, coupon: str | None = None, user: str = "u1") -> ClickEvent:
+    return ClickEvent(f"e{n}", user, ts, EventType.PURCHASE, order_id=f"o{n}", order_total=36.0, coupon_code=coupon)
+
+
+def run(engine: DecisionEngine, events: list[ClickEvent], state: UserState | None = None) -> tuple[UserState, EngineOutput]:
+    state = state or engine.new_state()
+    out = EngineOutput()
+    for event in events:
+        engine.handle(state, event, out)
+    return state, out
+
+
+def offering_engine() -> DecisionEngine:
+    # epsilon 1: always explore; the draw for this decision id picks an offer (checked below).
+    return make_engine(epsilon=1.0)
+
+
+def test_one_decision_per_cooldown(engine: DecisionEngine) -> None:
+    _, out = run(engine, [view(1, T0), view(2, T0 + 10 * 60_000), view(3, T0 + 2 * HOUR)])
+    assert [d.trigger_event_id for d in out.decisions] == ["e1", "e3"]
+    d = out.decisions[0]
+    assert d.chosen_offer == NO_OFFER and d.propensity == 1.0  # untrained model: nothing to gain
+    assert set(d.purchase_probs) == set(engine.config.actions)
+    jsonschema.validate(orjson.loads(orjson.dumps(d)), DECISION_SCHEMA)
+
+
+def test_control_users_get_nothing_but_are_logged() -> None:
+    engine = make_engine(control_share=1.0, epsilon=1.0)
+    _, out = run(engine, [view(1, T0)])
+    (d,) = out.decisions
+    assert d.control and d.chosen_offer == NO_OFFER and d.propensity == 1.0
+    assert d.policy_offer in engine.config.actions  # what the policy would have done
+    assert out.offers == []
+
+
+def test_offer_is_valid_stable_and_explained() -> None:
+    engine = offering_engine()
+    _, out = run(engine, [view(1, T0)])
+    (offer,) = out.offers
+    jsonschema.validate(orjson.loads(orjson.dumps(offer)), OFFER_SCHEMA)
+    assert offer.expires_at == T0 + 48 * HOUR and "exploration" in offer.reason
+    (d,) = out.decisions
+    assert d.offer_id == offer.offer_id and 0 < d.propensity < 1
+    _, again = run(engine, [view(1, T0)])  # the same event redelivered to a fresh state
+    assert again.offers[0].offer_id == offer.offer_id
+    assert again.offers[0].coupon_code == offer.coupon_code
+
+
+def test_purchase_with_coupon_is_attributed_and_labelled() -> None:
+    engine = offering_engine()
+    state, out = run(engine, [view(1, T0)])
+    offer = out.offers[0]
+    shown = ClickEvent("e2", "u1", T0 + 60_000, EventType.OFFER_SHOWN, offer_id=offer.offer_id)
+    state, out = run(engine, [shown, shown, purchase(3, T0 + HOUR, coupon=offer.coupon_code)], state)
+    kinds = [o.type for o in out.outcomes]
+    assert kinds == [OutcomeType.SHOWN, OutcomeType.PURCHASE, OutcomeType.REDEEMED]
+    for outcome in out.outcomes:
+        jsonschema.validate(orjson.loads(orjson.dumps(outcome)), OUTCOME_SCHEMA)
+    assert out.outcomes[1].discount > 0 and out.outcomes[1].order_total == 36.0
+    (example,) = out.training
+    assert example.label == 1 and example.offer_code == offer.offer_code
+
+
+def test_window_without_purchase_closes_with_negative_label(engine: DecisionEngine) -> None:
+    state, out = run(engine, [view(1, T0)])
+    decision = out.decisions[0]
+    state, out = run(engine, [view(2, T0 + 49 * HOUR)], state)
+    assert [o.type for o in out.outcomes] == [OutcomeType.NO_CONVERSION]
+    assert out.outcomes[0].decision_id == decision.decision_id
+    assert [e.label for e in out.training] == [0]
+    assert [d.trigger_event_id for d in out.decisions] == ["e2"]  # and a new decision
+
+
+def test_sweep_closes_windows_of_users_who_never_return(engine: DecisionEngine) -> None:
+    state, _ = run(engine, [view(1, T0)])
+    out = EngineOutput()
+    assert not engine.close_expired(state, "u1", T0 + HOUR, out)
+    assert engine.close_expired(state, "u1", T0 + 48 * HOUR, out)
+    assert [e.label for e in out.training] == [0] and state.open_decisions == []
+
+
+def test_late_events_do_not_trigger_decisions(engine: DecisionEngine) -> None:
+    state, out = run(engine, [ClickEvent("e0", "u1", T0 + 5 * HOUR, EventType.SEARCH, query="q")])
+    _, out = run(engine, [view(1, T0)], state)  # five hours late
+    assert out.decisions == []
+    assert state.features.count("view", "24h") == 1  # but it still counts
+
+
+def test_daily_contact_cap_holds_after_the_cooldown() -> None:
+    engine = offering_engine()
+    state, out = run(engine, [view(1, T0)])
+    assert len(out.offers) == 1
+    _, out = run(engine, [view(2, T0 + 2 * HOUR), view(3, T0 + 20 * HOUR)], state)
+    assert out.decisions == []  # capped: one offer a day
+    _, out = run(engine, [view(4, T0 + 25 * HOUR)], state)
+    assert len(out.decisions) == 1
+
+
+def test_state_survives_serialisation_mid_stream(engine: DecisionEngine) -> None:
+    events = [view(i, T0 + i * 20 * 60_000) for i in range(12)] + [purchase(99, T0 + 5 * HOUR)]
+    _, straight = run(engine, events)
+    state = engine.new_state()
+    stored_out = EngineOutput()
+    for event in events:
+        state = UserState.from_bytes(state.to_bytes(), engine.config.abandon_after_ms)
+        engine.handle(state, event, stored_out)
+    assert orjson.dumps(stored_out) == orjson.dumps(straight)
