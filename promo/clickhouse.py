@@ -1,0 +1,193 @@
+"""ClickHouse over the native protocol (clickhouse-driver): connect, migrate, insert a batch.
+
+Migrations are the numbered files ``NNNN_name.sql`` of ``Settings.clickhouse_ddl_dir``
+(``deploy/clickhouse``). Each applied file is recorded in ``schema_migrations`` with the
+SHA-256 of its bytes; an applied file that changed afterwards stops the run, because its new
+text never reached databases that already applied it. Statements use ``IF NOT EXISTS``, so a
+run interrupted half-way, or two processes migrating at once, converge on the same schema.
+
+Everything here runs on ClickHouse 18.16 and current ClickHouse (see shared/INFRA.md). HTTP
+drivers do not work with 18.16: only the native protocol is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from clickhouse_driver import Client
+
+from promo.settings import Settings
+from streams.errors import ConfigError, PromoError, SinkError
+
+_FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+_MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations
+(
+    version UInt32,
+    name String,
+    checksum String,
+    applied_at DateTime
+)
+ENGINE = ReplacingMergeTree
+ORDER BY version
+"""
+
+
+class ClickHouseUnavailable(PromoError):
+    """ClickHouse did not answer or refused the connection; the message names the server."""
+
+
+class MigrationError(PromoError):
+    """The DDL folder does not match what the database has applied, or a statement failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One numbered DDL file."""
+
+    version: int
+    name: str
+    text: str
+    checksum: str
+
+    def statements(self) -> list[str]:
+        """The file's statements: each ends with ``;`` at the end of a line.
+
+        >>> m = Migration(1, "0001_x.sql", "-- a table\\nCREATE TABLE t\\n(x UInt8)\\n;\\n", "")
+        >>> m.statements()
+        ['CREATE TABLE t\\n(x UInt8)']
+        """
+        statements: list[str] = []
+        lines: list[str] = []
+        for line in self.text.splitlines():
+            if line.lstrip().startswith("--"):
+                continue  # whole-line comments only; a `--` inside a string literal stays
+            lines.append(line)
+            if line.rstrip().endswith(";"):
+                statement = "\n".join(lines).strip().removesuffix(";").strip()
+                if statement:
+                    statements.append(statement)
+                lines = []
+        if "\n".join(lines).strip():
+            raise MigrationError(f"{self.name}: the last statement does not end with ';'")
+        return statements
+
+
+def connect(settings: Settings) -> Client:
+    """A client on the database of ``settings.clickhouse_url``, created if it is missing.
+
+    The database is created through a first connection to ``default``: a client opened on a
+    missing database fails at its first query.
+    """
+    parts = urlsplit(settings.clickhouse_url)
+    database = settings.clickhouse_database
+    if not _IDENTIFIER.match(database):
+        raise ConfigError(
+            f"PROMO_CLICKHOUSE_URL: database name {database!r} must be a plain identifier"
+        )
+    options: dict[str, Any] = {
+        "host": parts.hostname or "localhost",
+        "port": parts.port or 9000,
+        "user": unquote(parts.username or "default"),
+        "password": settings.clickhouse_password.get_secret_value(),
+        "client_name": "promo-stream",
+        "connect_timeout": 5,
+    }
+    where = f"clickhouse://{options['user']}@{options['host']}:{options['port']}"
+    bootstrap = Client(database="default", **options)
+    try:
+        bootstrap.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+    except Exception as exc:  # socket errors and server errors alike: say where we tried
+        raise ClickHouseUnavailable(f"ClickHouse at {where}: {exc}") from exc
+    finally:
+        bootstrap.disconnect()
+    return Client(database=database, **options)
+
+
+def read_migrations(ddl_dir: Path) -> list[Migration]:
+    """The ``NNNN_name.sql`` files of ``ddl_dir`` in version order (other ``.sql`` names are
+    refused, so that a misnamed migration is not silently skipped)."""
+    if not ddl_dir.is_dir():
+        raise ConfigError(f"PROMO_CLICKHOUSE_DDL_DIR: {ddl_dir} is not a folder")
+    migrations: list[Migration] = []
+    for path in sorted(ddl_dir.glob("*.sql")):
+        match = _FILE_NAME.match(path.name)
+        if not match:
+            raise MigrationError(f"{path}: migration files are named NNNN_name.sql")
+        data = path.read_bytes()
+        migrations.append(
+            Migration(int(match[1]), path.name, data.decode(), hashlib.sha256(data).hexdigest())
+        )
+    versions = [m.version for m in migrations]
+    if len(set(versions)) != len(versions):
+        raise MigrationError(f"{ddl_dir}: two migration files share a version number")
+    return migrations
+
+
+def apply_migrations(client: Client, ddl_dir: Path) -> list[str]:
+    """Apply the migrations of ``ddl_dir`` not yet recorded; return their file names.
+
+    Refuses (``MigrationError``) before applying anything if an applied file was edited.
+    Versions recorded as applied but absent from ``ddl_dir`` (an older checkout) are left alone.
+    """
+    migrations = read_migrations(ddl_dir)
+    client.execute(_MIGRATIONS_TABLE)
+    applied = {
+        version: (name, checksum)
+        for version, name, checksum in client.execute(
+            "SELECT version, name, checksum FROM schema_migrations FINAL"
+        )
+    }
+    for m in migrations:
+        if m.version in applied and applied[m.version] != (m.name, m.checksum):
+            name, checksum = applied[m.version]
+            raise MigrationError(
+                f"migration {m.version:04d} was applied as {name} (sha256 {checksum[:12]}) but "
+                f"{ddl_dir / m.name} now has sha256 {m.checksum[:12]}: never edit an applied "
+                "migration, add a new numbered file instead"
+            )
+    done: list[str] = []
+    for m in migrations:
+        if m.version in applied:
+            continue
+        for i, statement in enumerate(m.statements(), start=1):
+            try:
+                client.execute(statement)
+            except Exception as exc:
+                raise MigrationError(f"{m.name}, statement {i}: {exc}") from exc
+        client.execute(
+            "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES",
+            [(m.version, m.name, m.checksum, int(time.time()))],
+        )
+        done.append(m.name)
+    return done
+
+
+def insert(
+    client: Client, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> int:
+    """Insert one batch; rows travel as the query's parameter, never inlined in the SQL.
+
+    Returns the number of rows written. Any failure (server, network, a value of the wrong
+    type) raises ``SinkError`` naming the table; the caller keeps the batch and retries, and
+    must not commit the Kafka offsets of these rows.
+    """
+    if not rows:
+        return 0
+    column_list = ", ".join(f"`{c}`" for c in columns)  # `partition`, `offset` are keywords
+    try:
+        written = client.execute(f"INSERT INTO {table} ({column_list}) VALUES", rows)
+    except Exception as exc:
+        # The connection may be mid-packet; the next execute reconnects from scratch.
+        client.disconnect()
+        raise SinkError(f"insert of {len(rows)} rows into {table} failed: {exc!r}") from exc
+    return int(written) if written is not None else len(rows)
