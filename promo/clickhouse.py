@@ -163,7 +163,9 @@ def apply_migrations(client: Client, ddl_dir: Path) -> list[str]:
             try:
                 client.execute(statement)
             except Exception as exc:
-                raise MigrationError(f"{m.name}, statement {i}: {exc}") from exc
+                # The server's message ends in a long stack trace: the first lines say it all.
+                message = str(exc).split("Stack trace")[0].strip()
+                raise MigrationError(f"{m.name}, statement {i}: {message}") from exc
         client.execute(
             "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES",
             [(m.version, m.name, m.checksum, int(time.time()))],

@@ -1,6 +1,7 @@
 """The evaluation report: what the promotions did, read from the ClickHouse views.
 
-Every figure is per decision, treatment against control; the maths and the definitions of
+Figures compare treatment with control per user (intention to treat: the headline) and per
+decision (needed to break results down by offer, segment and policy version); the maths and the definitions of
 revenue, discount, net margin and ROI are in ``streams.evaluation``. ``build_report`` only
 queries and formats; the CLI prints its result.
 """
@@ -41,7 +42,10 @@ def build_report(client: Client, *, gross_margin: float) -> str:
     if not arms:
         sections.append("no decisions yet")
     else:
+        users = {r["arm"]: _as_units(r) for r in _query(client, "SELECT * FROM v_users_treatment_vs_control")}
         sections += [
+            _arms_section(users, gross_margin, unit="user"),
+            _effect_section(users, gross_margin, unit="user"),
             _arms_section(arms, gross_margin),
             _effect_section(arms, gross_margin),
             _breakdown(
@@ -92,7 +96,18 @@ def _net(r: Row, margin: float) -> Moments:
     )
 
 
-def _arms_section(arms: dict[str, Row], margin: float) -> str:
+def _as_units(r: Row) -> Row:
+    """A row of v_users_treatment_vs_control in the shape of the per-decision rows."""
+    return {
+        **r,
+        "decisions": r["users"],
+        "conversions": r["converters"],
+        "revenue_per_decision": r["revenue_per_user"],
+        "discount_per_decision": r["discount_per_user"],
+    }
+
+
+def _arms_section(arms: dict[str, Row], margin: float, unit: str = "decision") -> str:
     rows = []
     for arm in _ARMS:
         r = arms.get(arm)
@@ -111,24 +126,33 @@ def _arms_section(arms: dict[str, Row], margin: float) -> str:
                 _money_ci(mean_interval(_net(r, margin))),
             ]
         )
+    short = "dec." if unit == "decision" else unit
     header = [
         "arm",
-        "decisions",
+        "decisions" if unit == "decision" else "users",
         "users",
-        "conversions",
+        "conversions" if unit == "decision" else "buyers",
         "conversion [CI]",
-        "revenue/dec. [CI]",
-        "discount/dec.",
-        "net margin/dec. [CI]",
+        f"revenue/{short} [CI]",
+        f"discount/{short}",
+        f"net margin/{short} [CI]",
     ]
-    return _table(
-        "Treatment vs control (per decision; [..] = 95% confidence interval)", header, rows
-    )
+    if unit == "user":
+        header.pop(2)
+        for row in rows:
+            del row[2]
+        title = (
+            "Treatment vs control per user (every purchase from the user's first decision on, "
+            "counted once; [..] = 95% confidence interval)"
+        )
+    else:
+        title = "Treatment vs control (per decision; [..] = 95% confidence interval)"
+    return _table(title, header, rows)
 
 
-def _effect_section(arms: dict[str, Row], margin: float) -> str:
+def _effect_section(arms: dict[str, Row], margin: float, unit: str = "decision") -> str:
     t, c = arms.get("treatment"), arms.get("control")
-    title = "Effect of the promotion (treatment - control, per decision)"
+    title = f"Effect of the promotion (treatment - control, per {unit})"
     if t is None or c is None:
         return f"{title}\n  needs decisions in both arms"
     conversion = proportion_difference(
@@ -147,10 +171,10 @@ def _effect_section(arms: dict[str, Row], margin: float) -> str:
             "relative conversion uplift",
             _signed_pct(relative_uplift(t["conversion_rate"], c["conversion_rate"])),
         ],
-        ["revenue per decision", _difference_ci(mean_difference(_revenue(t), _revenue(c)))],
-        ["discount per decision", _difference_ci(mean_difference(_discount(t), _discount(c)))],
+        [f"revenue per {unit}", _difference_ci(mean_difference(_revenue(t), _revenue(c)))],
+        [f"discount per {unit}", _difference_ci(mean_difference(_discount(t), _discount(c)))],
         [
-            "net margin per decision",
+            f"net margin per {unit}",
             _difference_ci(mean_difference(_net(t, margin), _net(c, margin))),
         ],
         ["ROI of the promotion", _ratio(roi)],

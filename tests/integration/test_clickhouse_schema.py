@@ -39,6 +39,8 @@ VIEWS = (
     "v_by_offer",
     "v_by_segment",
     "v_by_policy_version",
+    "v_user_outcomes",
+    "v_users_treatment_vs_control",
 )
 
 
@@ -258,6 +260,14 @@ def test_redelivered_rows_never_count_twice(migrated: Client) -> None:
         ("control", 1, 0, 0, 0, 1, 50.0, 0.0),
         ("treatment", 1, 1, 1, 1, 1, 100.0, 10.0),
     ]
+    per_user = migrated.execute(
+        "SELECT arm, decisions, offers, purchases, converted, revenue, discount "
+        "FROM v_user_outcomes ORDER BY arm"
+    )
+    assert per_user == [
+        ("control", 1, 0, 1, 1, 50.0, 0.0),
+        ("treatment", 1, 1, 1, 1, 100.0, 10.0),
+    ]
     arms = migrated.execute(
         "SELECT arm, decisions, users, conversions, sum_revenue, sum_revenue_sq, sum_discount, "
         "sum_discount_sq, sum_revenue_discount FROM v_treatment_vs_control ORDER BY arm"
@@ -277,3 +287,16 @@ def test_redelivered_rows_never_count_twice(migrated: Client) -> None:
         t: before_merge[t] for t in SINK_TABLES
     }
     assert _snapshot(migrated) == before_merge
+
+
+def test_per_user_view_counts_purchases_from_the_first_decision_on(migrated: Client) -> None:
+    decision = _decision("de-" + "3" * 24, "u3", control=False, offer="pct10", segment=0)
+    insert(migrated, "decisions", DECISION_COLUMNS, [decision_row(decision)])
+    purchases = [
+        ClickEvent("e-before", "u3", TS - 60_000, EventType.PURCHASE, order_id="a", order_total=7.0),
+        ClickEvent("e-after", "u3", TS + 60_000, EventType.PURCHASE, order_id="b", order_total=30.0),
+        ClickEvent("e-later", "u3", TS + 3_600_000, EventType.PURCHASE, order_id="c", order_total=12.0),
+    ]
+    insert(migrated, "events", EVENT_COLUMNS, [event_row(e, 0, i) for i, e in enumerate(purchases)])
+    rows = migrated.execute("SELECT purchases, revenue, converted FROM v_user_outcomes WHERE user_id = 'u3'")
+    assert rows == [(2, 42.0, 1)]

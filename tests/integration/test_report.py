@@ -192,7 +192,7 @@ def test_report_on_a_known_dataset(migrated: Client) -> None:
     report = build_report(migrated, gross_margin=MARGIN)
     print(report)  # shown by pytest on failure, and with -s
 
-    arms = _section(report, "Treatment vs control")
+    arms = _section(report, "Treatment vs control (per decision")
     treatment = _row(arms, "treatment")
     assert treatment[1:4] == ["4", "4", "3"]
     assert treatment[4].startswith("75.00% [")
@@ -206,7 +206,7 @@ def test_report_on_a_known_dataset(migrated: Client) -> None:
     assert control[6] == "0.00"
     assert control[7].startswith("8.00 [")
 
-    effect = _section(report, "Effect of the promotion")
+    effect = _section(report, "Effect of the promotion (treatment - control, per decision)")
     assert _row(effect, "conversion rate (points)")[1].startswith("+50.00 [")
     assert _row(effect, "relative conversion uplift")[1] == "+200.0%"
     assert _row(effect, "revenue per decision")[1].startswith("+27.50 [")
