@@ -129,10 +129,8 @@ def _topics(settings: Settings, args: argparse.Namespace) -> int:
 def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     from simulator.runner import SimulationConfig, run_simulation
 
-    config = SimulationConfig(
-        bootstrap_servers=settings.bootstrap_servers,
-        clickstream_topic=settings.topic_clickstream,
-        offers_topic=settings.topic_offers,
+    config = SimulationConfig.from_settings(
+        settings,
         clickhouse_url=None if args.no_truth else settings.clickhouse_url,
         users=args.users,
         days=args.days,
@@ -140,8 +138,6 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         max_events_per_second=args.rate,
         malformed_share=args.malformed_share,
         tail_seconds=args.tail_seconds,
-        partitions=settings.topic_partitions,
-        replication=settings.topic_replication,
     )
     summary = run_simulation(config)
     print(summary.format())

@@ -1,0 +1,169 @@
+"""Ground truth: what each action would really do for each user, from their latent traits.
+
+For every user and every action (``"none"`` and each catalogue offer) it gives the probability
+that the user buys within the attribution window if the engine takes that action at a typical
+decision moment, and the expected revenue, discount and profit of that first purchase. It is
+what analysts compare the engine's decisions with.
+
+The "typical decision moment" is between two sessions (the engine's offers reach the
+simulated users after the triggering session has ended, as sim time runs far faster than the
+engine's latency), averaged over the time of day. From that moment:
+
+- sessions arrive as a Poisson process at ``sessions_per_day``; each ends in a purchase with
+  probability ``p0`` (the user's own) or, while a shown offer is active, ``p1``
+  (``simulator.behaviour.session_conversion``);
+- the offer is shown with probability ``REACH``; once shown, it is clicked with the response
+  type's probability, and a click brings one extra session at ``p1``;
+- so with rate ``r`` per hour, window ``W`` and offer life ``T = min(ttl, W)``, the chance of
+  no purchase is ``exp(-r W p0)`` unshown and ``(1 - p1 [clicked]) exp(-r T p1 - r (W-T) p0)``
+  shown; a first purchase made while the offer is active uses its coupon with probability
+  ``COUPON_USE``.
+
+Revenue is the order's value before the coupon (what the gross margin applies to); discount is
+what the coupon cost the shop; profit = margin x revenue - discount.
+
+>>> from simulator.population import build_population
+>>> from streams.catalogue import DEFAULT_CATALOGUE
+>>> rows = ground_truth(build_population(100, seed=5).users, DEFAULT_CATALOGUE)
+>>> len(rows), sorted({r.action for r in rows})
+(500, ['bundle15', 'free_shipping', 'none', 'pct10', 'pct20'])
+>>> all(r.expected_discount == 0 for r in rows if r.action == "none")
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from schemas.decisions import NO_OFFER
+from simulator.behaviour import COUPON_USE, REACH, expected_order, session_conversion
+from simulator.population import UserTraits
+from streams.catalogue import OfferSpec
+
+HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True, slots=True)
+class TruthRow:
+    """One (user, action) cell of the ground truth, as stored in ClickHouse ``sim_truth``."""
+
+    user_id: str
+    action: str
+    response_type: str
+    p_purchase: float
+    expected_revenue: float
+    expected_discount: float
+    expected_profit: float
+
+
+def action_truth(
+    user: UserTraits,
+    offer: OfferSpec | None,
+    *,
+    window_hours: float = 48.0,
+    offer_ttl_hours: float = 48.0,
+    gross_margin: float = 0.3,
+) -> TruthRow:
+    """The truth for one user and one action (``offer=None`` is "send nothing")."""
+    sessions = user.sessions_per_day / 24.0  # per hour
+    p0 = user.conversion
+    stay_away = math.exp(-sessions * window_hours * p0)
+    if offer is None:
+        p_buy = 1.0 - stay_away
+        revenue, _ = expected_order(user, None, 0.0)
+        return _row(user, NO_OFFER, p_buy, p_buy * revenue, 0.0, gross_margin)
+
+    life = min(offer_ttl_hours, window_hours)
+    p1 = session_conversion(user, [(offer.kind, offer.value)])
+    click = user.profile.click
+    none_while_active = math.exp(-sessions * life * p1)
+    none_after = math.exp(-sessions * (window_hours - life) * p0)
+    # Shown: the first purchase falls while the offer is active (click session or a regular
+    # one), or later at p0.
+    buy_active = click * p1 + (1.0 - click * p1) * (1.0 - none_while_active)
+    buy_later = (1.0 - click * p1) * none_while_active * (1.0 - none_after)
+    p_active = REACH * buy_active
+    p_buy = p_active + REACH * buy_later + (1.0 - REACH) * (1.0 - stay_away)
+    plain_value, _ = expected_order(user, None, 0.0)
+    offer_value, discount = expected_order(user, offer.kind, offer.value)
+    revenue = p_active * offer_value + (p_buy - p_active) * plain_value
+    return _row(user, offer.code, p_buy, revenue, p_active * COUPON_USE * discount, gross_margin)
+
+
+def _row(
+    user: UserTraits, action: str, p_buy: float, revenue: float, discount: float, margin: float
+) -> TruthRow:
+    return TruthRow(
+        user_id=user.user_id,
+        action=action,
+        response_type=user.response_type.value,
+        p_purchase=p_buy,
+        expected_revenue=revenue,
+        expected_discount=discount,
+        expected_profit=margin * revenue - discount,
+    )
+
+
+def ground_truth(
+    users: Iterable[UserTraits],
+    catalogue: Sequence[OfferSpec],
+    *,
+    window_hours: float = 48.0,
+    offer_ttl_hours: float = 48.0,
+    gross_margin: float = 0.3,
+) -> list[TruthRow]:
+    """Every user's truth for ``"none"`` and each catalogue offer, user by user."""
+    actions: list[OfferSpec | None] = [None, *catalogue]
+    return [
+        action_truth(
+            user,
+            offer,
+            window_hours=window_hours,
+            offer_ttl_hours=offer_ttl_hours,
+            gross_margin=gross_margin,
+        )
+        for user in users
+        for offer in actions
+    ]
+
+
+# --- judging policies against the truth ---------------------------------------------------------
+
+TruthTable = Mapping[str, Mapping[str, TruthRow]]
+"""user_id -> action -> row."""
+
+
+def truth_table(rows: Iterable[TruthRow]) -> dict[str, dict[str, TruthRow]]:
+    table: dict[str, dict[str, TruthRow]] = {}
+    for row in rows:
+        table.setdefault(row.user_id, {})[row.action] = row
+    return table
+
+
+def policy_profit(table: TruthTable, choose: Callable[[str], str]) -> float:
+    """Expected total profit of the policy that takes action ``choose(user_id)`` for each user.
+
+    >>> table = {"u1": {"none": TruthRow("u1", "none", "sure_thing", 0.5, 50.0, 0.0, 15.0),
+    ...                 "pct10": TruthRow("u1", "pct10", "sure_thing", 0.5, 50.0, 5.0, 10.0)}}
+    >>> policy_profit(table, lambda user: "none"), policy_profit(table, best_action(table))
+    (15.0, 15.0)
+    """
+    return sum(actions[choose(user_id)].expected_profit for user_id, actions in table.items())
+
+
+def best_action(table: TruthTable) -> Callable[[str], str]:
+    """The oracle: for each user the action of highest expected profit."""
+    best = {
+        user_id: max(actions.values(), key=lambda row: row.expected_profit).action
+        for user_id, actions in table.items()
+    }
+    return best.__getitem__
+
+
+def likeliest_buyers(table: TruthTable, action: str, share: float) -> Callable[[str], str]:
+    """The naive targeting: ``action`` for the ``share`` of users likeliest to buy anyway."""
+    ranked = sorted(table, key=lambda user_id: table[user_id][NO_OFFER].p_purchase, reverse=True)
+    chosen = set(ranked[: round(share * len(ranked))])
+    return lambda user_id: action if user_id in chosen else NO_OFFER

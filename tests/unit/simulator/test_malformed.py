@@ -1,0 +1,80 @@
+"""Malformed messages: each kind is really bad, and they only ever add to the good stream."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+import pytest
+from jsonschema import Draft202012Validator
+
+from schemas import JSON_SCHEMA_DIR
+from simulator.malformed import EXPECTED_REASON, MalformedInjector, MalformedKind, Message
+from simulator.population import Population
+from simulator.shop import Shop
+from streams.validation import validate_event
+from tests.unit.simulator.conftest import HOUR_MS, T0
+
+VALIDATOR = Draft202012Validator(
+    json.loads((JSON_SCHEMA_DIR / "clickstream-event.schema.json").read_text())
+)
+MAX_SKEW_MS = 300_000
+
+
+@pytest.fixture(scope="module")
+def events(population: Population) -> list[dict[str, Any]]:
+    return Shop(population, start_ms=T0, run_id="t", seed=1).advance(T0 + 12 * HOUR_MS)
+
+
+def _violates_contract(message: Message, message_ts: int) -> bool:
+    """Bad per the JSON Schema, or per the rules beside it: key = user_id, ts not ahead."""
+    try:
+        data = orjson.loads(message.value)
+    except orjson.JSONDecodeError:
+        return True
+    if not VALIDATOR.is_valid(data):
+        return True
+    return bool(message.key != data["user_id"].encode() or data["ts"] > message_ts + MAX_SKEW_MS)
+
+
+def test_good_events_pass_through_whole_and_in_order(events: list[dict[str, Any]]) -> None:
+    messages = MalformedInjector(0.2, "t", seed=1).messages(events)
+    good = [m for m in messages if m.malformed is None]
+    assert [orjson.loads(m.value) for m in good] == events
+    assert all(m.key == e["user_id"].encode() for m, e in zip(good, events, strict=True))
+    assert 0.15 * len(events) < len(messages) - len(good) < 0.25 * len(events)
+
+
+def test_counts_match_what_was_sent(events: list[dict[str, Any]]) -> None:
+    injector = MalformedInjector(0.2, "t", seed=1)
+    messages = injector.messages(events)
+    sent: dict[MalformedKind, int] = {}
+    for m in messages:
+        if m.malformed is not None:
+            sent[m.malformed] = sent.get(m.malformed, 0) + 1
+    assert sent == dict(injector.counts)
+    assert set(sent) == set(MalformedKind)  # every kind shows up in a long enough stream
+
+
+def test_no_share_no_malformed(events: list[dict[str, Any]]) -> None:
+    injector = MalformedInjector(0.0, "t", seed=1)
+    assert len(injector.messages(events)) == len(events)
+    assert not injector.counts
+
+
+def test_same_seed_same_messages(events: list[dict[str, Any]]) -> None:
+    first = MalformedInjector(0.05, "t", seed=3).messages(events)
+    assert first == MalformedInjector(0.05, "t", seed=3).messages(events)
+
+
+@pytest.mark.parametrize("kind", list(MalformedKind))
+def test_each_kind_breaks_the_contract_as_the_engine_should_see_it(
+    events: list[dict[str, Any]], kind: MalformedKind
+) -> None:
+    for event in events[:50]:
+        message = MalformedInjector(1.0, "t", seed=1).malformed(kind, event)
+        message_ts = event["ts"]  # the runner's Kafka timestamps are never behind sim time
+        assert _violates_contract(message, message_ts), (kind, message)
+        rejected = validate_event(message.value, key=message.key, message_ts=message_ts)
+        assert getattr(rejected, "reason", None) is EXPECTED_REASON[kind], (kind, rejected)
