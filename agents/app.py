@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import faust
+from faust.types import TableT
 
 from agents.expiry import ExpiryIndex
 from agents.topics import Topics
@@ -23,7 +24,7 @@ class Promo:
     app: faust.App
     settings: Settings
     topics: Topics
-    user_state: faust.Table
+    user_state: TableT[bytes, bytes]
     engine: DecisionEngine
     expiry: ExpiryIndex
 
@@ -80,7 +81,7 @@ def create_app(settings: Settings, snapshot: ModelSnapshot | None = None) -> Pro
     engine = DecisionEngine(config, snapshot or initial_snapshot(settings, config))
     promo = Promo(app, settings, topics, user_state, engine, ExpiryIndex())
 
-    from agents import clickstream, learner, sinks  # noqa: PLC0415  (agents register on promo)
+    from agents import clickstream, learner, sinks
 
     clickstream.register(promo)
     learner.register(promo)

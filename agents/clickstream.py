@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 
-from faust.types import EventT
+from faust.types import EventT, StreamT
 
 from agents.app import Promo
 from agents.state_store import load_state, save_state
@@ -19,9 +18,12 @@ log = logging.getLogger(__name__)
 SWEEP_SECONDS = 5.0
 
 
-def _raw(event: EventT) -> RawMessage:
+def _raw(event: EventT[bytes]) -> RawMessage:
     m = event.message
-    return RawMessage(m.value, m.key, int(m.timestamp * 1000), m.topic, m.partition, m.offset)
+    # A tombstone (no value) becomes empty bytes: rejected as invalid JSON, never dropped.
+    return RawMessage(
+        m.value or b"", m.key, int(m.timestamp * 1000), m.topic, m.partition, m.offset
+    )
 
 
 def send_output(promo: Promo, out: EngineOutput) -> None:
@@ -38,11 +40,17 @@ def send_output(promo: Promo, out: EngineOutput) -> None:
 
 
 def register(promo: Promo) -> None:
-    app, s, table, engine, expiry = promo.app, promo.settings, promo.user_state, promo.engine, promo.expiry
+    app, s, table, engine, expiry = (
+        promo.app,
+        promo.settings,
+        promo.user_state,
+        promo.engine,
+        promo.expiry,
+    )
     abandon_ms = engine.config.abandon_after_ms
 
     @app.agent(promo.topics.clickstream, name="promo.clickstream")
-    async def process_clickstream(stream: AsyncIterator[bytes]) -> None:
+    async def process_clickstream(stream: StreamT[bytes]) -> None:
         async for events in stream.take_events(s.batch_size, within=s.batch_seconds):  # type: ignore[attr-defined]
             result = process_batch(
                 engine,
@@ -64,7 +72,7 @@ def register(promo: Promo) -> None:
     async def on_assigned(*args: object, **kwargs: object) -> None:
         expiry.needs_rebuild = True  # new partitions bring users whose windows we must close
 
-    @app.timer(SWEEP_SECONDS)
+    @app.timer(SWEEP_SECONDS)  # type: ignore[untyped-decorator]
     async def close_expired_windows() -> None:
         owned = _owned_partitions(promo)
         if expiry.needs_rebuild and owned and not app.in_recovery:

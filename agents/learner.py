@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.types import StreamT
 
 from agents.app import Promo
 from schemas.codec import decode
@@ -31,24 +31,31 @@ def register(promo: Promo) -> None:
     own: list[ModelSnapshot] = []  # the learner's copy, created on the first batch
 
     @app.agent(promo.topics.training, name="promo.learner")
-    async def learn(stream: AsyncIterator[bytes]) -> None:
-        async for events in stream.take_events(s.model_publish_every, within=s.model_publish_seconds):  # type: ignore[attr-defined]
+    async def learn(stream: StreamT[bytes]) -> None:
+        every, seconds = s.model_publish_every, s.model_publish_seconds
+        async for events in stream.take_events(every, within=seconds):  # type: ignore[attr-defined]
             if not own or engine.snapshot.version > own[0].version:
                 # Start from (or catch up with) the newest published models.
                 own[:] = [ModelSnapshot.from_bytes(engine.snapshot.to_bytes())]
             snapshot = own[0]
             for event in events:
                 try:
-                    example = decode(TrainingExample, event.message.value)
+                    example = decode(TrainingExample, event.message.value or b"")
                 except (ValueError, TypeError, KeyError) as exc:
-                    log.error("skipping unreadable training example at offset %s: %r", event.message.offset, exc)
+                    log.error(
+                        "skipping unreadable training example at offset %s: %r",
+                        event.message.offset,
+                        exc,
+                    )
                     continue
                 snapshot.learn(example.features, example.offer_code, example.label)
             snapshot.version += 1
             await promo.topics.models.send(key=b"snapshot", value=snapshot.to_bytes())
-            log.info("published models v%d after %d examples", snapshot.version, snapshot.examples_seen)
+            log.info(
+                "published models v%d after %d examples", snapshot.version, snapshot.examples_seen
+            )
 
-    @app.task
+    @app.task  # type: ignore[untyped-decorator]
     async def follow_models() -> None:
         consumer = AIOKafkaConsumer(bootstrap_servers=s.bootstrap_servers, enable_auto_commit=False)
         await consumer.start()

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from clickhouse_driver import Client
-from faust.types import EventT, TopicT
+from faust.types import EventT, StreamT, TopicT
 
 from agents.app import Promo
 from promo.clickhouse import connect, insert
@@ -37,35 +37,64 @@ def register(promo: Promo) -> None:
     s = promo.settings
     skew_ms = s.max_future_skew_seconds * 1000
 
-    def event_rows(events: list[EventT]) -> list[Row]:
-        rows = []
+    def event_rows(events: list[EventT[bytes]]) -> list[Row]:
+        rows: list[Row] = []
         for e in events:
             m = e.message
             checked = validate_event(
-                m.value, key=m.key, message_ts=int(m.timestamp * 1000),
-                max_bytes=s.max_message_bytes, max_future_skew_ms=skew_ms,
+                m.value or b"",
+                key=m.key,
+                message_ts=int(m.timestamp * 1000),
+                max_bytes=s.max_message_bytes,
+                max_future_skew_ms=skew_ms,
             )
             if not isinstance(checked, Rejected):
                 rows.append(sink_rows.event_row(checked, m.partition, m.offset))
         return rows
 
-    def records(kind: type, to_row: Callable[[Any], Row]) -> Callable[[list[EventT]], list[Row]]:
-        def rows(events: list[EventT]) -> list[Row]:
+    def records(
+        kind: type, to_row: Callable[[Any], Row]
+    ) -> Callable[[list[EventT[bytes]]], list[Row]]:
+        def rows(events: list[EventT[bytes]]) -> list[Row]:
             out = []
             for e in events:
                 try:
-                    out.append(to_row(decode(kind, e.message.value)))
+                    out.append(to_row(decode(kind, e.message.value or b"")))
                 except (ValueError, TypeError, KeyError) as exc:  # our own topic: a bug, not input
-                    log.error("unreadable %s at %s:%s: %r", kind.__name__, e.message.tp, e.message.offset, exc)
+                    log.error(
+                        "unreadable %s at %s:%s: %r",
+                        kind.__name__,
+                        e.message.tp,
+                        e.message.offset,
+                        exc,
+                    )
             return out
 
         return rows
 
     t = promo.topics
     _sink(promo, t.clickstream, "events", sink_rows.EVENT_COLUMNS, event_rows)
-    _sink(promo, t.decisions, "decisions", sink_rows.DECISION_COLUMNS, records(Decision, sink_rows.decision_row))
-    _sink(promo, t.outcomes, "outcomes", sink_rows.OUTCOME_COLUMNS, records(Outcome, sink_rows.outcome_row))
-    _sink(promo, t.dead_letters, "dead_letters", sink_rows.DEAD_LETTER_COLUMNS, records(DeadLetter, sink_rows.dead_letter_row))
+    _sink(
+        promo,
+        t.decisions,
+        "decisions",
+        sink_rows.DECISION_COLUMNS,
+        records(Decision, sink_rows.decision_row),
+    )
+    _sink(
+        promo,
+        t.outcomes,
+        "outcomes",
+        sink_rows.OUTCOME_COLUMNS,
+        records(Outcome, sink_rows.outcome_row),
+    )
+    _sink(
+        promo,
+        t.dead_letters,
+        "dead_letters",
+        sink_rows.DEAD_LETTER_COLUMNS,
+        records(DeadLetter, sink_rows.dead_letter_row),
+    )
 
 
 def _sink(
@@ -73,7 +102,7 @@ def _sink(
     topic: TopicT,
     table: str,
     columns: Sequence[str],
-    to_rows: Callable[[list[EventT]], list[Row]],
+    to_rows: Callable[[list[EventT[bytes]]], list[Row]],
 ) -> None:
     s = promo.settings
     client: list[Client] = []  # one connection per sink, made on first use
@@ -84,7 +113,7 @@ def _sink(
         insert(client[0], table, columns, rows)
 
     @promo.app.agent(topic, name=f"promo.sink.{table}")
-    async def sink(stream: AsyncIterator[bytes]) -> None:
+    async def sink(stream: StreamT[bytes]) -> None:
         loop = asyncio.get_running_loop()
         async for events in stream.take_events(s.sink_batch_size, within=s.sink_flush_seconds):  # type: ignore[attr-defined]
             rows = to_rows(events)

@@ -34,7 +34,9 @@ def synthetic_messages(n: int, users: int, seed: int = 1) -> list[RawMessage]:
         kind = rng.choices(["view", "search", "add_to_cart", "purchase"], [70, 15, 12, 3])[0]
         event: dict[str, object] = {"event_id": f"b{i}", "user_id": user, "ts": ts, "type": kind}
         if kind in ("view", "add_to_cart"):
-            event.update(item_id=f"i{rng.randrange(500)}", category=f"c{rng.randrange(8)}", price=25.0)
+            event.update(
+                item_id=f"i{rng.randrange(500)}", category=f"c{rng.randrange(8)}", price=25.0
+            )
             if kind == "add_to_cart":
                 event["quantity"] = 1
         elif kind == "search":
@@ -52,9 +54,16 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     args = parser.parse_args()
     config = EngineConfig(
-        catalogue=DEFAULT_CATALOGUE, policy_version="bench", control_share=0.1, holdout_salt="s",
-        epsilon=0.1, gross_margin=0.3, attribution_window_ms=48 * HOUR, offer_ttl_ms=48 * HOUR,
-        decision_lateness_ms=600_000, abandon_after_ms=1_800_000,
+        catalogue=DEFAULT_CATALOGUE,
+        policy_version="bench",
+        control_share=0.1,
+        holdout_salt="s",
+        epsilon=0.1,
+        gross_margin=0.3,
+        attribution_window_ms=48 * HOUR,
+        offer_ttl_ms=48 * HOUR,
+        decision_lateness_ms=600_000,
+        abandon_after_ms=1_800_000,
         limits=ContactLimits(cooldown_ms=HOUR, max_per_day=1, max_per_week=3),
     )
     actions = (NO_OFFER, *(o.code for o in DEFAULT_CATALOGUE))
@@ -69,14 +78,19 @@ def main() -> None:
     decisions = 0
     start = time.perf_counter()
     for i in range(0, len(messages), args.batch):
-        result = process_batch(engine, messages[i : i + args.batch], load, max_bytes=65_536, max_future_skew_ms=300_000)
+        result = process_batch(
+            engine, messages[i : i + args.batch], load, max_bytes=65_536, max_future_skew_ms=300_000
+        )
         for user_id, state in result.states.items():
             table[user_id] = state.to_bytes()
         decisions += len(result.output.decisions)
     seconds = time.perf_counter() - start
     sizes = sorted(len(v) for v in table.values())
     print(f"pure engine: {args.events} events, {args.users} users, batches of {args.batch}")
-    print(f"  {args.events / seconds:,.0f} events/s ({seconds * 1e6 / args.events:.0f} us/event), {decisions} decisions")
+    print(
+        f"  {args.events / seconds:,.0f} events/s ({seconds * 1e6 / args.events:.0f} us/event),"
+        f" {decisions} decisions"
+    )
     print(f"  state size: median {sizes[len(sizes) // 2]} B, max {sizes[-1]} B")
 
 

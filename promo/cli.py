@@ -23,7 +23,9 @@ EPILOG = "Settings: PROMO_* environment variables; `promo settings` lists them w
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         settings = load_settings()
         command: Callable[[Settings, argparse.Namespace], int] = args.command
@@ -41,12 +43,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="promo",
-        description="Real-time promotion engine: clickstream -> features -> models -> offers -> ClickHouse.",
+        description="Real-time promotion engine: "
+        "clickstream -> features -> models -> offers -> ClickHouse.",
         epilog=EPILOG,
     )
     sub = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
-    def command(name: str, fn: Callable[[Settings, argparse.Namespace], int], text: str) -> argparse.ArgumentParser:
+    def command(
+        name: str, fn: Callable[[Settings, argparse.Namespace], int], text: str
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text, description=text, epilog=EPILOG)
         p.set_defaults(command=fn)
         return p
@@ -58,8 +63,14 @@ def _parser() -> argparse.ArgumentParser:
         "per-user features, decides and sends offers, learns, and sinks everything to ClickHouse. "
         "Start several (with different PROMO_WORKER_PORT) to share the partitions.",
     )
-    command("migrate", _migrate, "Create the ClickHouse database, tables and views (versioned, idempotent).")
-    command("topics", _topics, "Create the Kafka topics that are missing (the worker does this too).")
+    command(
+        "migrate",
+        _migrate,
+        "Create the ClickHouse database, tables and views (versioned, idempotent).",
+    )
+    command(
+        "topics", _topics, "Create the Kafka topics that are missing (the worker does this too)."
+    )
     sim = command(
         "simulate",
         _simulate,
@@ -68,24 +79,51 @@ def _parser() -> argparse.ArgumentParser:
         "ClickHouse (sim_truth) and injects a few malformed messages.",
     )
     sim.add_argument("--users", type=int, default=3000, help="simulated users (default 3000)")
-    sim.add_argument("--days", type=float, default=3.0, help="simulated days of traffic (default 3)")
+    sim.add_argument(
+        "--days", type=float, default=3.0, help="simulated days of traffic (default 3)"
+    )
     sim.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    sim.add_argument("--rate", type=float, default=1500.0, help="max events per second sent (default 1500)")
-    sim.add_argument("--malformed-share", type=float, default=0.005, help="extra malformed messages (default 0.005)")
-    sim.add_argument("--tail-seconds", type=float, default=15.0, help="keep reading offers this long at the end")
-    sim.add_argument("--no-truth", action="store_true", help="do not write ground truth to ClickHouse")
+    sim.add_argument(
+        "--rate", type=float, default=1500.0, help="max events per second sent (default 1500)"
+    )
+    sim.add_argument(
+        "--malformed-share",
+        type=float,
+        default=0.005,
+        help="extra malformed messages (default 0.005)",
+    )
+    sim.add_argument(
+        "--tail-seconds", type=float, default=15.0, help="keep reading offers this long at the end"
+    )
+    sim.add_argument(
+        "--no-truth", action="store_true", help="do not write ground truth to ClickHouse"
+    )
     wait = command(
         "wait-drained",
         _wait_drained,
         "Wait until the workers have caught up: ClickHouse row counts stop changing.",
     )
-    wait.add_argument("--timeout", type=float, default=180.0, help="give up after this many seconds")
-    wait.add_argument("--quiet-seconds", type=float, default=10.0, help="how long counts must stay still")
-    report = command("report", _report, "Print the evaluation: treatment vs control, per offer, segment, policy version.")
-    report.add_argument("--margin", type=float, default=None, help="gross margin (default PROMO_GROSS_MARGIN)")
-    offers = command("offers", _offers, "Print offers from the offers topic, one JSON object per line.")
+    wait.add_argument(
+        "--timeout", type=float, default=180.0, help="give up after this many seconds"
+    )
+    wait.add_argument(
+        "--quiet-seconds", type=float, default=10.0, help="how long counts must stay still"
+    )
+    report = command(
+        "report",
+        _report,
+        "Print the evaluation: treatment vs control, per offer, segment, policy version.",
+    )
+    report.add_argument(
+        "--margin", type=float, default=None, help="gross margin (default PROMO_GROSS_MARGIN)"
+    )
+    offers = command(
+        "offers", _offers, "Print offers from the offers topic, one JSON object per line."
+    )
     offers.add_argument("--limit", type=int, default=5)
-    dead = command("dead-letters", _dead_letters, "Print rejected clickstream messages with their reasons.")
+    dead = command(
+        "dead-letters", _dead_letters, "Print rejected clickstream messages with their reasons."
+    )
     dead.add_argument("--limit", type=int, default=10)
     command("settings", _settings, "Print the effective settings (secrets masked).")
     return parser
@@ -101,7 +139,12 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     created = ensure_topics(settings, promo.topics.partitions())
     if created:
         logging.getLogger("promo").info("created topics %s", ", ".join(created))
-    sys.argv = ["promo", "worker", f"--loglevel={settings.worker_log_level}", f"--web-port={settings.worker_port}"]
+    sys.argv = [
+        "promo",
+        "worker",
+        f"--loglevel={settings.worker_log_level}",
+        f"--web-port={settings.worker_port}",
+    ]
     promo.app.main()  # returns only through SystemExit when the worker stops
     return 0
 
@@ -159,7 +202,10 @@ def _wait_drained(settings: Settings, args: argparse.Namespace) -> int:
         if counts != last:
             last, still_since = counts, time.monotonic()
         elif counts[0] > 0 and time.monotonic() - still_since >= args.quiet_seconds:
-            print(f"drained: events={counts[0]} decisions={counts[1]} outcomes={counts[2]} dead_letters={counts[3]}")
+            print(
+                f"drained: events={counts[0]} decisions={counts[1]} "
+                f"outcomes={counts[2]} dead_letters={counts[3]}"
+            )
             return 0
         time.sleep(1.0)
     print(f"promo: still changing after {args.timeout:.0f} s: {last}", file=sys.stderr)
@@ -188,9 +234,14 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
 
     for _, _, _, value in read_messages(settings, settings.topic_dead_letters, limit=args.limit):
         letter = orjson.loads(value)
-        raw = letter["raw_text"] if letter["raw_text"] is not None else f"(base64) {letter['raw_b64']}"
+        raw = (
+            letter["raw_text"]
+            if letter["raw_text"] is not None
+            else f"(base64) {letter['raw_b64']}"
+        )
         print(
-            f"{letter['reason']:<18} {letter['source_topic']}[{letter['partition']}]@{letter['offset']}: "
+            f"{letter['reason']:<18} "
+            f"{letter['source_topic']}[{letter['partition']}]@{letter['offset']}: "
             f"{letter['detail']}\n{'':<19}{raw[:160]}"
         )
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import suppress
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
@@ -27,9 +28,13 @@ class BrokerUnavailable(PromoError):
 def ensure_topics(settings: Settings, partitions: dict[str, int]) -> list[str]:
     """Create the missing topics; returns the names created."""
     try:
-        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="promo-admin")
+        admin = KafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_servers, client_id="promo-admin"
+        )
     except KafkaError as exc:
-        raise BrokerUnavailable(f"no Kafka broker at {settings.broker_url} (PROMO_BROKER_URL)") from exc
+        raise BrokerUnavailable(
+            f"no Kafka broker at {settings.broker_url} (PROMO_BROKER_URL)"
+        ) from exc
     try:
         existing = set(admin.list_topics())
         missing = [
@@ -38,10 +43,8 @@ def ensure_topics(settings: Settings, partitions: dict[str, int]) -> list[str]:
             if name not in existing
         ]
         for topic in missing:
-            try:
+            with suppress(TopicAlreadyExistsError):  # another worker created it meanwhile
                 admin.create_topics([topic])
-            except TopicAlreadyExistsError:
-                pass  # another worker created it meanwhile
         return [t.name for t in missing]
     finally:
         admin.close()
@@ -58,7 +61,9 @@ def read_messages(
             consumer_timeout_ms=idle_ms,
         )
     except KafkaError as exc:
-        raise BrokerUnavailable(f"no Kafka broker at {settings.broker_url} (PROMO_BROKER_URL)") from exc
+        raise BrokerUnavailable(
+            f"no Kafka broker at {settings.broker_url} (PROMO_BROKER_URL)"
+        ) from exc
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
@@ -66,10 +71,8 @@ def read_messages(
             return
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
-        count = 0
-        for message in consumer:
+        for count, message in enumerate(consumer, start=1):
             yield message.partition, message.offset, message.key, message.value
-            count += 1
             if limit is not None and count >= limit:
                 return
     finally:
@@ -90,5 +93,7 @@ def latest_snapshot(settings: Settings, layout: tuple[str, ...]) -> ModelSnapsho
             if newest is None or snapshot.version > newest.version:
                 newest = snapshot
     except KafkaError as exc:
-        log.warning("could not read %s (%r); starting with untrained models", settings.topic_models, exc)
+        log.warning(
+            "could not read %s (%r); starting with untrained models", settings.topic_models, exc
+        )
     return newest

@@ -1,7 +1,8 @@
 """The evaluation report: what the promotions did, read from the ClickHouse views.
 
 Figures compare treatment with control per user (intention to treat: the headline) and per
-decision (needed to break results down by offer, segment and policy version); the maths and the definitions of
+decision (needed to break results down by offer, segment and policy version); the maths and
+the definitions of
 revenue, discount, net margin and ROI are in ``streams.evaluation``. ``build_report`` only
 queries and formats; the CLI prints its result.
 """
@@ -42,7 +43,10 @@ def build_report(client: Client, *, gross_margin: float) -> str:
     if not arms:
         sections.append("no decisions yet")
     else:
-        users = {r["arm"]: _as_units(r) for r in _query(client, "SELECT * FROM v_users_treatment_vs_control")}
+        users = {
+            r["arm"]: _as_units(r)
+            for r in _query(client, "SELECT * FROM v_users_treatment_vs_control")
+        }
         sections += [
             _arms_section(users, gross_margin, unit="user"),
             _effect_section(users, gross_margin, unit="user"),

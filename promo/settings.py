@@ -28,7 +28,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PROMO_", frozen=True, extra="ignore")
 
     # --- servers -------------------------------------------------------------------------------
-    broker_url: str = Field("kafka://localhost:9092", description="Kafka bootstrap, kafka://host:port[;host:port]")
+    broker_url: str = Field(
+        "kafka://localhost:9092", description="Kafka bootstrap, kafka://host:port[;host:port]"
+    )
     clickhouse_url: str = Field(
         "clickhouse://default@localhost:9000/promo",
         description="ClickHouse native protocol: clickhouse://user@host:port/database",
@@ -61,7 +63,9 @@ class Settings(BaseSettings):
     batch_seconds: float = Field(0.2, gt=0, le=60, description="Longest wait to fill a batch, s")
     sink_batch_size: int = Field(10_000, ge=1, le=1_000_000, description="Rows per insert")
     sink_flush_seconds: float = Field(1.0, gt=0, le=300, description="Longest wait to insert, s")
-    max_message_bytes: int = Field(65_536, ge=1024, description="Larger clickstream messages are rejected")
+    max_message_bytes: int = Field(
+        65_536, ge=1024, description="Larger clickstream messages are rejected"
+    )
 
     # --- features --------------------------------------------------------------------------------
     max_future_skew_seconds: int = Field(
@@ -70,18 +74,28 @@ class Settings(BaseSettings):
     decision_lateness_minutes: int = Field(
         10, ge=0, description="Events older than the user's latest by more do not trigger offers"
     )
-    cart_abandon_minutes: int = Field(30, ge=1, description="Idle time after which a cart is abandoned")
+    cart_abandon_minutes: int = Field(
+        30, ge=1, description="Idle time after which a cart is abandoned"
+    )
 
     # --- policy ----------------------------------------------------------------------------------
     policy_version: str = Field("greedy-profit-v1", min_length=1)
     offer_catalogue: Path | None = Field(None, description="JSON offer catalogue; default built in")
     control_share: float = Field(0.1, ge=0.0, lt=1.0, description="Share of users held out")
-    holdout_salt: str = Field("promo-holdout-1", min_length=1, description="Changing it reshuffles control")
+    holdout_salt: str = Field(
+        "promo-holdout-1", min_length=1, description="Changing it reshuffles control"
+    )
     epsilon: float = Field(0.1, ge=0.0, le=1.0, description="Share of treated decisions explored")
-    gross_margin: float = Field(0.3, gt=0.0, le=1.0, description="Margin on revenue before discounts")
-    attribution_window_hours: float = Field(48.0, gt=0, description="Purchases this long after a decision count")
+    gross_margin: float = Field(
+        0.3, gt=0.0, le=1.0, description="Margin on revenue before discounts"
+    )
+    attribution_window_hours: float = Field(
+        48.0, gt=0, description="Purchases this long after a decision count"
+    )
     offer_ttl_hours: float = Field(48.0, gt=0, description="Offer expiry after the decision")
-    decision_cooldown_minutes: float = Field(60.0, ge=0, description="No new decision for a user within")
+    decision_cooldown_minutes: float = Field(
+        60.0, ge=0, description="No new decision for a user within"
+    )
     max_offers_per_day: int = Field(1, ge=0, description="Contact cap per user per 24 h")
     max_offers_per_week: int = Field(3, ge=0, description="Contact cap per user per 7 days")
 

@@ -127,10 +127,14 @@ def attribute_event(
                 continue
             if shown and not d.shown:
                 d.shown = True
-                outcomes.append(_outcome(d, OutcomeType.SHOWN, event.user_id, event.ts, event.event_id))
+                outcomes.append(
+                    _outcome(d, OutcomeType.SHOWN, event.user_id, event.ts, event.event_id)
+                )
             elif not shown and not d.clicked:
                 d.clicked = True
-                outcomes.append(_outcome(d, OutcomeType.CLICKED, event.user_id, event.ts, event.event_id))
+                outcomes.append(
+                    _outcome(d, OutcomeType.CLICKED, event.user_id, event.ts, event.event_id)
+                )
 
 
 def _attribute_purchase(
@@ -149,11 +153,21 @@ def _attribute_purchase(
         spec = offers.get(d.action)
         discount = coupon_discount(spec, total, items_total) if redeemed and spec else 0.0
         outcomes.append(
-            _outcome(d, OutcomeType.PURCHASE, event.user_id, event.ts, event.event_id, total, discount)
+            _outcome(
+                d, OutcomeType.PURCHASE, event.user_id, event.ts, event.event_id, total, discount
+            )
         )
         if redeemed:
             outcomes.append(
-                _outcome(d, OutcomeType.REDEEMED, event.user_id, event.ts, event.event_id, total, discount)
+                _outcome(
+                    d,
+                    OutcomeType.REDEEMED,
+                    event.user_id,
+                    event.ts,
+                    event.event_id,
+                    total,
+                    discount,
+                )
             )
         if not d.converted:
             d.converted = True

@@ -104,7 +104,9 @@ class DecisionEngine:
     def close_expired(self, state: UserState, user_id: str, now: int, out: EngineOutput) -> bool:
         """Close windows ended by ``now`` for a user with no new events; True if any closed."""
         before = len(state.open_decisions)
-        state.open_decisions = close_expired(state.open_decisions, now, user_id, out.outcomes, out.training)
+        state.open_decisions = close_expired(
+            state.open_decisions, now, user_id, out.outcomes, out.training
+        )
         return len(state.open_decisions) != before
 
     def _decide(self, state: UserState, event: ClickEvent, trigger: str, out: EngineOutput) -> None:
@@ -129,7 +131,9 @@ class DecisionEngine:
         if action != NO_OFFER:
             why = _describe_trigger(event, trigger, state.features.cart_value)
             explored = choice.action != choice.greedy_action
-            offer = self._offer(decision_id, event, why, action, segment, probs, choice.scores, explored)
+            offer = self._offer(
+                decision_id, event, why, action, segment, probs, choice.scores, explored
+            )
             out.offers.append(offer)
         if choice.action != NO_OFFER:
             state.record_contact(event.ts)  # control too: both groups live under the same caps
@@ -186,7 +190,8 @@ class DecisionEngine:
         gain = scores[action] - scores[NO_OFFER]
         reason = (
             f"{why}; model v{self.snapshot.version} expects purchase chance "
-            f"{probs[NO_OFFER]:.0%} without an offer and {probs[action]:.0%} with {spec.title.lower()}, "
+            f"{probs[NO_OFFER]:.0%} without an offer and "
+            f"{probs[action]:.0%} with {spec.title.lower()}, "
             f"expected profit {gain:+.2f} per decision"
         )
         if explored:

@@ -55,7 +55,12 @@ _TYPE_SLOT = {name: i for i, name in enumerate(TYPES)}
 #: (series name, bucket width, buckets retained). Retention covers the longest window served.
 _SERIES = (("10m", 10 * MINUTE, 6), ("1h", HOUR, 24), ("1d", DAY, 30))
 #: Window name -> (series index, window length).
-WINDOWS: dict[str, tuple[int, int]] = {"1h": (0, HOUR), "24h": (1, DAY), "7d": (2, 7 * DAY), "30d": (2, 30 * DAY)}
+WINDOWS: dict[str, tuple[int, int]] = {
+    "1h": (0, HOUR),
+    "24h": (1, DAY),
+    "7d": (2, 7 * DAY),
+    "30d": (2, 30 * DAY),
+}
 
 AFFINITY_HALF_LIFE = 7 * DAY
 AFFINITY_KEEP = 8
@@ -110,10 +115,10 @@ class SlidingWindowFeatures:
                 line[1] += quantity
         elif event_type == "remove_from_cart":
             self.last_cart_activity = max(self.last_cart_activity, ts)
-            line = self.cart.get(item_id or "")
-            if line is not None:
-                line[1] -= quantity
-                if line[1] <= 0:
+            removed = self.cart.get(item_id or "")
+            if removed is not None:
+                removed[1] -= quantity
+                if removed[1] <= 0:
                     del self.cart[item_id or ""]
         elif event_type == "purchase":
             self.last_purchase = max(self.last_purchase, ts)
@@ -196,7 +201,9 @@ class SlidingWindowFeatures:
             entry[0] = _decay(entry[0], entry[1], ts) + 1.0 if ts >= entry[1] else entry[0] + 1.0
             entry[1] = max(entry[1], float(ts))
         if len(self.affinity) > AFFINITY_KEEP:
-            weakest = min(self.affinity, key=lambda c: _decay(*self.affinity[c], ts))
+            weakest = min(
+                self.affinity, key=lambda c: _decay(self.affinity[c][0], self.affinity[c][1], ts)
+            )
             del self.affinity[weakest]
 
     # --- compact form ----------------------------------------------------------------------------
@@ -227,14 +234,12 @@ class SlidingWindowFeatures:
             features.cart,
             features.affinity,
         ) = data
-        features.buckets = [
-            {int(row[0]): _untrim(row[1:]) for row in rows} for rows in series
-        ]
+        features.buckets = [{int(row[0]): _untrim(row[1:]) for row in rows} for rows in series]
         return features
 
 
 def _decay(weight: float, at: float, now: float) -> float:
-    return weight * 0.5 ** (max(now - at, 0.0) / AFFINITY_HALF_LIFE)
+    return float(weight * 0.5 ** (max(now - at, 0.0) / AFFINITY_HALF_LIFE))
 
 
 def _trim(counters: list[float]) -> list[float]:

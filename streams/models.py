@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import pickle
 from dataclasses import dataclass
+
 from river import cluster, linear_model, optim, preprocessing
 
 from streams.errors import ModelError
@@ -112,7 +113,10 @@ class Segmenter:
 
 
 def _segment_inputs(vector: tuple[float, ...]) -> dict[str, float]:
-    return {name: math.log1p(max(vector[i], 0.0)) for name, i in zip(_SEGMENT_FEATURES, _SEGMENT_INDEX, strict=True)}
+    return {
+        name: math.log1p(max(vector[i], 0.0))
+        for name, i in zip(_SEGMENT_FEATURES, _SEGMENT_INDEX, strict=True)
+    }
 
 
 @dataclass
@@ -134,7 +138,12 @@ class ModelSnapshot:
         learning_rate: float = 0.02,
     ) -> ModelSnapshot:
         """Version 0: untrained models (every action scores 0.5 until labels arrive)."""
-        return cls(0, FEATURE_NAMES + actions, ResponseModel(actions, learning_rate), Segmenter(n_segments, seed))
+        return cls(
+            0,
+            FEATURE_NAMES + actions,
+            ResponseModel(actions, learning_rate),
+            Segmenter(n_segments, seed),
+        )
 
     @property
     def actions(self) -> tuple[str, ...]:
@@ -152,13 +161,17 @@ class ModelSnapshot:
         return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
-    def from_bytes(cls, data: bytes, expected_layout: tuple[str, ...] | None = None) -> ModelSnapshot:
+    def from_bytes(
+        cls, data: bytes, expected_layout: tuple[str, ...] | None = None
+    ) -> ModelSnapshot:
         try:
             snapshot = pickle.loads(data)
         except Exception as exc:  # any unpickling failure means the same: unusable snapshot
             raise ModelError(f"cannot read model snapshot ({len(data)} bytes): {exc!r}") from exc
         if not isinstance(snapshot, cls):
-            raise ModelError(f"model snapshot holds a {type(snapshot).__name__}, not a ModelSnapshot")
+            raise ModelError(
+                f"model snapshot holds a {type(snapshot).__name__}, not a ModelSnapshot"
+            )
         if expected_layout is not None and snapshot.layout != expected_layout:
             raise ModelError(
                 f"model snapshot v{snapshot.version} has another feature/action layout; "

@@ -112,9 +112,7 @@ def choose_action(
     }
     greedy = max(actions, key=lambda a: scores[a])  # max keeps the first of equals
     k = len(actions)
-    if draw < epsilon:
-        action = actions[min(int(draw / epsilon * k), k - 1)]
-    else:
-        action = greedy
+    # Below epsilon, the same draw (rescaled) picks the action to explore.
+    action = actions[min(int(draw / epsilon * k), k - 1)] if draw < epsilon else greedy
     propensity = epsilon / k + (1.0 - epsilon if action == greedy else 0.0)
     return Choice(action, propensity, greedy, scores)

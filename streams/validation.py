@@ -83,7 +83,9 @@ def validate_event(
     except orjson.JSONDecodeError as exc:
         return Rejected(RejectReason.INVALID_JSON, f"not JSON: {exc}")
     if not isinstance(data, dict):
-        return Rejected(RejectReason.NOT_AN_OBJECT, f"expected a JSON object, got {type(data).__name__}")
+        return Rejected(
+            RejectReason.NOT_AN_OBJECT, f"expected a JSON object, got {type(data).__name__}"
+        )
     try:
         event = _build_event(data)
     except _Invalid as invalid:
@@ -107,10 +109,14 @@ def _build_event(data: dict[str, Any]) -> ClickEvent:
         raise _Invalid(RejectReason.MISSING_FIELD, "missing field 'type'")
     event_type = _TYPES.get(type_name) if isinstance(type_name, str) else None
     if event_type is None:
-        raise _Invalid(RejectReason.UNKNOWN_EVENT_TYPE, f"unknown event type {str(type_name)[:64]!r}")
+        raise _Invalid(
+            RejectReason.UNKNOWN_EVENT_TYPE, f"unknown event type {str(type_name)[:64]!r}"
+        )
     for name in REQUIRED_BY_TYPE[event_type]:
         if data.get(name) is None:
-            raise _Invalid(RejectReason.MISSING_FIELD, f"{event_type.value} event needs field {name!r}")
+            raise _Invalid(
+                RejectReason.MISSING_FIELD, f"{event_type.value} event needs field {name!r}"
+            )
     ts = _integer(data, "ts", MIN_TS, MAX_TS, required=True)
     assert ts is not None
     items = data.get("items")
@@ -147,7 +153,9 @@ def _text(
             raise _Invalid(RejectReason.MISSING_FIELD, f"missing field {name!r}")
         return None
     if not isinstance(value, str):
-        raise _Invalid(RejectReason.WRONG_TYPE, f"{name!r} must be a string, got {type(value).__name__}")
+        raise _Invalid(
+            RejectReason.WRONG_TYPE, f"{name!r} must be a string, got {type(value).__name__}"
+        )
     if not min_length <= len(value) <= max_length:
         raise _Invalid(
             RejectReason.INVALID_VALUE, f"{name!r} must have {min_length}..{max_length} characters"
@@ -160,9 +168,13 @@ def _number(data: dict[str, Any], name: str, maximum: float) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Invalid(RejectReason.WRONG_TYPE, f"{name!r} must be a number, got {type(value).__name__}")
+        raise _Invalid(
+            RejectReason.WRONG_TYPE, f"{name!r} must be a number, got {type(value).__name__}"
+        )
     if not 0 <= value <= maximum:
-        raise _Invalid(RejectReason.INVALID_VALUE, f"{name!r} must be within 0..{maximum:g}, got {value}")
+        raise _Invalid(
+            RejectReason.INVALID_VALUE, f"{name!r} must be within 0..{maximum:g}, got {value}"
+        )
     return float(value)
 
 

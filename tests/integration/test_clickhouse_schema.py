@@ -293,10 +293,18 @@ def test_per_user_view_counts_purchases_from_the_first_decision_on(migrated: Cli
     decision = _decision("de-" + "3" * 24, "u3", control=False, offer="pct10", segment=0)
     insert(migrated, "decisions", DECISION_COLUMNS, [decision_row(decision)])
     purchases = [
-        ClickEvent("e-before", "u3", TS - 60_000, EventType.PURCHASE, order_id="a", order_total=7.0),
-        ClickEvent("e-after", "u3", TS + 60_000, EventType.PURCHASE, order_id="b", order_total=30.0),
-        ClickEvent("e-later", "u3", TS + 3_600_000, EventType.PURCHASE, order_id="c", order_total=12.0),
+        ClickEvent(
+            "e-before", "u3", TS - 60_000, EventType.PURCHASE, order_id="a", order_total=7.0
+        ),
+        ClickEvent(
+            "e-after", "u3", TS + 60_000, EventType.PURCHASE, order_id="b", order_total=30.0
+        ),
+        ClickEvent(
+            "e-later", "u3", TS + 3_600_000, EventType.PURCHASE, order_id="c", order_total=12.0
+        ),
     ]
     insert(migrated, "events", EVENT_COLUMNS, [event_row(e, 0, i) for i, e in enumerate(purchases)])
-    rows = migrated.execute("SELECT purchases, revenue, converted FROM v_user_outcomes WHERE user_id = 'u3'")
+    rows = migrated.execute(
+        "SELECT purchases, revenue, converted FROM v_user_outcomes WHERE user_id = 'u3'"
+    )
     assert rows == [(2, 42.0, 1)]

@@ -26,10 +26,20 @@ def view(n: int, ts: int, user: str = "u1") -> ClickEvent:
 
 
 def purchase(n: int, ts: int, coupon: str | None = None, user: str = "u1") -> ClickEvent:
-    return ClickEvent(f"e{n}", user, ts, EventType.PURCHASE, order_id=f"o{n}", order_total=36.0, coupon_code=coupon)
+    return ClickEvent(
+        f"e{n}",
+        user,
+        ts,
+        EventType.PURCHASE,
+        order_id=f"o{n}",
+        order_total=36.0,
+        coupon_code=coupon,
+    )
 
 
-def run(engine: DecisionEngine, events: list[ClickEvent], state: UserState | None = None) -> tuple[UserState, EngineOutput]:
+def run(
+    engine: DecisionEngine, events: list[ClickEvent], state: UserState | None = None
+) -> tuple[UserState, EngineOutput]:
     state = state or engine.new_state()
     out = EngineOutput()
     for event in events:
@@ -78,7 +88,9 @@ def test_purchase_with_coupon_is_attributed_and_labelled() -> None:
     state, out = run(engine, [view(1, T0)])
     offer = out.offers[0]
     shown = ClickEvent("e2", "u1", T0 + 60_000, EventType.OFFER_SHOWN, offer_id=offer.offer_id)
-    state, out = run(engine, [shown, shown, purchase(3, T0 + HOUR, coupon=offer.coupon_code)], state)
+    state, out = run(
+        engine, [shown, shown, purchase(3, T0 + HOUR, coupon=offer.coupon_code)], state
+    )
     kinds = [o.type for o in out.outcomes]
     assert kinds == [OutcomeType.SHOWN, OutcomeType.PURCHASE, OutcomeType.REDEEMED]
     for outcome in out.outcomes:

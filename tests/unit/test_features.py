@@ -82,7 +82,9 @@ def oracle_count(events: list[tuple[str, int]], event_type: str, window: str) ->
     watermark = max(ts for _, ts in events)
     width = _WIDTH[window]
     first = (watermark - _LENGTH[window]) // width + 1
-    return sum(1 for t, ts in events if t == event_type and first <= ts // width <= watermark // width)
+    return sum(
+        1 for t, ts in events if t == event_type and first <= ts // width <= watermark // width
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -92,7 +94,9 @@ def oracle_count(events: list[tuple[str, int]], event_type: str, window: str) ->
     ).map(lambda evs: sorted(evs, key=lambda e: e[1])),
     st.integers(0, 3 * HOUR),
 )
-def test_incremental_windows_match_recomputation(events: list[tuple[str, int]], jitter: int) -> None:
+def test_incremental_windows_match_recomputation(
+    events: list[tuple[str, int]], jitter: int
+) -> None:
     # Events arrive in order up to a small lateness (jitter): each is shifted back at most that.
     f = SlidingWindowFeatures()
     seen: list[tuple[str, int]] = []
@@ -111,7 +115,9 @@ def test_incremental_windows_match_recomputation(events: list[tuple[str, int]], 
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(TYPES), st.integers(0, 10 * DAY)), min_size=1, max_size=40))
+@given(
+    st.lists(st.tuples(st.sampled_from(TYPES), st.integers(0, 10 * DAY)), min_size=1, max_size=40)
+)
 def test_compact_form_round_trips(events: list[tuple[str, int]]) -> None:
     f = SlidingWindowFeatures()
     for event_type, ts in events:

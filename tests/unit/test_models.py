@@ -30,7 +30,9 @@ def test_learns_that_the_offer_helps_only_some_users() -> None:
     r = snapshot.response
 
     def uplift(cart: float) -> float:
-        return r.purchase_probability(user(cart), "pct10") - r.purchase_probability(user(cart), "none")
+        return r.purchase_probability(user(cart), "pct10") - r.purchase_probability(
+            user(cart), "none"
+        )
 
     # Online SGD after a few thousand labels: the sign and the contrast, not the exact 0.5.
     assert uplift(120.0) > 0.2
@@ -42,7 +44,9 @@ def test_snapshot_round_trip_and_layout_guard() -> None:
     snapshot.learn(user(10.0), "pct10", 1)
     copy = ModelSnapshot.from_bytes(snapshot.to_bytes(), expected_layout=snapshot.layout)
     x = user(10.0)
-    assert copy.response.purchase_probability(x, "pct10") == snapshot.response.purchase_probability(x, "pct10")
+    assert copy.response.purchase_probability(x, "pct10") == snapshot.response.purchase_probability(
+        x, "pct10"
+    )
     assert copy.segmenter.segment(x) == snapshot.segmenter.segment(x)
     with pytest.raises(ModelError, match="layout"):
         ModelSnapshot.from_bytes(snapshot.to_bytes(), expected_layout=(*snapshot.layout, "pct20"))
@@ -58,4 +62,6 @@ def test_same_seed_same_segments() -> None:
         x = user(rng.uniform(0, 200))
         a.learn(x, "none", 0)
         b.learn(x, "none", 0)
-    assert [a.segmenter.segment(user(c)) for c in (0, 50, 200)] == [b.segmenter.segment(user(c)) for c in (0, 50, 200)]
+    assert [a.segmenter.segment(user(c)) for c in (0, 50, 200)] == [
+        b.segmenter.segment(user(c)) for c in (0, 50, 200)
+    ]

@@ -25,7 +25,15 @@ def check(event: object, key: bytes | None = b"u1", message_ts: int = TS) -> Cli
     return validate_event(raw, key=key, message_ts=message_ts)
 
 
-VIEW = {"event_id": "e1", "user_id": "u1", "ts": TS, "type": "view", "item_id": "i1", "category": "c", "price": 9.5}
+VIEW = {
+    "event_id": "e1",
+    "user_id": "u1",
+    "ts": TS,
+    "type": "view",
+    "item_id": "i1",
+    "category": "c",
+    "price": 9.5,
+}
 
 
 @pytest.mark.parametrize(
@@ -47,8 +55,15 @@ VIEW = {"event_id": "e1", "user_id": "u1", "ts": TS, "type": "view", "item_id": 
         ({**VIEW, "user_id": ""}, RejectReason.INVALID_VALUE),
         ({**VIEW, "ts": TS + 3_600_000}, RejectReason.TS_IN_FUTURE),
         (
-            {"event_id": "e", "user_id": "u1", "ts": TS, "type": "purchase", "order_id": "o",
-             "order_total": 5, "items": [{"item_id": "i", "price": "x"}]},
+            {
+                "event_id": "e",
+                "user_id": "u1",
+                "ts": TS,
+                "type": "purchase",
+                "order_id": "o",
+                "order_total": 5,
+                "items": [{"item_id": "i", "price": "x"}],
+            },
             RejectReason.WRONG_TYPE,
         ),
     ],
@@ -68,9 +83,18 @@ def test_key_must_be_the_user_id() -> None:
 
 def test_purchase_with_items_and_coupon() -> None:
     event = check(
-        {"event_id": "e", "user_id": "u1", "ts": TS, "type": "purchase", "order_id": "o1",
-         "order_total": 90, "coupon_code": "P10-X", "offer_id": "of-1",
-         "items": [{"item_id": "a", "price": 50, "quantity": 2, "category": "shoes"}], "extra": 1}
+        {
+            "event_id": "e",
+            "user_id": "u1",
+            "ts": TS,
+            "type": "purchase",
+            "order_id": "o1",
+            "order_total": 90,
+            "coupon_code": "P10-X",
+            "offer_id": "of-1",
+            "items": [{"item_id": "a", "price": 50, "quantity": 2, "category": "shoes"}],
+            "extra": 1,
+        }
     )
     assert isinstance(event, ClickEvent)
     assert event.type is EventType.PURCHASE and event.order_total == 90.0
@@ -87,23 +111,56 @@ def test_round_trip_through_the_wire_form() -> None:
 # --- agreement with the JSON Schema ---------------------------------------------------------
 
 _values = st.one_of(
-    st.none(), st.booleans(), st.integers(-5, 5), st.just(TS), st.floats(-10, 1e3, allow_nan=False),
-    st.text(max_size=3), st.sampled_from([t.value for t in EventType] + ["hover"]),
-    st.lists(st.fixed_dictionaries({"item_id": st.text(min_size=1, max_size=2), "price": st.integers(0, 9)}), max_size=2),
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 5),
+    st.just(TS),
+    st.floats(-10, 1e3, allow_nan=False),
+    st.text(max_size=3),
+    st.sampled_from([t.value for t in EventType] + ["hover"]),
+    st.lists(
+        st.fixed_dictionaries(
+            {"item_id": st.text(min_size=1, max_size=2), "price": st.integers(0, 9)}
+        ),
+        max_size=2,
+    ),
 )
 _fields = st.sampled_from(
-    ["event_id", "user_id", "ts", "type", "item_id", "category", "price", "quantity", "query",
-     "order_id", "order_total", "offer_id", "coupon_code", "items", "session_id"]
+    [
+        "event_id",
+        "user_id",
+        "ts",
+        "type",
+        "item_id",
+        "category",
+        "price",
+        "quantity",
+        "query",
+        "order_id",
+        "order_total",
+        "offer_id",
+        "coupon_code",
+        "items",
+        "session_id",
+    ]
 )
 
 
 @st.composite
 def candidate_events(draw: st.DrawFn) -> dict[str, object]:
     base: dict[str, object] = {
-        "event_id": "e", "user_id": "u1", "ts": TS,
+        "event_id": "e",
+        "user_id": "u1",
+        "ts": TS,
         "type": draw(st.sampled_from([t.value for t in EventType])),
-        "item_id": "i", "category": "c", "price": 1.0, "quantity": 1, "query": "q",
-        "order_id": "o", "order_total": 1.0, "offer_id": "of",
+        "item_id": "i",
+        "category": "c",
+        "price": 1.0,
+        "quantity": 1,
+        "query": "q",
+        "order_id": "o",
+        "order_total": 1.0,
+        "offer_id": "of",
     }
     for name in draw(st.lists(_fields, max_size=3)):
         if draw(st.booleans()):
