@@ -26,7 +26,11 @@ class BrokerUnavailable(PromoError):
 
 
 def ensure_topics(settings: Settings, partitions: dict[str, int]) -> list[str]:
-    """Create the missing topics; returns the names created."""
+    """Create the missing topics; returns the names created.
+
+    The models topic is compacted: every snapshot has the same key, so the broker keeps the
+    latest and a starting worker reads one snapshot, not the whole history.
+    """
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=settings.bootstrap_servers, client_id="promo-admin"
@@ -38,7 +42,14 @@ def ensure_topics(settings: Settings, partitions: dict[str, int]) -> list[str]:
     try:
         existing = set(admin.list_topics())
         missing = [
-            NewTopic(name, count, settings.topic_replication)
+            NewTopic(
+                name,
+                count,
+                settings.topic_replication,
+                topic_configs={"cleanup.policy": "compact"}
+                if name == settings.topic_models
+                else {},
+            )
             for name, count in partitions.items()
             if name not in existing
         ]
