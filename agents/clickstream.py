@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from faust.types import EventT, StreamT
 
@@ -62,7 +63,7 @@ def register(promo: Promo) -> None:
             for user_id, state in result.states.items():
                 save_state(table, user_id, state)
                 expiry.track(user_id, state)
-                expiry.watermark = max(expiry.watermark, state.features.watermark)
+                expiry.advance(state.partition, state.features.watermark)
             for letter in result.dead_letters:
                 key = letter.key.encode() if letter.key is not None else None
                 promo.topics.dead_letters.send_soon(key=key, value=encode(letter))
@@ -77,13 +78,14 @@ def register(promo: Promo) -> None:
         owned = _owned_partitions(promo)
         if expiry.needs_rebuild and owned and not app.in_recovery:
             _rebuild_index(promo)
+        now = expiry.watermark(owned, int(time.time() * 1000))
         out = EngineOutput()
-        for user_id in expiry.due():
+        for user_id in expiry.due(now):
             state = load_state(table, user_id, abandon_ms)
             if state is None or state.partition not in owned:
                 expiry.due_at.pop(user_id, None)  # moved to another worker by a rebalance
                 continue
-            if engine.close_expired(state, user_id, expiry.watermark, out):
+            if engine.close_expired(state, user_id, now, out):
                 save_state(table, user_id, state)
             expiry.track(user_id, state)
         if out.outcomes:

@@ -2,7 +2,11 @@
 
 A user's own next event closes their expired windows; a user who never returns needs the
 sweep. The index is in memory and small (one entry per user with an open decision). After a
-restart it is rebuilt from the user-state table on the first sweep.
+(re)start or a rebalance it is rebuilt from the user-state table on the next sweep.
+
+The sweep runs on event time, with a watermark that one bad timestamp cannot drag forward:
+each partition's watermark is the latest event time seen on it; the worker's is the *lowest*
+over its partitions, and never ahead of the wall clock (no real event happens in the future).
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from streams.user_state import UserState
 class ExpiryIndex:
     #: user id -> earliest window end among their open decisions
     due_at: dict[str, int] = field(default_factory=dict)
-    #: Latest event time this worker has seen: event time, not the wall clock, closes windows.
-    watermark: int = -1
+    #: partition -> latest event time seen on it
+    partition_watermarks: dict[int, int] = field(default_factory=dict)
     needs_rebuild: bool = True
 
     def track(self, user_id: str, state: UserState) -> None:
@@ -26,6 +30,15 @@ class ExpiryIndex:
         else:
             self.due_at.pop(user_id, None)
 
-    def due(self) -> list[str]:
-        """Users whose earliest window ended before the watermark."""
-        return [u for u, t in self.due_at.items() if t <= self.watermark]
+    def advance(self, partition: int, event_time: int) -> None:
+        if event_time > self.partition_watermarks.get(partition, -1):
+            self.partition_watermarks[partition] = event_time
+
+    def watermark(self, partitions: set[int], wall_clock_ms: int) -> int:
+        """Event time up to which every owned partition has progressed (-1 if unknown)."""
+        marks = [self.partition_watermarks.get(p, -1) for p in partitions]
+        return min(min(marks, default=-1), wall_clock_ms)
+
+    def due(self, now: int) -> list[str]:
+        """Users whose earliest window ended by event time ``now``."""
+        return [u for u, t in self.due_at.items() if t <= now]

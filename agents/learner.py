@@ -50,7 +50,8 @@ def register(promo: Promo) -> None:
                     continue
                 snapshot.learn(example.features, example.offer_code, example.label)
             snapshot.version += 1
-            await promo.topics.models.send(key=b"snapshot", value=snapshot.to_bytes())
+            # Buffered: Faust flushes the producer before it commits these examples' offsets.
+            promo.topics.models.send_soon(key=b"snapshot", value=snapshot.to_bytes())
             log.info(
                 "published models v%d after %d examples", snapshot.version, snapshot.examples_seen
             )

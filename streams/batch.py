@@ -3,6 +3,11 @@
 Batching is what makes the per-event path cheap: each user's state is decoded once and
 encoded once per batch, however many of their events the batch holds. Events are handled in
 arrival order (per partition, that is the producer's order).
+
+At-least-once delivery means a message can come twice: after a crash, the user-state
+changelog may already hold messages whose offsets were never committed; and a producer may
+retry an event. Each state remembers the last offset it applied and the last few event ids,
+and skips both kinds of repeat, so features and attribution see every event once.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ class BatchResult:
     #: user id -> new state (to be saved once per batch)
     states: dict[str, UserState] = field(default_factory=dict)
     events: int = 0
+    #: Messages skipped because the user's state already holds them (replay after a crash,
+    #: or a producer's retry of the same event id). ClickHouse stores them once anyway.
+    duplicates: int = 0
 
 
 def dead_letter(rejected: Rejected, message: RawMessage) -> DeadLetter:
@@ -86,7 +94,10 @@ def process_batch(
         state = states.get(event.user_id)
         if state is None:
             state = states[event.user_id] = load_state(event.user_id) or engine.new_state()
-        state.partition = message.partition
+        if state.already_applied(message.partition, message.offset, event.event_id):
+            result.duplicates += 1
+            continue
+        state.mark_applied(message.partition, message.offset, event.event_id)
         engine.handle(state, event, result.output)
         result.events += 1
     return result

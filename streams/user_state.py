@@ -12,6 +12,7 @@ Faust's codecs: one orjson call each way, and a layout we version ourselves.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 
 import orjson
@@ -20,8 +21,10 @@ from streams.attribution import OpenDecision
 from streams.errors import PromoError
 from streams.features import NEVER, SlidingWindowFeatures
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2
 WEEK_MS = 7 * 86_400_000
+#: How many recent event ids a user's state remembers to drop a producer's duplicates.
+RECENT_EVENT_IDS = 16
 
 
 @dataclass(slots=True)
@@ -33,6 +36,23 @@ class UserState:
     open_decisions: list[OpenDecision] = field(default_factory=list)
     #: Partition the user's events arrive on; where their changelog entry belongs.
     partition: int = -1
+    #: Offset of the last message of that partition folded into this state. After a crash the
+    #: changelog can be ahead of the committed offsets: replayed messages are skipped.
+    offset: int = -1
+    #: CRC-32 of the last few event ids: a producer's retry (same event, new offset) is skipped.
+    recent_events: list[int] = field(default_factory=list)
+
+    def already_applied(self, partition: int, offset: int, event_id: str) -> bool:
+        """True for a message this state has already folded in (replay or duplicate)."""
+        if partition == self.partition and offset <= self.offset:
+            return True
+        return zlib.crc32(event_id.encode()) in self.recent_events
+
+    def mark_applied(self, partition: int, offset: int, event_id: str) -> None:
+        self.partition, self.offset = partition, offset
+        self.recent_events.append(zlib.crc32(event_id.encode()))
+        if len(self.recent_events) > RECENT_EVENT_IDS:
+            del self.recent_events[0]
 
     @classmethod
     def new(cls, abandon_after_ms: int) -> UserState:
@@ -51,18 +71,25 @@ class UserState:
                 self.offer_times,
                 [d.to_compact() for d in self.open_decisions],
                 self.partition,
+                self.offset,
+                self.recent_events,
             ]
         )
 
     @classmethod
     def from_bytes(cls, data: bytes, abandon_after_ms: int) -> UserState:
-        fmt, features, last_decision, offer_times, open_decisions, partition = orjson.loads(data)
-        if fmt != STATE_FORMAT:
-            raise PromoError(f"user state format {fmt} is not {STATE_FORMAT}: migrate the table")
+        fields = orjson.loads(data)
+        if fields[0] != STATE_FORMAT:
+            raise PromoError(
+                f"user state format {fields[0]} is not {STATE_FORMAT}: migrate the table"
+            )
+        _, features, last_decision, offer_times, open_decisions, partition, offset, recent = fields
         return cls(
             SlidingWindowFeatures.from_compact(features, abandon_after_ms),
             last_decision,
             offer_times,
             [OpenDecision.from_compact(row) for row in open_decisions],
             partition,
+            offset,
+            recent,
         )

@@ -19,6 +19,7 @@ from jsonschema import Draft202012Validator
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from schemas import JSON_SCHEMA_DIR
+from simulator.population import user_id_of
 from simulator.runner import SimulationConfig, SimulationSummary, run_simulation
 from simulator.shop import DAY_MS
 
@@ -82,18 +83,24 @@ def _offer(n: int, user_id: str, created_at: int, expires_at: int) -> bytes:
     )
 
 
-def _engine_stand_in(bootstrap_servers: list[str], topic: str, start_ms: int, delay: float) -> None:
+def _engine_stand_in(
+    bootstrap_servers: list[str], topic: str, run_id: str, start_ms: int, delay: float
+) -> None:
     """After ``delay`` s: ten offers for run users, one redelivery, one for a stranger, one
     already expired."""
     time.sleep(delay)
     producer = KafkaProducer(bootstrap_servers=bootstrap_servers)
     created, expires = start_ms + 1_000, start_ms + 48 * HOUR_MS
+
+    def send(n: int, user_index: int, until: int) -> None:
+        user = user_id_of(user_index, prefix=f"r{run_id}-")
+        producer.send(topic, key=user.encode(), value=_offer(n, user, created, until))
+
     for n in range(10):
-        user = f"u{n:05d}"
-        producer.send(topic, key=user.encode(), value=_offer(n, user, created, expires))
-    producer.send(topic, key=b"u00000", value=_offer(0, "u00000", created, expires))
-    producer.send(topic, key=b"u99999", value=_offer(10, "u99999", created, expires))
-    producer.send(topic, key=b"u00011", value=_offer(11, "u00011", created, start_ms + 2_000))
+        send(n, n, expires)
+    send(0, 0, expires)
+    send(10, 99999, expires)
+    send(11, 11, start_ms + 2_000)
     producer.close(timeout=20)
 
 
@@ -136,7 +143,8 @@ def test_simulation_round_trip(
     config = _config(bootstrap_servers, unique_name, start_ms=start_ms, tail_seconds=6.0)
     drop_topics += [config.clickstream_topic, config.offers_topic]
     engine = threading.Thread(
-        target=_engine_stand_in, args=(bootstrap_servers, config.offers_topic, start_ms, 2.0)
+        target=_engine_stand_in,
+        args=(bootstrap_servers, config.offers_topic, config.run_id, start_ms, 2.0),
     )
     engine.start()
     summary = run_simulation(config)
