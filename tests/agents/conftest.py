@@ -1,0 +1,186 @@
+"""Drive the real agents through Faust's test context: no broker, no ClickHouse.
+
+``create_app`` builds the worker's app from settings whose broker URL points at a port nothing
+listens on: the test context never connects. A message is put on the agent's test channel as
+raw bytes with its key, partition, offset and Kafka timestamp, exactly as the consumer would
+deliver it, and runs through the agent's own ``stream.take_events`` batching.
+
+What the agent sends with ``send_soon`` lands in the app producer's buffer, which is only
+drained by a running producer. The harness reads that buffer: every record the agent sent
+(offers, decisions, dead letters, outcomes, training examples, changelog entries) is observed
+on its way out, topic, key, partition and bytes as they would reach the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+import orjson
+import pytest
+
+from agents.app import Promo, create_app
+from promo.settings import Settings
+from schemas import JSON_SCHEMA_DIR
+
+#: A port nothing listens on: proves the test context never talks to a broker.
+NO_BROKER = "kafka://127.0.0.1:9"
+HOUR_MS = 3_600_000
+MINUTE_MS = 60_000
+
+
+def schema_validator(name: str) -> jsonschema.Draft202012Validator:
+    schema = json.loads((JSON_SCHEMA_DIR / name).read_text())
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One record the agent handed to the producer."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    partition: int | None
+
+    def json(self) -> Any:
+        return orjson.loads(self.value)
+
+
+@dataclass
+class AgentHarness:
+    promo: Promo
+    agent: Any  # faust's AgentTestWrapper
+    sent: list[Sent] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        return self.promo.settings
+
+    async def put(
+        self,
+        value: bytes | dict[str, Any],
+        *,
+        key: bytes | None,
+        partition: int = 0,
+        timestamp_ms: int | None = None,
+    ) -> int:
+        """Deliver one clickstream message; returns its offset."""
+        raw = value if isinstance(value, bytes) else orjson.dumps(value)
+        offset: int = self.agent.sent_offset  # the test channel numbers messages itself
+        # wait=False: put(wait=True) returns when the message enters the stream, not when the
+        # batch that holds it is processed; the harness waits on the agent's output instead.
+        await self.agent.put(
+            raw,
+            key=key,
+            partition=partition,
+            timestamp=(timestamp_ms / 1000) if timestamp_ms is not None else None,
+            wait=False,
+        )
+        return offset
+
+    def _drain(self) -> None:
+        pending: asyncio.Queue[Any] = self.promo.app.producer.buffer.pending
+        while not pending.empty():
+            message = pending.get_nowait().message
+            self.sent.append(
+                Sent(
+                    message.channel.get_topic_name(),
+                    message.key,
+                    message.value,
+                    message.partition,
+                )
+            )
+
+    async def wait_until(self, done: Callable[[AgentHarness], bool], timeout: float = 3.0) -> None:
+        """Wait until ``done(self)`` holds for what the agent sent so far, or fail."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.agent._crash_reason is not None:
+                raise self.agent._crash_reason
+            self._drain()
+            if done(self):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"agent output still incomplete after {timeout} s: "
+                    f"{[(s.topic, s.key) for s in self.sent]}"
+                )
+            await asyncio.sleep(0.01)
+
+    async def settle(self, quiet: float = 0.1) -> None:
+        """Let any further output appear (for asserting that something was *not* sent)."""
+        await asyncio.sleep(quiet)
+        await self.wait_until(lambda h: True)
+
+    def on(self, topic: str) -> list[Sent]:
+        return [s for s in self.sent if s.topic == topic]
+
+    @property
+    def decisions(self) -> list[dict[str, Any]]:
+        return [s.json() for s in self.on(self.settings.topic_decisions)]
+
+    @property
+    def offers(self) -> list[Sent]:
+        return self.on(self.settings.topic_offers)
+
+    @property
+    def dead_letters(self) -> list[dict[str, Any]]:
+        return [s.json() for s in self.on(self.settings.topic_dead_letters)]
+
+    @property
+    def changelog(self) -> list[Sent]:
+        return self.on(self.promo.user_state.changelog_topic.get_topic_name())
+
+
+def agent_settings(**overrides: Any) -> Settings:
+    """Settings independent of the caller's PROMO_* environment for what the tests rely on."""
+    values: dict[str, Any] = dict(
+        broker_url=NO_BROKER,
+        clickhouse_url="clickhouse://default@127.0.0.1:9/promo_agent_tests",
+        app_id="promo-agent-test",
+        topic_clickstream="t-clickstream",
+        topic_offers="t-offers",
+        topic_dead_letters="t-dead-letters",
+        topic_decisions="t-decisions",
+        topic_outcomes="t-outcomes",
+        topic_training="t-training",
+        topic_models="t-models",
+        topic_partitions=8,
+        batch_size=500,
+        batch_seconds=0.02,
+        control_share=0.0,
+        holdout_salt="promo-holdout-1",
+        epsilon=0.0,
+        decision_cooldown_minutes=60.0,
+        max_offers_per_day=1,
+        max_offers_per_week=3,
+        max_future_skew_seconds=300,
+        decision_lateness_minutes=10,
+        cart_abandon_minutes=30,
+        policy_version="greedy-profit-v1",
+        offer_catalogue=None,
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def clickstream_agent() -> Callable[..., Any]:
+    """``async with clickstream_agent(**settings) as h``: the clickstream agent under test."""
+
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def running(**overrides: Any) -> AsyncIterator[AgentHarness]:
+        promo = create_app(agent_settings(**overrides))
+        agent = promo.app.agents["promo.clickstream"]
+        async with agent.test_context() as wrapper:
+            yield AgentHarness(promo, wrapper)
+
+    return running

@@ -1,0 +1,262 @@
+"""The clickstream agent in Faust's test context: raw bytes in, decisions, offers, dead letters
+and user state out, through the agent's own ``take_events`` batching and its Faust table.
+
+Timeline of one user in most tests (event time, minutes after T0)::
+
+    0     1            61
+    view  add_to_cart  add_to_cart
+    ^ decision         ^ decision again: the 60 min cooldown has passed
+      (cooldown)
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import orjson
+
+from schemas.decisions import NO_OFFER
+from streams.feature_vector import FEATURE_INDEX, FEATURE_NAMES
+from streams.policy import in_control_group
+from streams.user_state import UserState
+from tests.agents.conftest import MINUTE_MS, AgentHarness, schema_validator
+
+T0 = 1_700_000_000_000
+OFFER_SCHEMA = schema_validator("offer.schema.json")
+DECISION_SCHEMA = schema_validator("decision.schema.json")
+DEAD_LETTER_SCHEMA = schema_validator("dead-letter.schema.json")
+
+
+def view(
+    user: str, event_id: str, ts: int, item: str = "i1", price: float = 40.0
+) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "user_id": user,
+        "ts": ts,
+        "type": "view",
+        "item_id": item,
+        "category": "shoes",
+        "price": price,
+    }
+
+
+def add_to_cart(
+    user: str, event_id: str, ts: int, item: str = "i1", price: float = 40.0
+) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "user_id": user,
+        "ts": ts,
+        "type": "add_to_cart",
+        "item_id": item,
+        "category": "shoes",
+        "price": price,
+        "quantity": 1,
+    }
+
+
+async def send(h: AgentHarness, event: dict[str, Any], partition: int = 0) -> int:
+    return await h.put(
+        event, key=event["user_id"].encode(), partition=partition, timestamp_ms=event["ts"]
+    )
+
+
+def state_of(h: AgentHarness, user: str) -> UserState:
+    raw = h.promo.user_state.data[user.encode()]
+    return UserState.from_bytes(raw, h.promo.engine.config.abandon_after_ms)
+
+
+async def test_view_then_add_to_cart_decides_once_and_offers_validate(
+    clickstream_agent: Any,
+) -> None:
+    users = [f"user-{n}" for n in range(12)]
+    # epsilon=1: every decision explores, so about 4 in 5 pick an offer; no control group.
+    async with clickstream_agent(epsilon=1.0, control_share=0.0, batch_size=2 * len(users)) as h:
+        for user in users:
+            await send(h, view(user, f"{user}-v", T0))
+            await send(h, add_to_cart(user, f"{user}-c", T0 + MINUTE_MS))
+        await h.wait_until(lambda h: len(h.changelog) == len(users))
+        await h.settle()
+
+        decisions = h.decisions
+        for d in decisions:
+            DECISION_SCHEMA.validate(d)
+        # The view decides; the cart add a minute later is inside the cooldown.
+        assert sorted(d["user_id"] for d in decisions) == sorted(users)
+        assert {d["trigger"] for d in decisions} == {"view"}
+        assert {s.key for s in h.on(h.settings.topic_decisions)} == {u.encode() for u in users}
+        assert all(not d["control"] and d["chosen_offer"] == d["policy_offer"] for d in decisions)
+
+        offers = h.offers
+        assert offers, "epsilon=1 over 12 users picked no offer at all"
+        for sent in offers:
+            OFFER_SCHEMA.validate(sent.json())
+            assert sent.key == sent.json()["user_id"].encode()
+        # One offer per decision that chose one, and it is the offer the decision names.
+        by_decision = {o.json()["decision_id"]: o.json() for o in offers}
+        assert len(by_decision) == len(offers)
+        offered = {d["decision_id"]: d for d in decisions if d["chosen_offer"] != NO_OFFER}
+        assert by_decision.keys() == offered.keys()
+        for decision_id, offer in by_decision.items():
+            assert offer["offer_id"] == offered[decision_id]["offer_id"]
+            assert offer["offer_code"] == offered[decision_id]["chosen_offer"]
+            assert offer["created_at"] == T0
+        assert all(d["offer_id"] is None for d in decisions if d["chosen_offer"] == NO_OFFER)
+
+
+async def test_control_users_get_a_logged_decision_and_no_offer(clickstream_agent: Any) -> None:
+    users = [f"user-{n}" for n in range(20)]
+    salt, share = "promo-holdout-1", 0.5
+    control = {u for u in users if in_control_group(u, salt=salt, share=share)}
+    assert control and control != set(users)  # the hash splits these 20 users both ways
+    async with clickstream_agent(epsilon=1.0, control_share=share, holdout_salt=salt) as h:
+        for user in users:
+            await send(h, view(user, f"{user}-v", T0))
+        await h.wait_until(lambda h: len(h.decisions) == len(users))
+        await h.settle()
+
+        for d in h.decisions:
+            DECISION_SCHEMA.validate(d)
+            assert d["control"] is (d["user_id"] in control)
+            if d["control"]:
+                assert d["chosen_offer"] == NO_OFFER
+                assert d["offer_id"] is None
+                assert d["propensity"] == 1.0
+        # Control decisions still log what the policy would have sent.
+        assert any(d["policy_offer"] != NO_OFFER for d in h.decisions if d["control"])
+        offered_users = {o.json()["user_id"] for o in h.offers}
+        assert offered_users and not offered_users & control
+
+
+async def test_bad_messages_become_dead_letters_and_their_neighbours_are_processed(
+    clickstream_agent: Any,
+) -> None:
+    user = "user-1"
+    not_json = b"\xff\xfe{not json"  # not even UTF-8
+    mismatched = view("user-2", "e-mismatch", T0)  # sent with user-1's key
+    future = view(user, "e-future", T0 + 10 * MINUTE_MS)  # 10 min ahead of its timestamp
+    async with clickstream_agent(batch_size=5, batch_seconds=5.0) as h:
+        first = await send(h, view(user, "e-1", T0), partition=3)
+        bad = await h.put(not_json, key=user.encode(), partition=3, timestamp_ms=T0 + 1)
+        await send(h, add_to_cart(user, "e-2", T0 + MINUTE_MS), partition=3)
+        wrong_key = await h.put(
+            orjson.dumps(mismatched), key=user.encode(), partition=3, timestamp_ms=T0
+        )
+        too_early = await h.put(
+            orjson.dumps(future), key=user.encode(), partition=3, timestamp_ms=T0
+        )
+        await h.wait_until(lambda h: len(h.dead_letters) == 3 and len(h.changelog) == 1)
+        await h.settle()
+
+        letters = {d["offset"]: d for d in h.dead_letters}
+        assert {o: d["reason"] for o, d in letters.items()} == {
+            bad: "invalid_json",
+            wrong_key: "key_mismatch",
+            too_early: "ts_in_future",
+        }
+        for letter in letters.values():
+            DEAD_LETTER_SCHEMA.validate(letter)
+            assert letter["source_topic"] == h.settings.topic_clickstream
+            assert letter["partition"] == 3
+            assert letter["key"] == user
+        assert base64.b64decode(letters[bad]["raw_b64"]) == not_json
+        assert letters[bad]["raw_text"] is None
+        assert letters[bad]["message_ts"] == T0 + 1
+        assert base64.b64decode(letters[wrong_key]["raw_b64"]) == orjson.dumps(mismatched)
+        assert orjson.loads(letters[too_early]["raw_text"]) == future
+        assert {s.key for s in h.on(h.settings.topic_dead_letters)} == {user.encode()}
+
+        # The good events on either side of the bad ones went through.
+        assert [(d["user_id"], d["trigger_event_id"]) for d in h.decisions] == [(user, "e-1")]
+        assert first == 0
+        state = state_of(h, user)
+        assert state.features.count("view", "24h") == 1  # not the mismatched or future views
+        assert state.features.count("add_to_cart", "24h") == 1
+        assert "user-2" not in {k.decode() for k in h.promo.user_state.data}
+
+
+async def test_table_holds_the_users_state_after_the_batch(clickstream_agent: Any) -> None:
+    events = [
+        view("user-1", "e-1", T0),
+        view("user-1", "e-2", T0 + MINUTE_MS, item="i2"),
+        add_to_cart("user-1", "e-3", T0 + 2 * MINUTE_MS, price=25.0),
+        view("user-2", "e-4", T0),
+    ]
+    # One batch of exactly these four messages; the users live on different partitions.
+    async with clickstream_agent(batch_size=4, batch_seconds=5.0) as h:
+        for event in events:
+            await send(h, event, partition=5 if event["user_id"] == "user-1" else 2)
+        await h.wait_until(lambda h: len(h.changelog) == 2)
+        await h.settle()
+
+        state = state_of(h, "user-1")
+        assert state.features.count("view", "24h") == 2
+        assert state.features.count("add_to_cart", "24h") == 1
+        assert state.features.cart_value == 25.0
+        assert state.last_decision == T0
+        assert [d.decision_id for d in state.open_decisions] == [
+            d["decision_id"] for d in h.decisions if d["user_id"] == "user-1"
+        ]
+        assert state.partition == 5
+        assert state_of(h, "user-2").partition == 2
+
+        # One changelog entry per user per batch, on the partition the user's events come
+        # from, holding exactly what the table holds: what a restarted worker recovers.
+        entries = {s.key: s for s in h.changelog}
+        assert entries.keys() == {b"user-1", b"user-2"}
+        assert entries[b"user-1"].partition == 5
+        assert entries[b"user-2"].partition == 2
+        for key, entry in entries.items():
+            assert entry.value == h.promo.user_state.data[key]
+
+
+async def test_state_carries_over_to_the_next_batch(clickstream_agent: Any) -> None:
+    user = "user-1"
+    views_24h = FEATURE_INDEX["views_24h"]
+    cart_adds_24h = FEATURE_INDEX["cart_adds_24h"]
+    async with clickstream_agent(
+        batch_size=3, batch_seconds=5.0, max_offers_per_day=5, max_offers_per_week=5
+    ) as h:
+        for minute in (0, 1, 2):
+            await send(h, view(user, f"v-{minute}", T0 + minute * MINUTE_MS))
+        await h.wait_until(lambda h: len(h.changelog) == 1)
+        # A second batch: the agent loads the state the first one saved in the table.
+        await send(h, add_to_cart(user, "c-61", T0 + 61 * MINUTE_MS))
+        await send(h, view(user, "v-62", T0 + 62 * MINUTE_MS))
+        await send(h, view(user, "v-63", T0 + 63 * MINUTE_MS))
+        await h.wait_until(lambda h: len(h.changelog) == 2)
+        await h.settle()
+
+        first, second = h.decisions
+        assert (first["trigger_event_id"], second["trigger_event_id"]) == ("v-0", "c-61")
+        assert len(second["features"]) == len(FEATURE_NAMES)
+        assert second["features"][views_24h] == 3.0  # the views of the first batch
+        assert second["features"][cart_adds_24h] == 1.0
+        assert state_of(h, user).features.count("view", "24h") == 5
+
+
+async def test_records_replayed_after_a_crash_are_not_counted_twice(clickstream_agent: Any) -> None:
+    user = "user-1"
+    views = [view(user, f"v-{minute}", T0 + minute * MINUTE_MS) for minute in (0, 1, 2)]
+    async with clickstream_agent(
+        batch_size=3, batch_seconds=5.0, max_offers_per_day=5, max_offers_per_week=5
+    ) as h:
+        for event in views:
+            await send(h, event, partition=1)
+        await h.wait_until(lambda h: len(h.changelog) == 1)
+        # The worker dies after its changelog entry was written but before it committed the
+        # offsets: the next worker recovers this table and is handed offsets 0..2 again.
+        h.agent.sent_offset = 0
+        for event in views:
+            await send(h, event, partition=1)
+        await h.wait_until(lambda h: len(h.changelog) == 2)
+        await send(h, add_to_cart(user, "c-61", T0 + 61 * MINUTE_MS), partition=1)
+        await send(h, view(user, "v-62", T0 + 62 * MINUTE_MS), partition=1)
+        await send(h, view(user, "v-63", T0 + 63 * MINUTE_MS), partition=1)
+        await h.wait_until(lambda h: len(h.changelog) == 3)
+
+        second = h.decisions[-1]
+        assert second["trigger_event_id"] == "c-61"
+        assert second["features"][FEATURE_INDEX["views_24h"]] == 3.0

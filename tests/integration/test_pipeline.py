@@ -1,0 +1,334 @@
+"""The whole loop against the real servers: a real ``promo worker`` subprocess between Tansu and
+ClickHouse, fed by a plain Kafka producer, checked in ClickHouse (with FINAL) and on the offers
+and models topics.
+
+Every test owns its topics, app id (consumer group, changelog topic) and ClickHouse database,
+and its workers are stopped at the end whatever happens. Event times sit a few hours before
+now: inside every window, and never ahead of the Kafka timestamp (a producer stamps now).
+
+Timeline of the restart test (event time, minutes after the base)::
+
+    0    1    2    3    4        |SIGKILL, restart|        90
+    view view view view view                               add_to_cart
+    ^ decision 1                                           ^ decision 2: cooldown over;
+                                                             its features count the 5 views
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from clickhouse_driver import Client
+from jsonschema import Draft202012Validator
+
+from promo.settings import Settings
+from schemas import JSON_SCHEMA_DIR
+from streams.feature_vector import FEATURE_INDEX, FEATURE_NAMES
+from streams.models import ModelSnapshot
+from streams.policy import in_control_group
+
+from pipeline_support import (  # isort: skip  (tests/integration is on sys.path, not a package)
+    HOUR_MS,
+    MINUTE_MS,
+    Clickstream,
+    PipelineNames,
+    WorkerProcess,
+    committed_offsets,
+    count_final,
+    delete_topics,
+    local_profile,
+    poll,
+    read_topic,
+    run_migrations,
+)
+
+OFFER_SCHEMA = Draft202012Validator(json.loads((JSON_SCHEMA_DIR / "offer.schema.json").read_text()))
+HOLDOUT_SALT = Settings.model_fields["holdout_salt"].default
+CONTROL_SHARE = Settings.model_fields["control_share"].default
+#: What the tests' expectations depend on, pinned against the caller's PROMO_* environment.
+PINNED = {
+    "PROMO_CONTROL_SHARE": str(CONTROL_SHARE),
+    "PROMO_HOLDOUT_SALT": HOLDOUT_SALT,
+    "PROMO_DECISION_COOLDOWN_MINUTES": "60",
+    "PROMO_ATTRIBUTION_WINDOW_HOURS": "48",
+    "PROMO_MAX_FUTURE_SKEW_SECONDS": "300",
+    "PROMO_OFFER_TTL_HOURS": "48",
+    "PROMO_MODEL_PUBLISH_SECONDS": "2",  # the first snapshot within the test's time
+}
+
+
+@dataclass
+class Pipeline:
+    names: PipelineNames
+    env: dict[str, str]
+    ch: Client
+    clickstream: Clickstream
+    bootstrap_servers: list[str]
+    workdir: Path
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    def start_worker(self) -> WorkerProcess:
+        worker = WorkerProcess(dict(self.env), self.workdir, f"worker-{len(self.workers) + 1}")
+        self.workers.append(worker)
+        worker.start().wait_ready(timeout=60)
+        return worker
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {w.name} ---\n{w.tail()}" for w in self.workers)
+
+    def wait_count(
+        self, table: str, expected: int, where: str = "1", timeout: float = 60.0, **params: Any
+    ) -> int:
+        """Poll ``count() FROM table FINAL`` until it reaches ``expected``, which it must equal."""
+        n = poll(
+            lambda: count_final(self.ch, table, where, params),
+            lambda n: n >= expected,
+            timeout=timeout,
+            what=f"{table} WHERE {where} >= {expected}",
+            context=self.logs,
+        )
+        assert n == expected, f"{table} WHERE {where}: {n} rows, expected {expected}"
+        return n
+
+
+@pytest.fixture
+def pipeline(
+    broker_url: str,
+    bootstrap_servers: list[str],
+    clickhouse_url: str,
+    clickhouse_client: Client,
+    unique_name: str,
+    tmp_path: Path,
+) -> Iterator[Pipeline]:
+    names = PipelineNames(unique_name, database=f"promo_test_{unique_name}")
+    env = {**os.environ, **local_profile(), **names.env(broker_url, clickhouse_url), **PINNED}
+    run_migrations(env)  # the database exists (clickhouse_client made it); `promo migrate` fills it
+    clickstream = Clickstream(bootstrap_servers, names.topic("clickstream"))
+    p = Pipeline(names, env, clickhouse_client, clickstream, bootstrap_servers, tmp_path)
+    try:
+        yield p
+    finally:
+        for worker in p.workers:
+            worker.stop()
+        clickstream.close()
+        delete_topics(bootstrap_servers, unique_name)
+
+
+def base_time() -> int:
+    return int(time.time() * 1000) - 3 * HOUR_MS
+
+
+def view(user: str, event_id: str, ts: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "user_id": user,
+        "ts": ts,
+        "type": "view",
+        "item_id": "i1",
+        "category": "shoes",
+        "price": 40.0,
+        **extra,
+    }
+
+
+def add_to_cart(user: str, event_id: str, ts: int) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "user_id": user,
+        "ts": ts,
+        "type": "add_to_cart",
+        "item_id": "i1",
+        "category": "shoes",
+        "price": 40.0,
+        "quantity": 1,
+    }
+
+
+def purchase(
+    user: str, event_id: str, ts: int, total: float = 80.0, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "user_id": user,
+        "ts": ts,
+        "type": "purchase",
+        "order_id": f"o-{event_id}",
+        "order_total": total,
+        **extra,
+    }
+
+
+def test_events_decisions_offers_outcomes_and_dead_letters(pipeline: Pipeline) -> None:
+    p, base = pipeline, base_time()
+    p.start_worker()
+    users = [f"user-{n:03d}" for n in range(300)]
+    buyers = users[::15]
+    events = [view(u, f"{u}-view", base) for u in users]
+    events += [add_to_cart(u, f"{u}-cart", base + MINUTE_MS) for u in users]
+    events += [purchase(u, f"{u}-buy", base + 5 * MINUTE_MS) for u in buyers]
+    sent = p.clickstream.send_all(events)
+
+    bad: dict[str, tuple[bytes, str]] = {  # reason -> (raw value, key)
+        "invalid_json": (b"{not json", "user-bad"),
+        "not_an_object": (b"[1, 2]", "user-bad"),
+        "unknown_event_type": (
+            orjson.dumps({**view("user-bad", "b1", base), "type": "hover"}),
+            "user-bad",
+        ),
+        "missing_field": (
+            orjson.dumps({k: v for k, v in view("user-bad", "b2", base).items() if k != "price"}),
+            "user-bad",
+        ),
+        "key_mismatch": (orjson.dumps(view("user-000", "b3", base)), "user-bad"),
+        "ts_in_future": (
+            orjson.dumps(view("user-bad", "b4", int(time.time() * 1000) + HOUR_MS)),
+            "user-bad",
+        ),
+    }
+    for raw, key in bad.values():
+        p.clickstream.send(raw, key=key)
+    p.clickstream.flush()
+
+    # Every valid event stored once; every bad one a dead letter with its reason and bytes.
+    p.wait_count("events", sent)
+    p.wait_count("dead_letters", len(bad))
+    rows = p.ch.execute("SELECT reason, raw_b64, key, source_topic FROM dead_letters FINAL")
+    assert sorted(r[0] for r in rows) == sorted(bad)
+    for reason, raw_b64, key, source_topic in rows:
+        assert base64.b64decode(raw_b64) == bad[reason][0]
+        assert (key, source_topic) == ("user-bad", p.names.topic("clickstream"))
+
+    # One decision per user (the view; the cart add falls in the cooldown), control by hash.
+    p.wait_count("decisions", len(users))
+    decisions = p.ch.execute(
+        "SELECT user_id, control, chosen_offer, policy_offer, offer_id, trigger, decision_id "
+        "FROM decisions FINAL"
+    )
+    control = {u for u in users if in_control_group(u, salt=HOLDOUT_SALT, share=CONTROL_SHARE)}
+    assert 0 < len(control) < len(users)
+    assert {d[0] for d in decisions if d[1]} == control
+    assert {d[5] for d in decisions} == {"view"}
+    assert all(d[2] == "none" and d[4] == "" for d in decisions if d[1])
+    decision_of = {d[0]: d[6] for d in decisions}
+    offered = {d[4]: d for d in decisions if d[2] != "none"}
+    assert offered, "no treatment decision chose an offer"
+    assert all(d[2] == d[3] for d in decisions if not d[1])
+
+    # The offers topic holds exactly the offers the decisions name, each a valid contract.
+    records = read_topic(p.bootstrap_servers, p.names.topic("offers"), count=len(offered))
+    offers = [orjson.loads(value) for _, value in records]
+    for (key, _), offer in zip(records, offers, strict=True):
+        OFFER_SCHEMA.validate(offer)
+        assert key == offer["user_id"].encode()
+        assert offer["decision_id"] == decision_of[offer["user_id"]]
+    assert sorted(o["offer_id"] for o in offers) == sorted(offered)
+
+    # A purchase after a decision is a `purchase` outcome of that decision, control or not.
+    p.wait_count("outcomes", len(buyers), "type = 'purchase'")
+    outcome_rows = p.ch.execute(
+        "SELECT decision_id, user_id, control FROM outcomes FINAL WHERE type = 'purchase'"
+    )
+    assert {(r[1], r[0]) for r in outcome_rows} == {(u, decision_of[u]) for u in buyers}
+    assert {r[1] for r in outcome_rows if r[2]} == set(buyers) & control
+
+    # Close the loop as the notification service and the shop would: show an offer, redeem it.
+    offer = offers[0]
+    user = offer["user_id"]
+    p.clickstream.send(
+        {
+            "event_id": "shown-1",
+            "user_id": user,
+            "ts": base + 6 * MINUTE_MS,
+            "type": "offer_shown",
+            "offer_id": offer["offer_id"],
+        }
+    )
+    p.clickstream.send(
+        purchase(
+            user,
+            "redeem-1",
+            base + 7 * MINUTE_MS,
+            total=72.0,
+            coupon_code=offer["coupon_code"],
+            offer_id=offer["offer_id"],
+        )
+    )
+    p.clickstream.flush()
+    for kind in ("shown", "redeemed"):
+        p.wait_count(
+            "outcomes", 1, "decision_id = %(d)s AND type = %(t)s", d=offer["decision_id"], t=kind
+        )
+    [(discount, code)] = p.ch.execute(
+        "SELECT discount, offer_code FROM outcomes FINAL WHERE type = 'redeemed'"
+    )
+    assert code == offer["offer_code"] and discount > 0
+
+    # The purchases were labels: the learner published newer models on the models topic.
+    snapshots = read_topic(p.bootstrap_servers, p.names.topic("models"), count=1, timeout=30)
+    assert snapshots, "no model snapshot published"
+    newest = max((ModelSnapshot.from_bytes(v) for _, v in snapshots), key=lambda s: s.version)
+    assert newest.version >= 1 and newest.examples_seen >= 1
+
+
+def test_restarted_worker_resumes_with_per_user_state(pipeline: Pipeline) -> None:
+    p, base, user, n_views = pipeline, base_time(), "user-restart", 5
+    # Caps high enough that the first decision, whatever it chose, cannot block the second.
+    p.env.update(PROMO_MAX_OFFERS_PER_DAY="10", PROMO_MAX_OFFERS_PER_WEEK="10")
+    first = p.start_worker()
+    p.clickstream.send_all(view(user, f"v-{i}", base + i * MINUTE_MS) for i in range(n_views))
+    p.wait_count("events", n_views)
+    p.wait_count("decisions", 1)
+    # Killed only once the worker committed past the views: otherwise they are redelivered to
+    # the next worker and counted again (at-least-once), which is not what this test is about.
+    poll(
+        lambda: committed_offsets(
+            p.bootstrap_servers, p.names.app_id, p.names.topic("clickstream")
+        ),
+        lambda n: n >= n_views,
+        timeout=30,
+        what="committed clickstream offsets",
+        context=p.logs,
+    )
+    first.kill()
+
+    p.start_worker()
+    p.clickstream.send_all([add_to_cart(user, "cart-90", base + 90 * MINUTE_MS)])
+    p.wait_count("decisions", 2)
+    [(trigger, features)] = p.ch.execute(
+        "SELECT trigger, features FROM decisions FINAL WHERE trigger_event_id = 'cart-90'"
+    )
+    assert trigger == "add_to_cart"
+    vector = dict(zip(FEATURE_NAMES, features, strict=True))
+    assert vector["views_24h"] == n_views  # counted by the worker that was killed
+    assert vector["cart_adds_24h"] == 1
+    assert vector["hours_since_view"] == pytest.approx((90 - (n_views - 1)) / 60, abs=0.01)
+    assert features[FEATURE_INDEX["views_30d"]] == n_views
+
+
+def test_redelivered_event_is_stored_once(pipeline: Pipeline) -> None:
+    p, base, user = pipeline, base_time(), "user-twice"
+    p.start_worker()
+    viewed_twice = view(user, "v-1", base)
+    bought_twice = purchase(user, "p-1", base + MINUTE_MS)
+    sentinel = purchase(user, "p-2", base + 2 * MINUTE_MS)
+    # Same event_id, same bytes, two messages: a producer's retry after a lost ack.
+    p.clickstream.send_all([viewed_twice, viewed_twice, bought_twice, bought_twice, sentinel])
+    assert len(read_topic(p.bootstrap_servers, p.names.topic("clickstream"), count=5)) == 5
+
+    # One user, one partition: once the sentinel's rows are in, both copies were written.
+    p.wait_count("events", 1, "event_id = 'p-2'")
+    p.wait_count("outcomes", 1, "source_event_id = 'p-2'")
+    assert count_final(p.ch, "events", "event_id = 'v-1'") == 1
+    assert count_final(p.ch, "events", "event_id = 'p-1'") == 1
+    assert count_final(p.ch, "events") == 3
+    assert count_final(p.ch, "decisions") == 1
+    assert count_final(p.ch, "outcomes", "source_event_id = 'p-1' AND type = 'purchase'") == 1
