@@ -235,16 +235,6 @@ def read_topic(
         consumer.close()
 
 
-def committed_offsets(bootstrap_servers: list[str], group: str, topic: str) -> int:
-    """Sum of the group's committed offsets over the partitions of ``topic`` (not end offsets)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    try:
-        offsets = admin.list_group_offsets({group: None}).get(group, {})
-    finally:
-        admin.close()
-    return sum(max(meta.offset, 0) for tp, meta in offsets.items() if tp.topic == topic)
-
-
 def delete_topics(bootstrap_servers: list[str], suffix: str) -> None:
     """Drop the test's topics (Tansu keeps everything in memory until it restarts).
 
