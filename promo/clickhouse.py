@@ -83,22 +83,28 @@ class Migration:
 
 
 def connect(settings: Settings) -> Client:
-    """A client on the database of ``settings.clickhouse_url``, created if it is missing.
+    """A client on the database of ``settings.clickhouse_url``, created if it is missing."""
+    return connect_url(settings.clickhouse_url, settings.clickhouse_password.get_secret_value())
+
+
+def connect_url(url: str, password: str = "") -> Client:
+    """A client on the database of ``clickhouse://user@host:port/database``, created if missing.
 
     The database is created through a first connection to ``default``: a client opened on a
     missing database fails at its first query.
     """
-    parts = urlsplit(settings.clickhouse_url)
-    database = settings.clickhouse_database
-    if not _IDENTIFIER.match(database):
+    parts = urlsplit(url)
+    database = parts.path.strip("/")
+    if parts.scheme != "clickhouse" or not _IDENTIFIER.match(database):
         raise ConfigError(
-            f"PROMO_CLICKHOUSE_URL: database name {database!r} must be a plain identifier"
+            f"PROMO_CLICKHOUSE_URL: expected clickhouse://user@host:port/database with a plain "
+            f"database name, got {url!r}"
         )
     options: dict[str, Any] = {
         "host": parts.hostname or "localhost",
         "port": parts.port or 9000,
         "user": unquote(parts.username or "default"),
-        "password": settings.clickhouse_password.get_secret_value(),
+        "password": unquote(parts.password) if parts.password else password,
         "client_name": "promo-stream",
         "connect_timeout": 5,
     }

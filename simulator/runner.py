@@ -224,7 +224,8 @@ def _offers_consumer(config: SimulationConfig, wait_seconds: float = 15.0) -> Ka
 
 
 def _store_truth(config: SimulationConfig, users: Any) -> None:
-    from simulator import truth_store  # clickhouse_driver only when a URL is given
+    from promo.clickhouse import connect_url  # clickhouse_driver only when a URL is given
+    from simulator import truth_store
 
     rows = ground_truth(
         users,
@@ -234,21 +235,24 @@ def _store_truth(config: SimulationConfig, users: Any) -> None:
         gross_margin=config.gross_margin,
     )
     assert config.clickhouse_url is not None
-    client = truth_store.connect(config.clickhouse_url, config.clickhouse_password)
+    client = connect_url(config.clickhouse_url, config.clickhouse_password)
     try:
-        truth_store.create_tables(client)
         truth_store.insert_truth(client, config.run_id, rows)
     except Exception as exc:  # clickhouse_driver's errors and socket errors alike
-        raise SimulationError(f"could not write the ground truth to ClickHouse: {exc!r}") from exc
+        raise SimulationError(
+            f"could not write the ground truth to ClickHouse ({exc!r}); "
+            "its tables come from `promo migrate`"
+        ) from exc
     finally:
         client.disconnect()
 
 
 def _store_run(config: SimulationConfig, summary: SimulationSummary, wall_start: float) -> None:
+    from promo.clickhouse import connect_url
     from simulator import truth_store
 
     assert config.clickhouse_url is not None
-    client = truth_store.connect(config.clickhouse_url, config.clickhouse_password)
+    client = connect_url(config.clickhouse_url, config.clickhouse_password)
     try:
         truth_store.insert_run(
             client,

@@ -18,6 +18,8 @@ from clickhouse_driver import Client
 from jsonschema import Draft202012Validator
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
+from promo.clickhouse import apply_migrations
+from promo.settings import REPO_ROOT
 from schemas import JSON_SCHEMA_DIR
 from simulator.population import user_id_of
 from simulator.runner import SimulationConfig, SimulationSummary, run_simulation
@@ -178,6 +180,7 @@ def test_truth_and_run_row_in_clickhouse(
     drop_topics: list[str],
 ) -> None:
     database = clickhouse_client.connection.database  # a fresh one, dropped after the test
+    apply_migrations(clickhouse_client, REPO_ROOT / "deploy" / "clickhouse")
     url = clickhouse_url.rsplit("/", 1)[0] + f"/{database}"
     config = _config(bootstrap_servers, unique_name, clickhouse_url=url)
     drop_topics += [config.clickstream_topic, config.offers_topic]
