@@ -12,6 +12,7 @@ from agents.state_store import load_state, save_state
 from schemas.codec import encode
 from streams.batch import RawMessage, process_batch
 from streams.engine import EngineOutput
+from streams.errors import PromoError
 from streams.user_state import UserState
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,11 @@ def _rebuild_index(promo: Promo) -> None:
     """After a (re)start: find the users with open decisions among the recovered states."""
     abandon_ms = promo.engine.config.abandon_after_ms
     for key, raw in list(promo.user_state.data.items()):
-        state = UserState.from_bytes(raw, abandon_ms)
+        try:
+            state = UserState.from_bytes(raw, abandon_ms)
+        except PromoError as exc:  # the user's own events will fail loudly; the sweep goes on
+            log.error("unreadable state of user %r: %s", key, exc)
+            continue
         if state.open_decisions:
             promo.expiry.track(key.decode(), state)
     promo.expiry.needs_rebuild = False

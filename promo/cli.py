@@ -101,7 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     wait = command(
         "wait-drained",
         _wait_drained,
-        "Wait until the workers have caught up: ClickHouse row counts stop changing.",
+        "Wait until the workers have caught up: every event of the latest simulated run is in "
+        "ClickHouse and the row counts have stopped changing.",
     )
     wait.add_argument(
         "--timeout", type=float, default=180.0, help="give up after this many seconds"
@@ -191,24 +192,35 @@ def _wait_drained(settings: Settings, args: argparse.Namespace) -> int:
     from promo.clickhouse import connect
 
     client = connect(settings)
+    # A pause is not the end (a worker recovering its table pauses too): first wait until every
+    # event of the latest simulated run is in ClickHouse, then until the counts stay still.
+    runs = client.execute(
+        "SELECT run_id, events_sent FROM sim_runs FINAL ORDER BY started_at DESC LIMIT 1"
+    )
+    run_id, expected = runs[0] if runs else ("", 0)
     query = (
-        "SELECT (SELECT count() FROM events), (SELECT count() FROM decisions), "
+        "SELECT (SELECT uniqExact(event_id) FROM events WHERE event_id LIKE %(run)s), "
+        "(SELECT count() FROM events), (SELECT count() FROM decisions), "
         "(SELECT count() FROM outcomes), (SELECT count() FROM dead_letters)"
     )
     deadline = time.monotonic() + args.timeout
     last, still_since = None, time.monotonic()
     while time.monotonic() < deadline:
-        counts = client.execute(query)[0]
+        counts = client.execute(query, {"run": f"{run_id}-%"})[0]
         if counts != last:
             last, still_since = counts, time.monotonic()
-        elif counts[0] > 0 and time.monotonic() - still_since >= args.quiet_seconds:
+        elif counts[0] >= expected and time.monotonic() - still_since >= args.quiet_seconds:
             print(
-                f"drained: events={counts[0]} decisions={counts[1]} "
-                f"outcomes={counts[2]} dead_letters={counts[3]}"
+                f"drained: events={counts[1]} decisions={counts[2]} "
+                f"outcomes={counts[3]} dead_letters={counts[4]}"
             )
             return 0
         time.sleep(1.0)
-    print(f"promo: still changing after {args.timeout:.0f} s: {last}", file=sys.stderr)
+    print(
+        f"promo: not drained after {args.timeout:.0f} s: {last[0] if last else 0} of {expected} "
+        f"events of run {run_id} in ClickHouse; see the worker logs",
+        file=sys.stderr,
+    )
     return 1
 
 

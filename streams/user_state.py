@@ -2,7 +2,8 @@
 
 The state lives in a Faust table keyed by user id (changelog-backed, so a restarted worker
 recovers it). It is stored as raw bytes in our own compact JSON layout rather than through
-Faust's codecs: one orjson call each way, and a layout we version ourselves.
+Faust's codecs: one orjson call each way, and a layout we version ourselves. Older formats
+are read and upgraded, so a new worker can take over the changelog an older one wrote.
 
 >>> state = UserState.new(abandon_after_ms=1_800_000)
 >>> state.features.update("view", ts=1_000, category="shoes")
@@ -79,9 +80,12 @@ class UserState:
     @classmethod
     def from_bytes(cls, data: bytes, abandon_after_ms: int) -> UserState:
         fields = orjson.loads(data)
-        if fields[0] != STATE_FORMAT:
+        if fields[0] == 1:
+            fields += [-1, []]  # format 1 had no replay guard: start one from here
+        elif fields[0] != STATE_FORMAT:
             raise PromoError(
-                f"user state format {fields[0]} is not {STATE_FORMAT}: migrate the table"
+                f"user state format {fields[0]} is newer than this worker's {STATE_FORMAT}: "
+                "upgrade the worker"
             )
         _, features, last_decision, offer_times, open_decisions, partition, offset, recent = fields
         return cls(

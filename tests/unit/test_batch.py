@@ -73,3 +73,12 @@ def test_bad_messages_become_dead_letters_and_cost_nothing_else() -> None:
     assert (letter.reason.value, letter.partition, letter.offset) == ("invalid_json", 3, 1)
     assert base64.b64decode(letter.raw_b64) == b"\xff{" and letter.raw_text is None
     assert result.events == 2
+
+
+def test_state_of_format_1_is_upgraded_on_read() -> None:
+    engine, table = make_engine(), {}
+    run(engine, table, [message(0, "e0")])
+    fields = orjson.loads(table["u1"])
+    old = orjson.dumps([1, *fields[1:6]])  # format 1: no offset nor recent event ids
+    state = UserState.from_bytes(old, engine.config.abandon_after_ms)
+    assert (state.offset, state.recent_events, state.features.count("view", "24h")) == (-1, [], 1)
