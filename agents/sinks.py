@@ -114,17 +114,30 @@ def _sink(
 
     @promo.app.agent(topic, name=f"promo.sink.{table}")
     async def sink(stream: StreamT[bytes]) -> None:
-        loop = asyncio.get_running_loop()
         async for events in stream.take_events(s.sink_batch_size, within=s.sink_flush_seconds):  # type: ignore[attr-defined]
-            rows = to_rows(events)
-            backoff = 0.5
-            while True:
-                try:
-                    # clickhouse-driver blocks: keep the event loop (heartbeats, agents) free.
-                    await loop.run_in_executor(None, write, rows)
-                    break
-                except PromoError as exc:
-                    log.warning("%s; retrying in %.1f s", exc, backoff)
-                    client.clear()
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+            # Faust acknowledges the batch when the loop moves on, and also when the worker stops
+            # and closes the loop mid-retry: our own reference on each message keeps a batch
+            # that is not written uncommitted, so the next worker writes it.
+            for event in events:
+                event.message.incref()
+            await _write_until_done(write, to_rows(events), client)
+            for event in events:
+                event.message.decref()  # written: the loop's acknowledgement is now the last
+
+
+async def _write_until_done(
+    write: Callable[[list[Row]], None], rows: list[Row], client: list[Client]
+) -> None:
+    """Retry with back-off until ClickHouse takes the batch; never drop it."""
+    loop = asyncio.get_running_loop()
+    backoff = 0.5
+    while True:
+        try:
+            # clickhouse-driver blocks: keep the event loop (heartbeats, agents) free.
+            await loop.run_in_executor(None, write, rows)
+            return
+        except PromoError as exc:
+            log.warning("%s; retrying in %.1f s", exc, backoff)
+            client.clear()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
