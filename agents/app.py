@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import faust
@@ -27,6 +28,9 @@ class Promo:
     user_state: TableT[bytes, bytes]
     engine: DecisionEngine
     expiry: ExpiryIndex
+    #: Wait until everything sent so far is acknowledged by the broker. A hook so that Faust's
+    #: test context, which runs no producer, can stand in for it.
+    flush_outputs: Callable[[], Awaitable[None]]
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -79,7 +83,9 @@ def create_app(settings: Settings, snapshot: ModelSnapshot | None = None) -> Pro
     )
     config = engine_config(settings)
     engine = DecisionEngine(config, snapshot or initial_snapshot(settings, config))
-    promo = Promo(app, settings, topics, user_state, engine, ExpiryIndex())
+    promo = Promo(
+        app, settings, topics, user_state, engine, ExpiryIndex(), lambda: app.producer.flush()
+    )
 
     from agents import clickstream, learner, sinks
 

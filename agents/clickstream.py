@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 from faust.types import EventT, StreamT
 
 from agents.app import Promo
-from agents.state_store import load_state, save_state
+from agents.state_store import load_state, save_states, send_changelog
 from schemas.codec import encode
+from schemas.dead_letters import DeadLetter
 from streams.batch import RawMessage, process_batch
 from streams.engine import EngineOutput
 from streams.errors import PromoError
@@ -26,6 +28,29 @@ def _raw(event: EventT[bytes]) -> RawMessage:
     return RawMessage(
         m.value or b"", m.key, int(m.timestamp * 1000), m.topic, m.partition, m.offset
     )
+
+
+async def publish(
+    promo: Promo,
+    out: EngineOutput,
+    states: dict[str, UserState],
+    dead_letters: Sequence[DeadLetter] = (),
+) -> None:
+    """Store the new states, send what they produced, and only then their changelog.
+
+    Order matters because a recovered state skips the messages it already holds: if a state
+    reached the changelog before the decisions, offers and outcomes it caused, a crash in
+    between would lose them for good. Outputs first, flushed; state second. A crash in
+    between replays the messages and derives the same ids again.
+    """
+    changelog = save_states(promo.user_state, states)
+    for letter in dead_letters:
+        key = letter.key.encode() if letter.key is not None else None
+        promo.topics.dead_letters.send_soon(key=key, value=encode(letter))
+    send_output(promo, out)
+    if changelog:
+        await promo.flush_outputs()
+        send_changelog(promo.user_state, changelog)
 
 
 def send_output(promo: Promo, out: EngineOutput) -> None:
@@ -62,13 +87,9 @@ def register(promo: Promo) -> None:
                 max_future_skew_ms=s.max_future_skew_seconds * 1000,
             )
             for user_id, state in result.states.items():
-                save_state(table, user_id, state)
                 expiry.track(user_id, state)
                 expiry.advance(state.partition, state.features.watermark)
-            for letter in result.dead_letters:
-                key = letter.key.encode() if letter.key is not None else None
-                promo.topics.dead_letters.send_soon(key=key, value=encode(letter))
-            send_output(promo, result.output)
+            await publish(promo, result.output, result.states, result.dead_letters)
 
     @app.on_partitions_assigned.connect
     async def on_assigned(*args: object, **kwargs: object) -> None:
@@ -80,18 +101,18 @@ def register(promo: Promo) -> None:
         if expiry.needs_rebuild and owned and not app.in_recovery:
             _rebuild_index(promo)
         now = expiry.watermark(owned, int(time.time() * 1000))
-        out = EngineOutput()
+        out, changed = EngineOutput(), {}
         for user_id in expiry.due(now):
             state = load_state(table, user_id, abandon_ms)
             if state is None or state.partition not in owned:
                 expiry.due_at.pop(user_id, None)  # moved to another worker by a rebalance
                 continue
             if engine.close_expired(state, user_id, now, out):
-                save_state(table, user_id, state)
+                changed[user_id] = state
             expiry.track(user_id, state)
         if out.outcomes:
             log.info("closed %d attribution windows without a purchase", len(out.outcomes))
-        send_output(promo, out)
+        await publish(promo, out, changed)
 
 
 def _owned_partitions(promo: Promo) -> set[int]:

@@ -12,6 +12,9 @@ from faust.types import TableT
 
 from streams.user_state import UserState
 
+#: (partition, key, value) of one user-state changelog record
+Changelog = tuple[int, bytes, bytes]
+
 
 def load_state(
     table: TableT[bytes, bytes], user_id: str, abandon_after_ms: int
@@ -20,7 +23,21 @@ def load_state(
     return UserState.from_bytes(raw, abandon_after_ms) if raw is not None else None
 
 
-def save_state(table: TableT[bytes, bytes], user_id: str, state: UserState) -> None:
-    key, value = user_id.encode(), state.to_bytes()
-    table.data[key] = value
-    table.send_changelog(state.partition, key, value)
+def save_states(table: TableT[bytes, bytes], states: dict[str, UserState]) -> list[Changelog]:
+    """Write the states to the local store now; return their changelog entries to send later.
+
+    The caller sends the entries only once the outputs derived from these states are durable
+    (see ``agents.clickstream.publish``): a replayed message is skipped when the recovered
+    state already holds it, so its outputs must never be lost behind its state.
+    """
+    entries = []
+    for user_id, state in states.items():
+        key, value = user_id.encode(), state.to_bytes()
+        table.data[key] = value
+        entries.append((state.partition, key, value))
+    return entries
+
+
+def send_changelog(table: TableT[bytes, bytes], entries: list[Changelog]) -> None:
+    for partition, key, value in entries:
+        table.send_changelog(partition, key, value)

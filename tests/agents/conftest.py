@@ -84,6 +84,9 @@ class AgentHarness:
         )
         return offset
 
+    async def flush(self) -> None:
+        self._drain()
+
     def _drain(self) -> None:
         pending: asyncio.Queue[Any] = self.promo.app.producer.buffer.pending
         while not pending.empty():
@@ -181,6 +184,10 @@ def clickstream_agent() -> Callable[..., Any]:
         promo = create_app(agent_settings(**overrides))
         agent = promo.app.agents["promo.clickstream"]
         async with agent.test_context() as wrapper:
-            yield AgentHarness(promo, wrapper)
+            harness = AgentHarness(promo, wrapper)
+            # No producer runs here: "flushed" means the harness has taken the records out
+            # of the producer's buffer, which is where it observes them.
+            promo.flush_outputs = harness.flush
+            yield harness
 
     return running

@@ -260,3 +260,15 @@ async def test_records_replayed_after_a_crash_are_not_counted_twice(clickstream_
         second = h.decisions[-1]
         assert second["trigger_event_id"] == "c-61"
         assert second["features"][FEATURE_INDEX["views_24h"]] == 3.0
+
+
+async def test_outputs_are_out_before_the_state_that_holds_them(clickstream_agent: Any) -> None:
+    # A recovered state skips the messages it holds: the decision it caused must already be
+    # on its way (flushed) when the state's changelog entry is sent, or a crash loses it.
+    user = "user-1"
+    async with clickstream_agent() as h:
+        await send(h, view(user, "v-0", T0), partition=2)
+        await h.wait_until(lambda h: len(h.changelog) == 1)
+        topics = [s.topic for s in h.sent]
+        changelog_topic = h.promo.user_state.changelog_topic.get_topic_name()
+        assert topics.index(h.settings.topic_decisions) < topics.index(changelog_topic)
