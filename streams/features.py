@@ -14,8 +14,9 @@ Recency takes the latest timestamp, never the latest arrival. The cart is applie
 order. Late events still update the windows; the engine only refuses to *decide* on them.
 
 Cart abandonment: a non-empty cart with no cart or purchase activity for ``abandon_after_ms``
-counts as abandoned when the user's next event shows the gap (event time has no timers); that
-event marks the user as returning to an abandoned cart, a decision point.
+counts as abandoned when the user next browses (event time has no timers); that event marks
+the user as returning to an abandoned cart, a decision point. A cart keeps at most 100 lines
+and is dropped after 30 idle days, so the state stays bounded.
 
 >>> f = SlidingWindowFeatures()
 >>> f.update("view", ts=0, category="shoes")
@@ -62,6 +63,11 @@ WINDOWS: dict[str, tuple[int, int]] = {
     "30d": (2, 30 * DAY),
 }
 
+#: Events that show the user is back in the shop (for cart abandonment).
+BROWSING = frozenset({"view", "search", "add_to_cart", "remove_from_cart"})
+MAX_CART_LINES = 100
+CART_MAX_AGE = 30 * DAY
+
 AFFINITY_HALF_LIFE = 7 * DAY
 AFFINITY_KEEP = 8
 NEVER = -1
@@ -97,11 +103,16 @@ class SlidingWindowFeatures:
     ) -> None:
         """Fold one event in. ``amount``: unit price for cart events, order total for purchases."""
         self.returning_to_cart = False
-        if self.cart and ts - self.last_cart_activity > self.abandon_after_ms:
-            # The cart was left alone too long before this event: it was abandoned back then.
+        idle = ts - self.last_cart_activity
+        if self.cart and event_type in BROWSING and idle > self.abandon_after_ms:
+            # The user browses again after leaving the cart alone: it was abandoned back then.
+            # (A purchase is no return to an abandoned cart, nor is a notification shown.)
             self._add(self.last_cart_activity + self.abandon_after_ms, _ABANDONED, 1.0)
-            self.returning_to_cart = True
             self.last_cart_activity = ts  # count one abandonment per idle gap
+            if idle > CART_MAX_AGE:
+                self.cart.clear()  # a month-old cart is no cart to come back to
+            else:
+                self.returning_to_cart = True
         self.watermark = max(self.watermark, ts)
         self._add(ts, _TYPE_SLOT[event_type], 1.0)
         if event_type == "view":
@@ -113,6 +124,8 @@ class SlidingWindowFeatures:
             if item_id is not None:
                 line = self.cart.setdefault(item_id, [amount, 0, category])
                 line[1] += quantity
+                if len(self.cart) > MAX_CART_LINES:
+                    del self.cart[next(iter(self.cart))]  # the oldest line: state stays bounded
         elif event_type == "remove_from_cart":
             self.last_cart_activity = max(self.last_cart_activity, ts)
             removed = self.cart.get(item_id or "")

@@ -95,10 +95,13 @@ def validate_event(
             RejectReason.TS_IN_FUTURE,
             f"ts {event.ts} is {(event.ts - message_ts) // 1000} s ahead of the message timestamp",
         )
-    if key is not None and key != event.user_id.encode():
+    if key != event.user_id.encode():
+        # Without the user id as key, the producer spreads a user's events over partitions:
+        # their state would split, and contact caps would count each part separately.
         return Rejected(
             RejectReason.KEY_MISMATCH,
-            f"message key {key[:64]!r} is not the user_id {event.user_id[:64]!r}",
+            f"message key {key[:64] if key is not None else None!r} "
+            f"is not the user_id {event.user_id[:64]!r}",
         )
     return event
 

@@ -127,3 +127,21 @@ def test_compact_form_round_trips(events: list[tuple[str, int]]) -> None:
     for window in ("1h", "24h", "7d", "30d"):
         assert g.count("view", window) == f.count("view", window)
         assert g.spend(window) == f.spend(window)
+
+
+def test_only_browsing_returns_to_an_abandoned_cart() -> None:
+    f = SlidingWindowFeatures(abandon_after_ms=30 * MINUTE)
+    f.update("add_to_cart", ts=0, amount=20.0, item_id="a", category="x")
+    f.update("offer_shown", ts=3 * HOUR)  # a notification, not the user
+    assert not f.returning_to_cart and f.abandoned_carts("24h") == 0
+    f.update("purchase", ts=4 * HOUR, amount=20.0)  # bought it: not abandoned
+    assert not f.returning_to_cart and f.abandoned_carts("24h") == 0 and f.cart_value == 0
+
+
+def test_cart_is_bounded_and_expires() -> None:
+    f = SlidingWindowFeatures()
+    for i in range(150):
+        f.update("add_to_cart", ts=i, amount=1.0, item_id=f"i{i}", category="x")
+    assert f.cart_items == 100 and "i149" in f.cart and "i0" not in f.cart
+    f.update("view", ts=40 * DAY, category="x")  # back after 40 days
+    assert f.cart == {} and not f.returning_to_cart
