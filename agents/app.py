@@ -83,9 +83,8 @@ def create_app(settings: Settings, snapshot: ModelSnapshot | None = None) -> Pro
     )
     config = engine_config(settings)
     engine = DecisionEngine(config, snapshot or initial_snapshot(settings, config))
-    promo = Promo(
-        app, settings, topics, user_state, engine, ExpiryIndex(), lambda: app.producer.flush()
-    )
+    expiry = ExpiryIndex(allowed_lateness_ms=config.decision_lateness_ms)
+    promo = Promo(app, settings, topics, user_state, engine, expiry, lambda: app.producer.flush())
 
     from agents import clickstream, learner, sinks
 

@@ -121,7 +121,8 @@ def _owned_partitions(promo: Promo) -> set[int]:
 
 
 def _rebuild_index(promo: Promo) -> None:
-    """After a (re)start: find the users with open decisions among the recovered states."""
+    """After a (re)start or rebalance: the users with open decisions among the recovered
+    states, and how far event time had got on each partition."""
     abandon_ms = promo.engine.config.abandon_after_ms
     for key, raw in list(promo.user_state.data.items()):
         try:
@@ -129,6 +130,7 @@ def _rebuild_index(promo: Promo) -> None:
         except PromoError as exc:  # the user's own events will fail loudly; the sweep goes on
             log.error("unreadable state of user %r: %s", key, exc)
             continue
+        promo.expiry.advance(state.partition, state.features.watermark)
         if state.open_decisions:
             promo.expiry.track(key.decode(), state)
     promo.expiry.needs_rebuild = False

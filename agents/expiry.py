@@ -5,8 +5,10 @@ sweep. The index is in memory and small (one entry per user with an open decisio
 (re)start or a rebalance it is rebuilt from the user-state table on the next sweep.
 
 The sweep runs on event time, with a watermark that one bad timestamp cannot drag forward:
-each partition's watermark is the latest event time seen on it; the worker's is the *lowest*
-over its partitions, and never ahead of the wall clock (no real event happens in the future).
+each partition's watermark is the latest event time seen on it (seeded from the recovered
+states after a restart); the worker's is the *lowest* over its partitions that have data,
+less an allowed lateness for purchases still on their way, and never ahead of the wall
+clock (no real event happens in the future).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ class ExpiryIndex:
     due_at: dict[str, int] = field(default_factory=dict)
     #: partition -> latest event time seen on it
     partition_watermarks: dict[int, int] = field(default_factory=dict)
+    #: How far behind its partition's latest event a purchase may still arrive.
+    allowed_lateness_ms: int = 0
     needs_rebuild: bool = True
 
     def track(self, user_id: str, state: UserState) -> None:
@@ -35,9 +39,14 @@ class ExpiryIndex:
             self.partition_watermarks[partition] = event_time
 
     def watermark(self, partitions: set[int], wall_clock_ms: int) -> int:
-        """Event time up to which every owned partition has progressed (-1 if unknown)."""
-        marks = [self.partition_watermarks.get(p, -1) for p in partitions]
-        return min(min(marks, default=-1), wall_clock_ms)
+        """Event time up to which windows may close on ``partitions`` (-1: none yet).
+
+        Partitions without data hold no users, hence no windows: they do not hold it back.
+        """
+        marks = [self.partition_watermarks[p] for p in partitions if p in self.partition_watermarks]
+        if not marks:
+            return -1
+        return min(min(marks) - self.allowed_lateness_ms, wall_clock_ms)
 
     def due(self, now: int) -> list[str]:
         """Users whose earliest window ended by event time ``now``."""

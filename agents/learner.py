@@ -41,14 +41,13 @@ def register(promo: Promo) -> None:
             for event in events:
                 try:
                     example = decode(TrainingExample, event.message.value or b"")
+                    snapshot.learn(example.features, example.offer_code, example.label)
                 except (ValueError, TypeError, KeyError) as exc:
+                    # Unreadable, or written for another feature layout: an exception here
+                    # would drop the whole batch of labels, not just this one.
                     log.error(
-                        "skipping unreadable training example at offset %s: %r",
-                        event.message.offset,
-                        exc,
+                        "skipping training example at offset %s: %r", event.message.offset, exc
                     )
-                    continue
-                snapshot.learn(example.features, example.offer_code, example.label)
             snapshot.version += 1
             # Buffered: Faust flushes the producer before it commits these examples' offsets.
             promo.topics.models.send_soon(key=b"snapshot", value=snapshot.to_bytes())

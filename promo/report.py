@@ -271,8 +271,8 @@ GROUP BY arm
 def _ground_truth_section(client: Client) -> str | None:
     """Mean true expected profit of the actions taken, for the latest simulator run.
 
-    Decisions carry no run id and the simulator reuses user ids across runs, so decisions are
-    matched on user id within the latest run's users and simulated time span.
+    Decisions carry no run id: they are matched on user id (the simulator's ids carry its run
+    id) within the latest run's simulated time span.
     """
     runs = _query(
         client,

@@ -130,6 +130,11 @@ class Settings(BaseSettings):
             )
         if self.max_offers_per_week < self.max_offers_per_day:
             raise ValueError("max_offers_per_week must be >= max_offers_per_day")
+        if self.offer_ttl_hours > self.attribution_window_hours:
+            raise ValueError(
+                "offer_ttl_hours must not exceed attribution_window_hours: a coupon redeemed "
+                "after the window closed could never be attributed (PROMO_OFFER_TTL_HOURS)"
+            )
         return self
 
     @cached_property

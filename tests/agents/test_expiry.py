@@ -9,14 +9,22 @@ NOW = 1_800_000_000_000
 
 
 def test_watermark_is_the_slowest_partition_and_never_ahead_of_the_clock() -> None:
-    index = ExpiryIndex()
+    index = ExpiryIndex(allowed_lateness_ms=0)
     index.advance(0, NOW - 3 * HOUR)
     index.advance(1, NOW - 2 * HOUR)
     index.advance(1, NOW + 49 * HOUR)  # one event from a producer whose clock is two days ahead
     assert index.watermark({0, 1}, wall_clock_ms=NOW) == NOW - 3 * HOUR
     index.advance(0, NOW + 49 * HOUR)
     assert index.watermark({0, 1}, wall_clock_ms=NOW) == NOW  # capped by the wall clock
-    assert index.watermark({0, 1, 2}, wall_clock_ms=NOW) == -1  # partition 2 has said nothing
+    # Partition 2 has no data, hence no users with windows: it does not stall the others.
+    assert index.watermark({0, 1, 2}, wall_clock_ms=NOW) == NOW
+    assert index.watermark({2}, wall_clock_ms=NOW) == -1
+
+
+def test_windows_close_only_after_the_allowed_lateness() -> None:
+    index = ExpiryIndex(allowed_lateness_ms=10 * 60_000)
+    index.advance(0, NOW - HOUR)
+    assert index.watermark({0}, wall_clock_ms=NOW) == NOW - HOUR - 10 * 60_000
 
 
 def test_due_users() -> None:
