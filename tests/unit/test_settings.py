@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from promo.settings import load_settings
@@ -34,11 +36,10 @@ def test_a_bad_setting_is_named(
         load_settings()
 
 
-def test_a_bad_catalogue_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
-    from pathlib import Path
+def test_a_bad_catalogue_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
-    path = Path(str(tmp_path)) / "offers.json"
+    path = tmp_path / "offers.json"
     path.write_text('[{"code": "x", "kind": "percent_off", "value": 150, "title": "t"}]')
     monkeypatch.setenv("PROMO_OFFER_CATALOGUE", str(path))
-    with pytest.raises(ConfigError, match="PROMO_OFFER_CATALOGUE.*percentage"):
+    with pytest.raises(ConfigError, match=r"PROMO_OFFER_CATALOGUE.*percentage"):
         load_settings().catalogue()
