@@ -46,6 +46,7 @@ def test_from_settings_takes_servers_topics_and_truth_parameters() -> None:
             "topic_partitions": 8,
             "topic_replication": 1,
             "attribution_window_hours": 24.0,
+            "offer_ttl_hours": 24.0,
         }
     )
     config = SimulationConfig.from_settings(settings, users=50, seed=9)
