@@ -59,9 +59,9 @@ lint: install ## ruff lint and format check
 typecheck: install ## mypy over the packages (strict on streams and schemas)
 	$(BIN)/mypy streams schemas agents promo simulator
 
-bench: install ## print benchmark figures (python -m benchmarks)
-	if [ -f benchmarks/__main__.py ]; then $(BIN)/python -m benchmarks; \
-	else echo "no benchmarks/__main__.py yet"; fi
+bench: up ## print benchmark figures: the pure per-event path, then one real worker
+	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks.worker
 
 clean: ## stop everything, remove .run/ and tool caches (keeps .venv)
 	$(SERVERS) clean
