@@ -2,7 +2,8 @@
 
 Prints events per second of ``streams.batch.process_batch`` on synthetic traffic with a
 stand-in table (a dict of serialised states), so the figure is the engine's own cost without
-Faust or Kafka. Usage: ``python -m benchmarks [--events N] [--users N]``.
+Faust or Kafka. The engine is configured from the settings, as a worker's is.
+Usage: ``python -m benchmarks [--events N] [--users N]``.
 """
 
 from __future__ import annotations
@@ -13,15 +14,11 @@ import time
 
 import orjson
 
-from schemas.decisions import NO_OFFER
+from agents.app import engine_config, initial_snapshot
+from promo.settings import load_settings
 from streams.batch import RawMessage, process_batch
-from streams.catalogue import DEFAULT_CATALOGUE
-from streams.engine import DecisionEngine, EngineConfig
-from streams.models import ModelSnapshot
-from streams.policy import ContactLimits
+from streams.engine import DecisionEngine
 from streams.user_state import UserState
-
-HOUR = 3_600_000
 
 
 def synthetic_messages(n: int, users: int, seed: int = 1) -> list[RawMessage]:
@@ -53,21 +50,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=5_000)
     parser.add_argument("--batch", type=int, default=500)
     args = parser.parse_args()
-    config = EngineConfig(
-        catalogue=DEFAULT_CATALOGUE,
-        policy_version="bench",
-        control_share=0.1,
-        holdout_salt="s",
-        epsilon=0.1,
-        gross_margin=0.3,
-        attribution_window_ms=48 * HOUR,
-        offer_ttl_ms=48 * HOUR,
-        decision_lateness_ms=600_000,
-        abandon_after_ms=1_800_000,
-        limits=ContactLimits(cooldown_ms=HOUR, max_per_day=1, max_per_week=3),
-    )
-    actions = (NO_OFFER, *(o.code for o in DEFAULT_CATALOGUE))
-    engine = DecisionEngine(config, ModelSnapshot.initial(actions, n_segments=6, seed=1))
+    config = engine_config(load_settings())
+    engine = DecisionEngine(config, initial_snapshot(load_settings(), config))
     table: dict[str, bytes] = {}
     messages = synthetic_messages(args.events, args.users)
 

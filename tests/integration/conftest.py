@@ -107,3 +107,13 @@ def clickhouse_client(clickhouse_url: str, unique_name: str) -> Iterator[Client]
         client.disconnect()
         admin.execute(f"DROP DATABASE IF EXISTS {database}")
         admin.disconnect()
+
+
+@pytest.fixture
+def migrated(clickhouse_client: Client) -> Client:
+    """``clickhouse_client`` on a fresh database with the project's schema applied."""
+    from promo.clickhouse import apply_migrations
+    from promo.settings import REPO_ROOT
+
+    apply_migrations(clickhouse_client, REPO_ROOT / "deploy" / "clickhouse")
+    return clickhouse_client

@@ -44,12 +44,6 @@ VIEWS = (
 )
 
 
-@pytest.fixture
-def migrated(clickhouse_client: Client) -> Client:
-    apply_migrations(clickhouse_client, DDL_DIR)
-    return clickhouse_client
-
-
 def test_migrations_apply_once(clickhouse_client: Client) -> None:
     files = sorted(p.name for p in DDL_DIR.glob("*.sql"))
     assert apply_migrations(clickhouse_client, DDL_DIR) == files

@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from clickhouse_driver import Client
 
-from promo.clickhouse import apply_migrations, insert
+from promo.clickhouse import insert
 from promo.report import build_report
-from promo.settings import REPO_ROOT
 from schemas.dead_letters import DeadLetter, RejectReason
 from schemas.decisions import Decision
 from schemas.events import ClickEvent, EventType
@@ -43,7 +41,6 @@ from streams.sink_rows import (
     outcome_row,
 )
 
-DDL_DIR = REPO_ROOT / "deploy" / "clickhouse"
 TS = 1_700_000_000_000
 MARGIN = 0.4
 
@@ -71,12 +68,6 @@ TRUTH_COLUMNS = (
 )
 # The simulator's truth: the same expected profit per action for every user.
 TRUE_PROFIT = {"none": 1.0, "pct10": 2.0, "free_shipping": 0.5}
-
-
-@pytest.fixture
-def migrated(clickhouse_client: Client) -> Client:
-    apply_migrations(clickhouse_client, DDL_DIR)
-    return clickhouse_client
 
 
 def test_empty_database(migrated: Client) -> None:
