@@ -142,10 +142,6 @@ class Settings(BaseSettings):
         """Broker addresses as kafka-python and aiokafka take them."""
         return [h.strip() for h in self.broker_url.removeprefix("kafka://").split(";") if h.strip()]
 
-    @cached_property
-    def clickhouse_database(self) -> str:
-        return urlsplit(self.clickhouse_url).path.strip("/")
-
     def catalogue(self) -> tuple[OfferSpec, ...]:
         """The offer catalogue: the built-in one, or the JSON file PROMO_OFFER_CATALOGUE names."""
         if self.offer_catalogue is None:
