@@ -47,14 +47,14 @@ async def publish(
     for letter in dead_letters:
         key = letter.key.encode() if letter.key is not None else None
         promo.topics.dead_letters.send_soon(key=key, value=encode(letter))
-    send_output(promo, out)
+    _send_output(promo, out)
     if changelog:
         await promo.flush_outputs()
         send_changelog(promo.user_state, changelog)
 
 
-def send_output(promo: Promo, out: EngineOutput) -> None:
-    """Queue everything a batch produced; Faust flushes the producer before it commits."""
+def _send_output(promo: Promo, out: EngineOutput) -> None:
+    """Queue everything a batch produced (buffered; `publish` flushes before the changelog)."""
     t = promo.topics
     for offer in out.offers:
         t.offers.send_soon(key=offer.user_id.encode(), value=encode(offer))
