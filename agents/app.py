@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import faust
 from faust.types import TableT
@@ -39,7 +40,8 @@ def engine_config(settings: Settings) -> EngineConfig:
         policy_version=settings.policy_version,
         control_share=settings.control_share,
         holdout_salt=settings.holdout_salt,
-        epsilon=settings.epsilon,
+        explore_share=settings.explore_share,
+        confidence_z=NormalDist().inv_cdf(settings.offer_confidence),
         gross_margin=settings.gross_margin,
         attribution_window_ms=int(settings.attribution_window_hours * HOUR_MS),
         offer_ttl_ms=int(settings.offer_ttl_hours * HOUR_MS),
@@ -50,13 +52,12 @@ def engine_config(settings: Settings) -> EngineConfig:
             max_per_day=settings.max_offers_per_day,
             max_per_week=settings.max_offers_per_week,
         ),
+        triggers=frozenset(settings.decision_triggers.split(",")),
     )
 
 
 def initial_snapshot(settings: Settings, config: EngineConfig) -> ModelSnapshot:
-    return ModelSnapshot.initial(
-        config.actions, settings.n_segments, settings.model_seed, settings.learning_rate
-    )
+    return ModelSnapshot.initial(config.actions, settings.n_segments, settings.model_seed)
 
 
 def create_app(settings: Settings, snapshot: ModelSnapshot | None = None) -> Promo:

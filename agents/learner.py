@@ -41,7 +41,13 @@ def register(promo: Promo) -> None:
             for event in events:
                 try:
                     example = decode(TrainingExample, event.message.value or b"")
-                    snapshot.learn(example.features, example.offer_code, example.label)
+                    snapshot.learn(
+                        example.features,
+                        example.trigger,
+                        example.offer_code,
+                        example.label,
+                        redeemed=example.redeemed,
+                    )
                 except (ValueError, TypeError, KeyError) as exc:
                     # Unreadable, or written for another feature layout: an exception here
                     # would drop the whole batch of labels, not just this one.

@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.catalogue import DEFAULT_CATALOGUE, OfferSpec, parse_catalogue
+from streams.engine import TRIGGERS
 from streams.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -79,13 +80,25 @@ class Settings(BaseSettings):
     )
 
     # --- policy ----------------------------------------------------------------------------------
-    policy_version: str = Field("greedy-profit-v1", min_length=1)
+    policy_version: str = Field("uplift-lcb-v2", min_length=1)
     offer_catalogue: Path | None = Field(None, description="JSON offer catalogue; default built in")
     control_share: float = Field(0.1, ge=0.0, lt=1.0, description="Share of users held out")
     holdout_salt: str = Field(
         "promo-holdout-1", min_length=1, description="Changing it reshuffles control"
     )
-    epsilon: float = Field(0.1, ge=0.0, le=1.0, description="Share of treated decisions explored")
+    explore_share: float = Field(
+        0.1, ge=0.0, le=1.0, description="Sticky share of treated users whose decisions explore"
+    )
+    offer_confidence: float = Field(
+        0.8,
+        gt=0.5,
+        lt=1.0,
+        description="How sure the model must be that an offer adds profit before it is sent",
+    )
+    decision_triggers: str = Field(
+        "add_to_cart,cart_return",
+        description="Decision points, comma-separated, among view, add_to_cart, cart_return",
+    )
     gross_margin: float = Field(
         0.3, gt=0.0, le=1.0, description="Margin on revenue before discounts"
     )
@@ -94,14 +107,16 @@ class Settings(BaseSettings):
     )
     offer_ttl_hours: float = Field(48.0, gt=0, description="Offer expiry after the decision")
     decision_cooldown_minutes: float = Field(
-        60.0, ge=0, description="No new decision for a user within"
+        2880.0,
+        ge=0,
+        description="No new decision for a user within; by default the attribution window, "
+        "so each purchase belongs to one decision and every action is labelled alike",
     )
     max_offers_per_day: int = Field(1, ge=0, description="Contact cap per user per 24 h")
     max_offers_per_week: int = Field(3, ge=0, description="Contact cap per user per 7 days")
 
     # --- models ----------------------------------------------------------------------------------
     n_segments: int = Field(6, ge=1, le=100)
-    learning_rate: float = Field(0.02, gt=0, le=10, description="SGD step of the response model")
     model_publish_every: int = Field(200, ge=1, description="Training examples per model snapshot")
     model_publish_seconds: float = Field(10.0, gt=0, description="Longest time between snapshots")
     model_seed: int = 42
@@ -112,6 +127,15 @@ class Settings(BaseSettings):
         if not value.startswith("kafka://") or not value.removeprefix("kafka://"):
             raise ValueError("must look like kafka://host:port")
         return value
+
+    @field_validator("decision_triggers")
+    @classmethod
+    def _decision_triggers(cls, value: str) -> str:
+        names = [t.strip() for t in value.split(",") if t.strip()]
+        unknown = sorted(set(names) - set(TRIGGERS))
+        if not names or unknown:
+            raise ValueError(f"must name decision points among {', '.join(TRIGGERS)}")
+        return ",".join(names)
 
     @field_validator("clickhouse_url")
     @classmethod

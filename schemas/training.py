@@ -1,7 +1,8 @@
 """Training examples: a closed decision turned into a label for the shared models.
 
 Internal topic ``promo-training`` (one partition, so one learner sees them all in order).
-``label`` is 1 when the user bought within the attribution window, else 0.
+Emitted when the decision's window closes: ``label`` is 1 when the user bought within it,
+else 0; ``redeemed`` says whether a purchase used the decision's coupon.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ class TrainingExample:
     offer_code: str
     label: int
     model_version: int
+    redeemed: bool = False
+    trigger: str = "view"
 
     @classmethod
     def from_json_dict(cls, data: dict[str, Any]) -> TrainingExample:

@@ -6,8 +6,13 @@ Rules:
 - A purchase at time t counts for *every* open decision of the user taken at or before t whose
   window has not closed (its label is "bought within the window", which is what the response
   model predicts). It is a redemption for the decision whose coupon it uses.
-- The first purchase of a decision emits its positive training example at once; a window that
-  closes without one emits the negative example (delayed labels).
+- Every decision's training example is emitted when its window closes, positive or negative,
+  with whether its coupon was redeemed. Learning a positive the moment it happens but a
+  negative only 48 h later would show the learner mostly positives at first and bias every
+  purchase probability upwards (delayed-feedback bias); at close, each label is final.
+- With the default cool-down equal to the window, a user has one open decision at a time
+  whatever the action, so each purchase belongs to one decision and every arm is labelled
+  over the same kind of window.
 Outcome ids derive from the decision and the source event, so a redelivered event re-derives
 the same ids and the ClickHouse sink keeps one row.
 """
@@ -39,6 +44,9 @@ class OpenDecision:
     converted: bool = False
     shown: bool = False
     clicked: bool = False
+    redeemed: bool = False
+    #: The decision point (view, add_to_cart, cart_return): the models learn per trigger.
+    trigger: str = "view"
 
     def to_compact(self) -> list[Any]:
         return [
@@ -54,6 +62,8 @@ class OpenDecision:
             self.converted,
             self.shown,
             self.clicked,
+            self.redeemed,
+            self.trigger,
         ]
 
     @classmethod
@@ -86,14 +96,16 @@ def _outcome(
     )
 
 
-def _example(decision: OpenDecision, ts: int, label: int) -> TrainingExample:
+def _example(decision: OpenDecision) -> TrainingExample:
     return TrainingExample(
         decision_id=decision.decision_id,
-        ts=ts,
+        ts=decision.expires_at,
         features=decision.features,
         offer_code=decision.action,
-        label=label,
+        label=int(decision.converted),
         model_version=decision.model_version,
+        redeemed=decision.redeemed,
+        trigger=decision.trigger,
     )
 
 
@@ -115,11 +127,10 @@ def attribute_event(
     event: ClickEvent,
     offers: dict[str, OfferSpec],
     outcomes: list[Outcome],
-    examples: list[TrainingExample],
 ) -> None:
-    """Append the outcomes and training examples that ``event`` causes."""
+    """Append the outcomes that ``event`` causes (labels come when windows close)."""
     if event.type is EventType.PURCHASE:
-        _attribute_purchase(open_decisions, event, offers, outcomes, examples)
+        _attribute_purchase(open_decisions, event, offers, outcomes)
     elif event.type in (EventType.OFFER_SHOWN, EventType.OFFER_CLICKED):
         shown = event.type is EventType.OFFER_SHOWN
         for d in open_decisions:
@@ -142,7 +153,6 @@ def _attribute_purchase(
     event: ClickEvent,
     offers: dict[str, OfferSpec],
     outcomes: list[Outcome],
-    examples: list[TrainingExample],
 ) -> None:
     total = event.order_total or 0.0
     items_total = sum(line.price * line.quantity for line in event.items)
@@ -158,6 +168,7 @@ def _attribute_purchase(
             )
         )
         if redeemed:
+            d.redeemed = True
             outcomes.append(
                 _outcome(
                     d,
@@ -169,9 +180,7 @@ def _attribute_purchase(
                     discount,
                 )
             )
-        if not d.converted:
-            d.converted = True
-            examples.append(_example(d, event.ts, 1))
+        d.converted = True
 
 
 def close_expired(
@@ -186,7 +195,8 @@ def close_expired(
     for d in open_decisions:
         if d.expires_at > now:
             still_open.append(d)
-        elif not d.converted:
+            continue
+        if not d.converted:
             outcomes.append(_outcome(d, OutcomeType.NO_CONVERSION, user_id, d.expires_at, ""))
-            examples.append(_example(d, d.expires_at, 0))
+        examples.append(_example(d))
     return still_open

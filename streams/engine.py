@@ -3,16 +3,22 @@
 This is the whole per-event path, pure: the agent loads the user's state, calls
 :meth:`DecisionEngine.handle` for each event, saves the state and sends what came out.
 
-Decision points are product views, cart adds and a return to an abandoned cart, for events
-that are not late (no older than ``decision_lateness_ms`` behind the user's latest event) and
-users within their contact limits. A control user gets the same decision logged, with the
-action ``none`` and the offer the policy would have sent in ``policy_offer``.
+Decision points are the triggers configured (by default cart adds and a return to an
+abandoned cart: moments where the user can still be moved; product views optionally), for
+events that are not late (no older than ``decision_lateness_ms`` behind the user's latest
+event) and users within their contact limits. A control user gets the same decision logged,
+with the action ``none`` and the offer the policy would have sent in ``policy_offer``.
+
+The policy is pluggable (:class:`Policy`): the serving one reads the shared models
+(:class:`UpliftPolicy`); ``promo evaluate`` runs baselines and oracles through this same
+code, so every policy meets the same decision points, caps and attribution.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from schemas.decisions import NO_OFFER, Decision
 from schemas.events import ClickEvent, EventType
@@ -23,10 +29,20 @@ from streams.attribution import OpenDecision, attribute_event, close_expired
 from streams.catalogue import OfferSpec
 from streams.feature_vector import expected_order_value, feature_vector
 from streams.models import ModelSnapshot
-from streams.policy import ContactLimits, choose_action, in_control_group, ineligibility, unit_hash
+from streams.policy import (
+    Choice,
+    ContactLimits,
+    choose_offer,
+    in_control_group,
+    in_explore_cohort,
+    ineligibility,
+    unit_hash,
+)
 from streams.user_state import UserState
 
 _TRIGGERS = {EventType.VIEW: "view", EventType.ADD_TO_CART: "add_to_cart"}
+#: Every decision point the engine knows; ``EngineConfig.triggers`` picks among them.
+TRIGGERS = ("view", "add_to_cart", "cart_return")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +51,16 @@ class EngineConfig:
     policy_version: str
     control_share: float
     holdout_salt: str
-    epsilon: float
+    explore_share: float
+    #: Standard deviations of the effect's posterior an offer's gain must clear.
+    confidence_z: float
     gross_margin: float
     attribution_window_ms: int
     offer_ttl_ms: int
     decision_lateness_ms: int
     abandon_after_ms: int
     limits: ContactLimits
+    triggers: frozenset[str] = frozenset({"add_to_cart", "cart_return"})
 
     @property
     def actions(self) -> tuple[str, ...]:
@@ -56,15 +75,63 @@ class EngineOutput:
     training: list[TrainingExample] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class DecisionContext:
+    """What a policy sees at a decision point."""
+
+    user_id: str
+    decision_id: str
+    ts: int
+    trigger: str
+    features: tuple[float, ...]
+    order_value: float
+    #: In the sticky exploration cohort: the policy may explore for this user.
+    explore: bool
+    #: Uniform in [0, 1), fixed by the decision id.
+    draw: float
+    models: ModelSnapshot
+
+
+class Policy(Protocol):
+    def choose(self, context: DecisionContext) -> Choice: ...
+
+
+@dataclass(frozen=True, slots=True)
+class UpliftPolicy:
+    """The serving policy: lower confidence bound on incremental profit (streams.policy)."""
+
+    catalogue: tuple[OfferSpec, ...]
+    gross_margin: float
+    confidence_z: float
+
+    def choose(self, context: DecisionContext) -> Choice:
+        model = context.models.response
+        return choose_offer(
+            model.belief(context.features, context.trigger),
+            order_value=context.order_value,
+            catalogue=self.catalogue,
+            gross_margin=self.gross_margin,
+            redemption_rates={o.code: model.redemption_rate(o.code) for o in self.catalogue},
+            z=self.confidence_z,
+            explore=context.explore,
+            draw=context.draw,
+        )
+
+
 def stable_id(prefix: str, *parts: str) -> str:
     """``prefix-`` and 24 hex digits fixed by ``parts`` (idempotency keys)."""
     return f"{prefix}-{hashlib.blake2b('|'.join(parts).encode(), digest_size=12).hexdigest()}"
 
 
 class DecisionEngine:
-    def __init__(self, config: EngineConfig, snapshot: ModelSnapshot) -> None:
+    def __init__(
+        self, config: EngineConfig, snapshot: ModelSnapshot, policy: Policy | None = None
+    ) -> None:
         self.config = config
         self.snapshot = snapshot
+        self.policy = policy or UpliftPolicy(
+            config.catalogue, config.gross_margin, config.confidence_z
+        )
         self._offers = {o.code: o for o in config.catalogue}
 
     def new_state(self) -> UserState:
@@ -87,9 +154,9 @@ class DecisionEngine:
             state.open_decisions = close_expired(
                 state.open_decisions, event.ts, event.user_id, out.outcomes, out.training
             )
-            attribute_event(state.open_decisions, event, self._offers, out.outcomes, out.training)
+            attribute_event(state.open_decisions, event, self._offers, out.outcomes)
         trigger = "cart_return" if f.returning_to_cart else _TRIGGERS.get(event.type)
-        if trigger is None or late:
+        if trigger not in self.config.triggers or late:
             return
         blocked = ineligibility(
             event.ts,
@@ -114,26 +181,30 @@ class DecisionEngine:
         decision_id = stable_id("de", event.user_id, event.event_id, cfg.policy_version)
         vector = feature_vector(state.features, event.ts)
         segment = snapshot.segmenter.segment(vector)
-        probs = snapshot.response.purchase_probabilities(vector)
         order_value = expected_order_value(vector)
-        choice = choose_action(
-            probs,
-            order_value=order_value,
-            catalogue=cfg.catalogue,
-            gross_margin=cfg.gross_margin,
-            epsilon=cfg.epsilon,
-            draw=unit_hash("explore", decision_id),
-        )
         control = in_control_group(event.user_id, salt=cfg.holdout_salt, share=cfg.control_share)
+        # A control user may be in the cohort too: their logged policy_offer is then what the
+        # policy would have explored, so control mirrors treatment exactly.
+        explore = in_explore_cohort(event.user_id, salt=cfg.holdout_salt, share=cfg.explore_share)
+        choice = self.policy.choose(
+            DecisionContext(
+                event.user_id,
+                decision_id,
+                event.ts,
+                trigger,
+                vector,
+                order_value,
+                explore,
+                unit_hash("explore", decision_id),
+                snapshot,
+            )
+        )
         action = NO_OFFER if control else choice.action
         expires_at = event.ts + cfg.attribution_window_ms
         offer = None
         if action != NO_OFFER:
             why = _describe_trigger(event, trigger, state.features.cart_value)
-            explored = choice.action != choice.greedy_action
-            offer = self._offer(
-                decision_id, event, why, action, segment, probs, choice.scores, explored
-            )
+            offer = self._offer(decision_id, event, why, action, segment, choice)
             out.offers.append(offer)
         if choice.action != NO_OFFER:
             state.record_contact(event.ts)  # control too: both groups live under the same caps
@@ -149,6 +220,7 @@ class DecisionEngine:
                 control,
                 vector,
                 snapshot.version,
+                trigger=trigger,
             )
         )
         out.decisions.append(
@@ -164,7 +236,7 @@ class DecisionEngine:
                 policy_offer=choice.action,
                 propensity=1.0 if control else choice.propensity,
                 scores=choice.scores,
-                purchase_probs={a: round(p, 6) for a, p in probs.items()},
+                purchase_probs=choice.purchase_probs,
                 features=vector,
                 expected_order_value=round(order_value, 2),
                 offer_id=offer.offer_id if offer else None,
@@ -181,21 +253,22 @@ class DecisionEngine:
         why: str,
         action: str,
         segment: int,
-        probs: dict[str, float],
-        scores: dict[str, float],
-        explored: bool,
+        choice: Choice,
     ) -> Offer:
         spec = self._offers[action]
         offer_id = stable_id("of", decision_id)
-        gain = scores[action] - scores[NO_OFFER]
-        reason = (
-            f"{why}; model v{self.snapshot.version} expects purchase chance "
-            f"{probs[NO_OFFER]:.0%} without an offer and "
-            f"{probs[action]:.0%} with {spec.title.lower()}, "
-            f"expected profit {gain:+.2f} per decision"
-        )
-        if explored:
-            reason += " (exploration: chosen at random to keep learning)"
+        probs = choice.purchase_probs
+        if NO_OFFER in probs and action in probs and action in choice.scores:
+            reason = (
+                f"{why}; model v{self.snapshot.version} expects purchase chance "
+                f"{probs[NO_OFFER]:.0%} without an offer and "
+                f"{probs[action]:.0%} with {spec.title.lower()}, "
+                f"expected extra profit {choice.scores[action]:+.2f}"
+            )
+        else:
+            reason = f"{why}; chosen by policy {self.config.policy_version}"
+        if choice.explored:
+            reason += " (exploration cohort: one of the offers that might pay, at random)"
         return Offer(
             offer_id=offer_id,
             decision_id=decision_id,

@@ -7,19 +7,17 @@ of the training topic) updates the models from labelled decisions and publishes 
 snapshots; every worker decides with the latest snapshot it has read, and each decision logs
 that version. Workers therefore never disagree for long, and never learn divergent models.
 
-- :class:`ResponseModel`: River logistic regression on scaled log-features, the action
-  (one-hot) and action x feature interactions: P(purchase within the attribution window | user,
-  action). The interactions let the effect of an offer depend on the user (uplift), which is
-  what the policy needs; a model of purchase alone would target people who buy anyway.
+- :class:`~streams.uplift.UpliftModel`: P(purchase within the decision's window | user,
+  action): a River logistic regression for the baseline (no offer) and each offer's effect
+  per behaviour cell *with its uncertainty*, so the policy knows how sure it is.
 - :class:`Segmenter`: River KMeans over a few scaled behaviour features; the segment is
   reported with every decision and can drive per-segment policy.
 
 >>> snapshot = ModelSnapshot.initial(actions=("none", "pct10"), n_segments=3, seed=1)
 >>> x = tuple([1.0] * len(FEATURE_NAMES))
->>> round(snapshot.response.purchase_probability(x, "pct10"), 2)  # knows nothing yet
-0.5
->>> snapshot.learn(x, "pct10", 1)
->>> snapshot.response.purchase_probability(x, "pct10") > 0.5
+>>> before = snapshot.response.belief(x, "add_to_cart").effect_mean["pct10"]
+>>> snapshot.learn(x, "add_to_cart", "pct10", 1, redeemed=True)
+>>> snapshot.response.belief(x, "add_to_cart").effect_mean["pct10"] > before
 True
 >>> ModelSnapshot.from_bytes(snapshot.to_bytes()).version
 0
@@ -31,10 +29,11 @@ import math
 import pickle
 from dataclasses import dataclass
 
-from river import cluster, linear_model, optim, preprocessing
+from river import cluster, preprocessing
 
 from streams.errors import ModelError
 from streams.feature_vector import FEATURE_INDEX, FEATURE_NAMES
+from streams.uplift import UpliftModel
 
 _SEGMENT_FEATURES = (
     "views_30d",
@@ -46,52 +45,6 @@ _SEGMENT_FEATURES = (
     "offers_clicked_30d",
 )
 _SEGMENT_INDEX = tuple(FEATURE_INDEX[name] for name in _SEGMENT_FEATURES)
-
-
-def _log_features(vector: tuple[float, ...]) -> dict[str, float]:
-    # Counts and amounts are heavy-tailed: log1p keeps a big spender from dominating the fit.
-    return {name: math.log1p(max(v, 0.0)) for name, v in zip(FEATURE_NAMES, vector, strict=True)}
-
-
-class ResponseModel:
-    """P(purchase within the attribution window | features, action)."""
-
-    def __init__(self, actions: tuple[str, ...], learning_rate: float) -> None:
-        self.actions = actions
-        # Only the behaviour features are standardised: an action indicator is constant when
-        # present, and a scaler would map it to 0, hiding every offer's own effect.
-        self._scaler = preprocessing.StandardScaler()
-        self._model = linear_model.LogisticRegression(
-            optimizer=optim.SGD(learning_rate), intercept_lr=learning_rate, l2=1e-4
-        )
-
-    def _inputs(self, scaled: dict[str, float], action: str) -> dict[str, float]:
-        if action == self.actions[0]:
-            return scaled
-        x = dict(scaled)
-        x[f"action={action}"] = 1.0
-        for name, value in scaled.items():
-            x[f"{action}*{name}"] = value
-        return x
-
-    def _scaled(self, vector: tuple[float, ...]) -> dict[str, float]:
-        return dict(self._scaler.transform_one(_log_features(vector)))
-
-    def purchase_probability(self, vector: tuple[float, ...], action: str) -> float:
-        return self._probability(self._scaled(vector), action)
-
-    def purchase_probabilities(self, vector: tuple[float, ...]) -> dict[str, float]:
-        scaled = self._scaled(vector)
-        return {a: self._probability(scaled, a) for a in self.actions}
-
-    def _probability(self, scaled: dict[str, float], action: str) -> float:
-        return float(self._model.predict_proba_one(self._inputs(scaled, action)).get(True, 0.0))
-
-    def learn(self, vector: tuple[float, ...], action: str, label: int) -> None:
-        raw = _log_features(vector)
-        self._scaler.learn_one(raw)
-        scaled = dict(self._scaler.transform_one(raw))
-        self._model.learn_one(self._inputs(scaled, action), bool(label))
 
 
 class Segmenter:
@@ -125,7 +78,7 @@ class ModelSnapshot:
 
     version: int
     layout: tuple[str, ...]
-    response: ResponseModel
+    response: UpliftModel
     segmenter: Segmenter
     examples_seen: int = 0
 
@@ -135,24 +88,20 @@ class ModelSnapshot:
         actions: tuple[str, ...],
         n_segments: int,
         seed: int,
-        learning_rate: float = 0.02,
     ) -> ModelSnapshot:
-        """Version 0: untrained models (every action scores 0.5 until labels arrive)."""
-        return cls(
-            0,
-            FEATURE_NAMES + actions,
-            ResponseModel(actions, learning_rate),
-            Segmenter(n_segments, seed),
-        )
+        """Version 0: the priors (every offer's effect unknown, so nothing is sent)."""
+        return cls(0, FEATURE_NAMES + actions, UpliftModel(actions), Segmenter(n_segments, seed))
 
     @property
     def actions(self) -> tuple[str, ...]:
         return self.response.actions
 
-    def learn(self, vector: tuple[float, ...], action: str, label: int) -> None:
+    def learn(
+        self, vector: tuple[float, ...], trigger: str, action: str, label: int, *, redeemed: bool
+    ) -> None:
         if action not in self.actions:
             return  # an offer since removed from the catalogue: its label teaches nothing now
-        self.response.learn(vector, action, label)
+        self.response.learn(vector, trigger, action, label, redeemed=redeemed)
         self.segmenter.learn(vector)
         self.examples_seen += 1
 

@@ -1,30 +1,50 @@
 """Which offer to send, if any, and with what probability: the decision policy.
 
-Policy ``greedy-profit-v1``: for each action a (``none`` or a catalogue offer) the expected
-profit is ``P(purchase | user, a) * (margin * order value - cost of a)``; the policy takes the
-best action, except that with probability ``epsilon`` it explores an action uniformly at
-random. Comparing every offer with ``none`` on profit means an offer is sent only where the
-model expects it to change behaviour by more than it costs. The probability of the action
-taken is logged (``propensity``) so any other policy can be evaluated on the logs.
+Policy ``uplift-lcb-v2`` targets *incremental* profit: for each offer a,
+
+    gain(a) = P(buy | a) * (margin * order value - expected discount of a)
+              - P(buy | none) * margin * order value
+
+where the expected discount is the offer's cost times the share of its buyers who redeem it
+(only redeemed purchases cost anything; a bundle discount that rarely applies is rarely
+paid). The uplift model (``streams.uplift``) gives a posterior for every offer's effect, so
+the policy can ask how sure it is:
+
+- **serve**: send the offer with the highest *lower* confidence bound on gain, and only if
+  that bound is positive (``z`` standard deviations of the effect's posterior). Where there
+  is no evidence the bound is negative and nothing is sent: no coupon "just in case".
+- **explore** (a sticky, hash-based cohort of users): pick uniformly among ``none`` and the
+  offers whose *upper* bound on gain is positive, i.e. that might pay. An offer that is
+  surely unprofitable for users like this one is never explored, and exploration fades as
+  the posteriors tighten. The propensity logged is exact.
 
 Randomness comes from a hash of the decision id, not from a generator: a redelivered event
 re-derives the same decision.
 
 >>> from streams.catalogue import DEFAULT_CATALOGUE
->>> probs = {"none": 0.10, "pct10": 0.20, "pct20": 0.21, "free_shipping": 0.12, "bundle15": 0.1}
->>> choice = choose_action(probs, order_value=80.0, catalogue=DEFAULT_CATALOGUE,
-...                        gross_margin=0.3, epsilon=0.1, draw=0.5)
->>> choice.action, round(choice.propensity, 2), round(choice.scores["pct10"], 2)
-('pct10', 0.92, 3.2)
+>>> from streams.uplift import Belief
+>>> offers = ("pct10", "pct20", "free_shipping", "bundle15")
+>>> sure = Belief(0.1, dict.fromkeys(offers, 1.5), dict.fromkeys(offers, 0.01))
+>>> rates = dict.fromkeys(offers, 0.9)
+>>> choice = choose_offer(sure, order_value=80.0, catalogue=DEFAULT_CATALOGUE, gross_margin=0.3,
+...                       redemption_rates=rates, z=1.0, explore=False, draw=0.5)
+>>> choice.action, choice.propensity, choice.scores["pct10"] > 0
+('free_shipping', 1.0, True)
+>>> unsure = Belief(0.1, sure.effect_mean, dict.fromkeys(offers, 4.0))
+>>> choose_offer(unsure, order_value=80.0, catalogue=DEFAULT_CATALOGUE, gross_margin=0.3,
+...              redemption_rates=rates, z=1.0, explore=False, draw=0.5).action
+'none'
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from schemas.decisions import NO_OFFER
 from streams.catalogue import OfferSpec
+from streams.uplift import Belief
 
 _UNIT = float(1 << 64)
 
@@ -42,6 +62,11 @@ def unit_hash(*parts: str) -> float:
 def in_control_group(user_id: str, *, salt: str, share: float) -> bool:
     """Sticky holdout: the same user is always in (or out of) control for a given salt."""
     return unit_hash("holdout", salt, user_id) < share
+
+
+def in_explore_cohort(user_id: str, *, salt: str, share: float) -> bool:
+    """Sticky exploration cohort, drawn independently of the holdout (another hash)."""
+    return unit_hash("explore", salt, user_id) < share
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,43 +101,51 @@ def ineligibility(
 
 @dataclass(frozen=True, slots=True)
 class Choice:
+    """What the policy chose, with the probability it had of choosing it."""
+
     action: str
     propensity: float
+    #: What the serving rule would take (differs from ``action`` when exploring).
     greedy_action: str
+    #: Expected incremental profit of each action against ``none`` (posterior mean).
     scores: dict[str, float]
+    purchase_probs: dict[str, float]
+    explored: bool = False
 
 
-def expected_profit(
-    probability: float, offer: OfferSpec | None, order_value: float, gross_margin: float
-) -> float:
-    """Profit of one decision: chance of an order times what that order leaves after the offer."""
-    cost = offer.cost(order_value) if offer is not None else 0.0
-    return probability * (gross_margin * order_value - cost)
-
-
-def choose_action(
-    purchase_probs: dict[str, float],
+def choose_offer(
+    belief: Belief,
     *,
     order_value: float,
     catalogue: tuple[OfferSpec, ...],
     gross_margin: float,
-    epsilon: float,
+    redemption_rates: Mapping[str, float],
+    z: float,
+    explore: bool,
     draw: float,
 ) -> Choice:
-    """Epsilon-greedy on expected profit. ``draw`` is a uniform number in [0, 1).
-
-    Ties go to ``none`` (then catalogue order): with an untrained model nothing is given away
-    except by exploration.
-    """
-    offers = {o.code: o for o in catalogue}
-    actions = [NO_OFFER, *offers]
-    scores = {
-        a: round(expected_profit(purchase_probs[a], offers.get(a), order_value, gross_margin), 6)
-        for a in actions
-    }
-    greedy = max(actions, key=lambda a: scores[a])  # max keeps the first of equals
-    k = len(actions)
-    # Below epsilon, the same draw (rescaled) picks the action to explore.
-    action = actions[min(int(draw / epsilon * k), k - 1)] if draw < epsilon else greedy
-    propensity = epsilon / k + (1.0 - epsilon if action == greedy else 0.0)
-    return Choice(action, propensity, greedy, scores)
+    """The serving or exploring choice for one decision; ``draw`` is uniform in [0, 1)."""
+    p_none = belief.purchase_probability(NO_OFFER)
+    value = gross_margin * order_value
+    baseline = p_none * value
+    scores, probs = {NO_OFFER: 0.0}, {NO_OFFER: round(p_none, 6)}
+    lows: dict[str, float] = {}
+    plausible = [NO_OFFER]
+    for offer in catalogue:
+        code = offer.code
+        net = value - redemption_rates[code] * offer.cost(order_value)
+        p = belief.purchase_probability(code)
+        bounds = (
+            belief.purchase_probability(code, -z) * net - baseline,
+            belief.purchase_probability(code, z) * net - baseline,
+        )
+        scores[code], probs[code] = round(p * net - baseline, 6), round(p, 6)
+        lows[code] = min(bounds)
+        if max(bounds) > 0:
+            plausible.append(code)
+    best = max(lows, key=lambda a: lows[a], default=NO_OFFER)
+    greedy = best if lows.get(best, 0.0) > 0 else NO_OFFER
+    if not explore:
+        return Choice(greedy, 1.0, greedy, scores, probs)
+    action = plausible[min(int(draw * len(plausible)), len(plausible) - 1)]
+    return Choice(action, 1.0 / len(plausible), greedy, scores, probs, explored=True)

@@ -159,14 +159,15 @@ def agent_settings(**overrides: Any) -> Settings:
         batch_seconds=0.02,
         control_share=0.0,
         holdout_salt="promo-holdout-1",
-        epsilon=0.0,
+        explore_share=0.0,
+        decision_triggers="view,add_to_cart,cart_return",
         decision_cooldown_minutes=60.0,
         max_offers_per_day=1,
         max_offers_per_week=3,
         max_future_skew_seconds=300,
         decision_lateness_minutes=10,
         cart_abandon_minutes=30,
-        policy_version="greedy-profit-v1",
+        policy_version="test-v2",
         offer_catalogue=None,
     )
     values.update(overrides)

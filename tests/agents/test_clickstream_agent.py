@@ -72,8 +72,10 @@ async def test_view_then_add_to_cart_decides_once_and_offers_validate(
     clickstream_agent: Any,
 ) -> None:
     users = [f"user-{n}" for n in range(12)]
-    # epsilon=1: every decision explores, so about 4 in 5 pick an offer; no control group.
-    async with clickstream_agent(epsilon=1.0, control_share=0.0, batch_size=2 * len(users)) as h:
+    # Everyone explores: an untried offer that might pay is picked 2 times in 3; no control.
+    async with clickstream_agent(
+        explore_share=1.0, control_share=0.0, batch_size=2 * len(users)
+    ) as h:
         for user in users:
             await send(h, view(user, f"{user}-v", T0))
             await send(h, add_to_cart(user, f"{user}-c", T0 + MINUTE_MS))
@@ -90,7 +92,7 @@ async def test_view_then_add_to_cart_decides_once_and_offers_validate(
         assert all(not d["control"] and d["chosen_offer"] == d["policy_offer"] for d in decisions)
 
         offers = h.offers
-        assert offers, "epsilon=1 over 12 users picked no offer at all"
+        assert offers, "exploring 12 users picked no offer at all"
         for sent in offers:
             OFFER_SCHEMA.validate(sent.json())
             assert sent.key == sent.json()["user_id"].encode()
@@ -111,7 +113,7 @@ async def test_control_users_get_a_logged_decision_and_no_offer(clickstream_agen
     salt, share = "promo-holdout-1", 0.5
     control = {u for u in users if in_control_group(u, salt=salt, share=share)}
     assert control and control != set(users)  # the hash splits these 20 users both ways
-    async with clickstream_agent(epsilon=1.0, control_share=share, holdout_salt=salt) as h:
+    async with clickstream_agent(explore_share=1.0, control_share=share, holdout_salt=salt) as h:
         for user in users:
             await send(h, view(user, f"{user}-v", T0))
         await h.wait_until(lambda h: len(h.decisions) == len(users))

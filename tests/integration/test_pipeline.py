@@ -58,6 +58,9 @@ PINNED = {
     "PROMO_CONTROL_SHARE": str(CONTROL_SHARE),
     "PROMO_HOLDOUT_SALT": HOLDOUT_SALT,
     "PROMO_DECISION_COOLDOWN_MINUTES": "60",
+    "PROMO_DECISION_TRIGGERS": "view,add_to_cart,cart_return",
+    # Half the users explore, so an untrained model still sends offers to follow through.
+    "PROMO_EXPLORE_SHARE": "0.5",
     "PROMO_ATTRIBUTION_WINDOW_HOURS": "48",
     "PROMO_MAX_FUTURE_SKEW_SECONDS": "300",
     "PROMO_OFFER_TTL_HOURS": "48",
@@ -123,7 +126,8 @@ def pipeline(
 
 
 def base_time() -> int:
-    return int(time.time() * 1000) - 3 * HOUR_MS
+    # Three days back, so a test can close 48-hour windows with events still in the past.
+    return int(time.time() * 1000) - 72 * HOUR_MS
 
 
 def view(user: str, event_id: str, ts: int, **extra: Any) -> dict[str, Any]:
@@ -271,7 +275,9 @@ def test_events_decisions_offers_outcomes_and_dead_letters(pipeline: Pipeline) -
     )
     assert code == offer["offer_code"] and discount > 0
 
-    # The purchases were labels: the learner published newer models on the models topic.
+    # Windows close on the users' next events 49 h later: the purchases become labels, and the
+    # learner publishes newer models on the models topic.
+    p.clickstream.send_all(view(u, f"{u}-later", base + 49 * HOUR_MS) for u in [*buyers, user])
     snapshots = read_topic(p.bootstrap_servers, p.names.topic("models"), count=1, timeout=30)
     assert snapshots, "no model snapshot published"
     newest = max((ModelSnapshot.from_bytes(v) for _, v in snapshots), key=lambda s: s.version)

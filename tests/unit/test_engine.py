@@ -1,4 +1,4 @@
-"""The per-event step: decision points, control group, offers, attribution, delayed labels."""
+"""The per-event step: decision points, control group, offers, attribution, labels at close."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from schemas.events import ClickEvent, EventType
 from schemas.outcomes import OutcomeType
 from streams.engine import DecisionEngine, EngineOutput
 from streams.user_state import UserState
-from tests.unit.conftest import HOUR, make_engine
+from tests.unit.conftest import HOUR, FixedOffer, make_engine
 
 T0 = 1_700_000_000_000
 OFFER_SCHEMA = json.loads((JSON_SCHEMA_DIR / "offer.schema.json").read_text())
@@ -48,25 +48,24 @@ def run(
 
 
 def offering_engine() -> DecisionEngine:
-    # epsilon 1: always explore; the draw for this decision id picks an offer (checked below).
-    return make_engine(epsilon=1.0)
+    return make_engine(FixedOffer("pct10", propensity=0.5))
 
 
 def test_one_decision_per_cooldown(engine: DecisionEngine) -> None:
     _, out = run(engine, [view(1, T0), view(2, T0 + 10 * 60_000), view(3, T0 + 2 * HOUR)])
     assert [d.trigger_event_id for d in out.decisions] == ["e1", "e3"]
     d = out.decisions[0]
-    assert d.chosen_offer == NO_OFFER and d.propensity == 1.0  # untrained model: nothing to gain
+    assert d.chosen_offer == NO_OFFER and d.propensity == 1.0  # no evidence yet: nothing sent
     assert set(d.purchase_probs) == set(engine.config.actions)
     jsonschema.validate(orjson.loads(orjson.dumps(d)), DECISION_SCHEMA)
 
 
 def test_control_users_get_nothing_but_are_logged() -> None:
-    engine = make_engine(control_share=1.0, epsilon=1.0)
+    engine = make_engine(FixedOffer("pct20"), control_share=1.0)
     _, out = run(engine, [view(1, T0)])
     (d,) = out.decisions
     assert d.control and d.chosen_offer == NO_OFFER and d.propensity == 1.0
-    assert d.policy_offer in engine.config.actions  # what the policy would have done
+    assert d.policy_offer == "pct20"  # what the policy would have done
     assert out.offers == []
 
 
@@ -96,8 +95,14 @@ def test_purchase_with_coupon_is_attributed_and_labelled() -> None:
     for outcome in out.outcomes:
         jsonschema.validate(orjson.loads(orjson.dumps(outcome)), OUTCOME_SCHEMA)
     assert out.outcomes[1].discount > 0 and out.outcomes[1].order_total == 36.0
+    # The label waits for the window to close: a positive learned at once and a negative
+    # 48 h later would bias every purchase probability upwards.
+    assert out.training == []
+    state, out = run(engine, [view(4, T0 + 49 * HOUR)], state)
     (example,) = out.training
-    assert example.label == 1 and example.offer_code == offer.offer_code
+    assert example.label == 1 and example.redeemed and example.offer_code == offer.offer_code
+    assert example.trigger == "view" and example.ts == T0 + 48 * HOUR
+    assert OutcomeType.NO_CONVERSION not in [o.type for o in out.outcomes]
 
 
 def test_window_without_purchase_closes_with_negative_label(engine: DecisionEngine) -> None:

@@ -11,42 +11,52 @@ from streams.models import ModelSnapshot
 ACTIONS = ("none", "pct10")
 
 
-def user(cart: float) -> tuple[float, ...]:
+def user(purchases: float, views: float = 20.0) -> tuple[float, ...]:
     v = [0.0] * len(FEATURE_NAMES)
-    v[FEATURE_INDEX["cart_value"]] = cart
+    v[FEATURE_INDEX["purchases_30d"]] = purchases
+    v[FEATURE_INDEX["views_30d"]] = views
     v[FEATURE_INDEX["views_24h"]] = 3.0
     return tuple(v)
 
 
 def test_learns_that_the_offer_helps_only_some_users() -> None:
-    # Ground truth: the coupon lifts buying from 10 % to 60 % for full carts, nothing otherwise.
+    # Ground truth: the coupon lifts buying from 10 % to 40 % for users who never bought,
+    # nothing for regular buyers (50 % either way).
     rng = random.Random(3)
-    snapshot = ModelSnapshot.initial(ACTIONS, n_segments=2, seed=1, learning_rate=0.05)
+    snapshot = ModelSnapshot.initial(ACTIONS, n_segments=2, seed=1)
     for _ in range(6000):
-        cart = rng.choice([0.0, 120.0])
+        purchases = rng.choice([0.0, 3.0])
         action = rng.choice(ACTIONS)
-        p = 0.6 if (cart and action == "pct10") else 0.1
-        snapshot.learn(user(cart), action, int(rng.random() < p))
+        p = (0.4 if action == "pct10" else 0.1) if purchases == 0 else 0.5
+        snapshot.learn(user(purchases), "add_to_cart", action, int(rng.random() < p), redeemed=True)
     r = snapshot.response
 
-    def uplift(cart: float) -> float:
-        return r.purchase_probability(user(cart), "pct10") - r.purchase_probability(
-            user(cart), "none"
-        )
+    def lift(purchases: float) -> float:
+        b = r.belief(user(purchases), "add_to_cart")
+        return b.purchase_probability("pct10") - b.purchase_probability("none")
 
-    # Online SGD after a few thousand labels: the sign and the contrast, not the exact 0.5.
-    assert uplift(120.0) > 0.2
-    assert abs(uplift(0.0)) < 0.1
+    assert lift(0.0) == pytest.approx(0.3, abs=0.08)
+    assert abs(lift(3.0)) < 0.08
+    assert r.redemption_rate("pct10") > 0.95
+
+
+def test_an_untried_offer_stays_uncertain_however_much_else_is_known() -> None:
+    snapshot = ModelSnapshot.initial(("none", "pct10", "pct20"), n_segments=2, seed=1)
+    for i in range(3000):
+        snapshot.learn(user(0.0), "add_to_cart", "none", int(i % 10 == 0), redeemed=False)
+        snapshot.learn(user(0.0), "add_to_cart", "pct10", int(i % 10 < 3), redeemed=True)
+    b = snapshot.response.belief(user(0.0), "add_to_cart")
+    assert b.effect_var["pct10"] < 0.01
+    assert b.effect_mean["pct20"] == 0.0 and b.effect_var["pct20"] >= 1.0
 
 
 def test_snapshot_round_trip_and_layout_guard() -> None:
     snapshot = ModelSnapshot.initial(ACTIONS, n_segments=3, seed=1)
-    snapshot.learn(user(10.0), "pct10", 1)
+    snapshot.learn(user(1.0), "add_to_cart", "pct10", 1, redeemed=True)
+    snapshot.learn(user(1.0), "add_to_cart", "none", 0, redeemed=False)
     copy = ModelSnapshot.from_bytes(snapshot.to_bytes(), expected_layout=snapshot.layout)
-    x = user(10.0)
-    assert copy.response.purchase_probability(x, "pct10") == snapshot.response.purchase_probability(
-        x, "pct10"
-    )
+    x = user(1.0)
+    assert copy.response.belief(x, "add_to_cart") == snapshot.response.belief(x, "add_to_cart")
     assert copy.segmenter.segment(x) == snapshot.segmenter.segment(x)
     with pytest.raises(ModelError, match="layout"):
         ModelSnapshot.from_bytes(snapshot.to_bytes(), expected_layout=(*snapshot.layout, "pct20"))
@@ -59,9 +69,9 @@ def test_same_seed_same_segments() -> None:
     b = ModelSnapshot.initial(ACTIONS, n_segments=4, seed=9)
     rng = random.Random(1)
     for _ in range(200):
-        x = user(rng.uniform(0, 200))
-        a.learn(x, "none", 0)
-        b.learn(x, "none", 0)
-    assert [a.segmenter.segment(user(c)) for c in (0, 50, 200)] == [
-        b.segmenter.segment(user(c)) for c in (0, 50, 200)
+        x = user(rng.uniform(0, 20), rng.uniform(0, 200))
+        a.learn(x, "view", "none", 0, redeemed=False)
+        b.learn(x, "view", "none", 0, redeemed=False)
+    assert [a.segmenter.segment(user(c)) for c in (0, 5, 20)] == [
+        b.segmenter.segment(user(c)) for c in (0, 5, 20)
     ]

@@ -5,24 +5,44 @@ from collections import Counter
 import pytest
 
 from streams.catalogue import DEFAULT_CATALOGUE
-from streams.policy import ContactLimits, choose_action, in_control_group, ineligibility
+from streams.policy import (
+    Choice,
+    ContactLimits,
+    choose_offer,
+    in_control_group,
+    in_explore_cohort,
+    ineligibility,
+)
+from streams.uplift import Belief
 
-PROBS = {"none": 0.1, "pct10": 0.2, "pct20": 0.21, "free_shipping": 0.12, "bundle15": 0.1}
+OFFERS = tuple(o.code for o in DEFAULT_CATALOGUE)
+RATES = dict.fromkeys(OFFERS, 0.9)
 
 
-def test_propensity_is_the_frequency_of_the_action() -> None:
+def belief(effect: float, var: float, baseline: float = 0.1) -> Belief:
+    return Belief(baseline, dict.fromkeys(OFFERS, effect), dict.fromkeys(OFFERS, var))
+
+
+def choose(b: Belief, *, explore: bool = False, draw: float = 0.5, z: float = 0.84) -> Choice:
+    return choose_offer(
+        b,
+        order_value=80.0,
+        catalogue=DEFAULT_CATALOGUE,
+        gross_margin=0.3,
+        redemption_rates=RATES,
+        z=z,
+        explore=explore,
+        draw=draw,
+    )
+
+
+def test_exploration_propensity_is_the_frequency_of_the_action() -> None:
     n = 20_000
     counts: Counter[str] = Counter()
     logged: dict[str, float] = {}
+    b = belief(0.5, 1.0)
     for i in range(n):
-        c = choose_action(
-            PROBS,
-            order_value=80.0,
-            catalogue=DEFAULT_CATALOGUE,
-            gross_margin=0.3,
-            epsilon=0.3,
-            draw=(i + 0.5) / n,
-        )
+        c = choose(b, explore=True, draw=(i + 0.5) / n)
         counts[c.action] += 1
         logged[c.action] = c.propensity
     assert sum(logged.values()) == pytest.approx(1.0)
@@ -30,18 +50,54 @@ def test_propensity_is_the_frequency_of_the_action() -> None:
         assert counts[action] / n == pytest.approx(p, abs=0.01)
 
 
-def test_nothing_is_given_away_when_offers_do_not_pay() -> None:
-    flat = dict.fromkeys(PROBS, 0.3)
-    c = choose_action(
-        flat, order_value=80.0, catalogue=DEFAULT_CATALOGUE, gross_margin=0.3, epsilon=0.0, draw=0.9
-    )
-    assert c.action == "none" and c.propensity == 1.0
+def test_no_offer_without_evidence() -> None:
+    # The same optimistic mean effect: sent when the posterior is tight, not when it is wide.
+    assert choose(belief(1.5, 0.01)).action != "none"
+    c = choose(belief(1.5, 4.0))
+    assert c.action == "none" and c.propensity == 1.0 and c.scores["pct10"] > 0
+
+
+def test_nothing_is_given_away_when_offers_do_not_change_buying() -> None:
+    c = choose(belief(0.0, 0.0001, baseline=0.5))
+    assert c.action == "none"
+    assert all(c.scores[o] < 0 for o in OFFERS)  # the coupon only costs
+
+
+def test_exploration_skips_offers_that_surely_lose() -> None:
+    # A tight posterior of no effect: every offer surely loses, so even exploring sends none.
+    choices = {choose(belief(0.0, 0.0001), explore=True, draw=d / 10).action for d in range(10)}
+    assert choices == {"none"}
+
+
+def test_cost_counts_only_redeemed_purchases() -> None:
+    pct20 = (DEFAULT_CATALOGUE[1],)
+    b = Belief(0.1, {"pct20": 0.4}, {"pct20": 0.0001})
+
+    def action(redeemed_share: float) -> str:
+        return choose_offer(
+            b,
+            order_value=80.0,
+            catalogue=pct20,
+            gross_margin=0.3,
+            redemption_rates={"pct20": redeemed_share},
+            z=0.84,
+            explore=False,
+            draw=0.5,
+        ).action
+
+    # The same lift pays if few buyers use the coupon, not if nearly all do.
+    assert (action(0.9), action(0.1)) == ("none", "pct20")
 
 
 def test_control_group_is_sticky_and_sized() -> None:
     users = [f"u{i}" for i in range(20_000)]
     share = sum(in_control_group(u, salt="s", share=0.1) for u in users) / len(users)
     assert share == pytest.approx(0.1, abs=0.01)
+    both = sum(
+        in_control_group(u, salt="s", share=0.5) and in_explore_cohort(u, salt="s", share=0.5)
+        for u in users
+    )
+    assert both / len(users) == pytest.approx(0.25, abs=0.015)  # independent draws
     assert all(
         in_control_group(u, salt="s", share=0.1) == in_control_group(u, salt="s", share=0.1)
         for u in users[:100]

@@ -1,0 +1,202 @@
+"""What an offer changes, and how sure we are: the uplift model behind the policy.
+
+Two parts, each learned from labelled decisions (bought within the decision's window or not):
+
+- **Baseline**: P(purchase | user, no offer), a River logistic regression on the user's
+  scaled log-features, learned from every ``none`` decision (control users, and treated
+  users the policy sent nothing). These are plentiful, so a point estimate is fine.
+- **Effect of each offer**: a shift on the log-odds scale, estimated per *cell* of users with
+  similar behaviour (purchases and views in 30 days, whether they ever clicked an offer, the
+  decision point) from counts: buyers among the cell's decisions that took the offer against
+  buyers among its decisions that took none. Counts give an honest standard error. Each
+  cell's estimate is shrunk towards the offer's overall effect (precision-weighted, with
+  ``CELL_SPREAD`` as the spread between cells), and the overall effect itself starts from a
+  sceptical prior centred on *no effect* (``EFFECT_PRIOR_SD``). An offer never tried on users
+  like these keeps a wide interval, which is what lets the policy stay silent where there is
+  no evidence; an optimistic estimate from a handful of lucky decisions is pulled back.
+
+P(purchase | user, offer a) = sigmoid(logit(baseline) + effect[a, cell]).
+
+>>> model = UpliftModel(("none", "pct10"))
+>>> x = (0.0,) * len(FEATURE_NAMES)
+>>> b = model.belief(x, "add_to_cart")
+>>> b.effect_mean["pct10"], round(b.effect_var["pct10"], 2)  # no evidence: no effect, wide
+(0.0, 1.25)
+>>> for i in range(400):
+...     model.learn(x, "add_to_cart", "pct10", int(i % 10 < 4), redeemed=True)
+...     model.learn(x, "add_to_cart", "none", int(i % 10 < 2), redeemed=False)
+>>> b = model.belief(x, "add_to_cart")
+>>> round(b.effect_mean["pct10"], 1)  # log-odds: logit(0.4) - logit(0.2) = 0.98
+1.0
+>>> b.effect_var["pct10"] < 0.05
+True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from river import linear_model, optim, preprocessing
+
+from streams.feature_vector import FEATURE_INDEX, FEATURE_NAMES
+
+#: Prior on an offer's overall effect: log-odds ~ N(0, 1), "probably changes little".
+EFFECT_PRIOR_SD = 1.0
+#: How much an offer's effect may differ between cells, on the log-odds scale.
+CELL_SPREAD = 0.5
+#: Prior on the share of an offer's purchases that redeem it: Beta(4, 1), i.e. assume most
+#: do, so an untried offer is costed as if nearly every buyer uses it.
+REDEEM_PRIOR = (4.0, 1.0)
+#: Pseudo-decisions pulling a cell's no-offer rate towards the shop-wide one.
+BASELINE_PSEUDO = 20.0
+
+_PURCHASES = FEATURE_INDEX["purchases_30d"]
+_VIEWS = FEATURE_INDEX["views_30d"]
+_CLICKED = FEATURE_INDEX["offers_clicked_30d"]
+
+
+def cell_of(vector: tuple[float, ...], trigger: str) -> str:
+    """The behaviour cell an offer's effect is estimated in.
+
+    >>> v = [0.0] * len(FEATURE_NAMES)
+    >>> v[FEATURE_INDEX["purchases_30d"]], v[FEATURE_INDEX["views_30d"]] = 1.0, 25.0
+    >>> cell_of(tuple(v), "cart_return")
+    'p1.v1.c0.cart_return'
+    """
+    purchases = min(int(vector[_PURCHASES]), 2)
+    views = vector[_VIEWS]
+    activity = 0 if views <= 10 else 1 if views <= 40 else 2
+    clicked = int(vector[_CLICKED] > 0)
+    return f"p{purchases}.v{activity}.c{clicked}.{trigger}"
+
+
+def _log_features(vector: tuple[float, ...]) -> dict[str, float]:
+    # Counts and amounts are heavy-tailed: log1p keeps a big spender from dominating the fit.
+    return {name: math.log1p(max(v, 0.0)) for name, v in zip(FEATURE_NAMES, vector, strict=True)}
+
+
+@dataclass(frozen=True, slots=True)
+class Belief:
+    """The model's belief about one user at one decision point.
+
+    ``baseline``: P(purchase | none). An offer adds a log-odds effect with posterior mean
+    ``effect_mean[a]`` and variance ``effect_var[a]``.
+    """
+
+    baseline: float
+    effect_mean: dict[str, float]
+    effect_var: dict[str, float]
+
+    def purchase_probability(self, action: str, shift: float = 0.0) -> float:
+        """P(purchase | action), the effect moved by ``shift`` posterior standard deviations."""
+        if action not in self.effect_mean:
+            return self.baseline
+        effect = self.effect_mean[action] + shift * math.sqrt(self.effect_var[action])
+        return _sigmoid(_logit(self.baseline) + effect)
+
+
+class UpliftModel:
+    """Baseline purchase model, per-cell offer effects, redemption rate per offer."""
+
+    def __init__(self, actions: tuple[str, ...], learning_rate: float = 0.02) -> None:
+        self.actions = actions
+        self._scaler = preprocessing.StandardScaler()
+        self._baseline = linear_model.LogisticRegression(
+            optimizer=optim.SGD(learning_rate), intercept_lr=learning_rate, l2=1e-4
+        )
+        #: (action, cell) -> [decisions, buyers]; action "none" included
+        self.counts: dict[tuple[str, str], list[int]] = {}
+        #: action -> [decisions, buyers] over all cells
+        self.totals: dict[str, list[int]] = {a: [0, 0] for a in actions}
+        #: offer -> [purchases, redemptions] among labelled decisions that took it
+        self.redemptions: dict[str, list[int]] = {a: [0, 0] for a in actions[1:]}
+
+    def belief(self, vector: tuple[float, ...], trigger: str) -> Belief:
+        scaled = self._scaler.transform_one(_log_features(vector))  # type: ignore[no-untyped-call]
+        proba = self._baseline.predict_proba_one(scaled)  # type: ignore[no-untyped-call]
+        baseline = float(proba.get(True, 0.5))
+        cell = cell_of(vector, trigger)
+        means, variances = {}, {}
+        for action in self.actions[1:]:
+            means[action], variances[action] = self._effect(action, cell)
+        return Belief(min(max(baseline, 1e-4), 1 - 1e-4), means, variances)
+
+    def _effect(self, action: str, cell: str) -> tuple[float, float]:
+        """Posterior mean and variance of the offer's log-odds effect in ``cell``."""
+        overall, overall_var = self._overall_effect(action)
+        prior_var = overall_var + CELL_SPREAD**2
+        estimate = self._cell_estimate(action, cell)
+        if estimate is None:
+            return overall, prior_var
+        value, var = estimate
+        precision = 1.0 / prior_var + 1.0 / var
+        return (overall / prior_var + value / var) / precision, 1.0 / precision
+
+    def _overall_effect(self, action: str) -> tuple[float, float]:
+        """The offer's effect across cells: sceptical prior plus every cell's evidence."""
+        precision = 1.0 / EFFECT_PRIOR_SD**2
+        weighted = 0.0
+        for a, cell in self.counts:
+            if a != action:
+                continue
+            estimate = self._cell_estimate(action, cell)
+            if estimate is not None:
+                value, var = estimate
+                # Each cell's evidence counts with the between-cell spread added, so many
+                # small cells cannot make the overall effect look surer than it is.
+                w = 1.0 / (var + CELL_SPREAD**2)
+                precision += w
+                weighted += w * value
+        return weighted / precision, 1.0 / precision
+
+    def _cell_estimate(self, action: str, cell: str) -> tuple[float, float] | None:
+        """Log-odds difference offer vs none in ``cell`` and its variance, from counts."""
+        treated = self.counts.get((action, cell))
+        if not treated or treated[0] == 0:
+            return None
+        n0, k0 = self.counts.get(("none", cell), (0, 0))
+        shop_n, shop_k = self.totals[self.actions[0]]
+        shop_rate = (shop_k + 1.0) / (shop_n + 2.0)
+        # The cell's no-offer rate, pulled towards the shop's where the cell is small.
+        a0 = k0 + BASELINE_PSEUDO * shop_rate
+        b0 = n0 - k0 + BASELINE_PSEUDO * (1.0 - shop_rate)
+        n1, k1 = treated
+        a1, b1 = k1 + 0.5, n1 - k1 + 0.5
+        value = math.log(a1 / b1) - math.log(a0 / b0)
+        return value, 1.0 / a1 + 1.0 / b1 + 1.0 / a0 + 1.0 / b0
+
+    def redemption_rate(self, action: str) -> float:
+        """Posterior mean share of this offer's purchases that used its coupon."""
+        bought, redeemed = self.redemptions.get(action, (0, 0))
+        a, b = REDEEM_PRIOR
+        return (a + redeemed) / (a + b + bought)
+
+    def learn(
+        self, vector: tuple[float, ...], trigger: str, action: str, label: int, *, redeemed: bool
+    ) -> None:
+        if action not in self.totals:
+            return  # an offer since removed from the catalogue: its label teaches nothing now
+        for counts in (
+            self.counts.setdefault((action, cell_of(vector, trigger)), [0, 0]),
+            self.totals[action],
+        ):
+            counts[0] += 1
+            counts[1] += int(bool(label))
+        if action == self.actions[0]:
+            raw = _log_features(vector)
+            self._scaler.learn_one(raw)  # type: ignore[no-untyped-call]
+            scaled = self._scaler.transform_one(raw)  # type: ignore[no-untyped-call]
+            self._baseline.learn_one(scaled, bool(label))
+        elif label and action in self.redemptions:
+            bought = self.redemptions[action]
+            bought[0] += 1
+            bought[1] += int(redeemed)
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1.0 - p))
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
