@@ -88,6 +88,23 @@ class ShopStats:
 
 
 @dataclass(slots=True)
+class UserLedger:
+    """One user's realised history: observable counts, and money before/after coupons.
+
+    ``revenue`` is the value of the orders before any coupon (what the margin applies to);
+    ``discount`` what coupons cost the shop (free shipping included).
+    """
+
+    sessions: int = 0
+    orders: int = 0
+    revenue: float = 0.0
+    discount: float = 0.0
+
+    def profit(self, gross_margin: float) -> float:
+        return gross_margin * self.revenue - self.discount
+
+
+@dataclass(slots=True)
 class _HeldOffer:
     offer: Offer
     used: bool = False
@@ -102,6 +119,8 @@ class _Shopper:
     session_id: str | None = None
     queued_sessions: int = 0
     offers: list[_HeldOffer] = field(default_factory=list)
+    #: What the shop can see of this user so far, and what they earned it.
+    ledger: UserLedger = field(default_factory=lambda: UserLedger())
 
     def active_offers(self, ts: int) -> list[_HeldOffer]:
         self.offers = [h for h in self.offers if ts < h.offer.expires_at]
@@ -144,7 +163,11 @@ class Shop:
 
     def advance(self, until_ms: int) -> list[dict[str, Any]]:
         """Every event with ``ts <= until_ms`` not returned before, in time order (wire dicts)."""
-        out: list[dict[str, Any]] = []
+        return [event.to_json_dict() for event in self.advance_events(until_ms)]
+
+    def advance_events(self, until_ms: int) -> list[ClickEvent]:
+        """As :meth:`advance`, as typed events (for in-process loops; same draws)."""
+        out: list[ClickEvent] = []
         heap = self._heap
         while heap and heap[0][0] <= until_ms:
             ts, _, i, action, payload = heapq.heappop(heap)
@@ -165,6 +188,10 @@ class Shop:
 
     def user_index(self, user_id: str) -> int | None:
         return self._index.get(user_id)
+
+    def ledger(self, index: int) -> UserLedger:
+        """User ``index``'s realised history (by population order)."""
+        return self._shoppers[index].ledger
 
     # --- offers -------------------------------------------------------------------------------
 
@@ -192,9 +219,7 @@ class Shop:
     def _push(self, ts: int, i: int, action: int, payload: Any = None) -> None:
         heapq.heappush(self._heap, (ts, next(self._sequence), i, action, payload))
 
-    def _handle(
-        self, ts: int, i: int, action: int, payload: Any, out: list[dict[str, Any]]
-    ) -> None:
+    def _handle(self, ts: int, i: int, action: int, payload: Any, out: list[ClickEvent]) -> None:
         shopper = self._shoppers[i]
         if action == _ARRIVAL:
             self._push(self._next_arrival(shopper, ts), i, _ARRIVAL)
@@ -222,7 +247,7 @@ class Shop:
         elif action == _CLICK:
             if shopper.session_id is None:
                 # The click opens the shop: a fresh session right after it.
-                shopper.session_id = self._new_session_id()
+                shopper.session_id = self._new_session_id(shopper)
                 self._plan_session(shopper, i, ts + self._gap(shopper))
             out.append(self._event(shopper, ts, EventType.OFFER_CLICKED, offer_id=payload.offer_id))
             self.stats.offers_clicked += 1
@@ -244,11 +269,12 @@ class Shop:
         if shopper.session_id is not None:
             shopper.queued_sessions += 1
             return
-        shopper.session_id = self._new_session_id()
+        shopper.session_id = self._new_session_id(shopper)
         self._plan_session(shopper, i, ts)
 
-    def _new_session_id(self) -> str:
+    def _new_session_id(self, shopper: _Shopper) -> str:
         self.stats.sessions += 1
+        shopper.ledger.sessions += 1
         return f"{self.run_id}-s{next(self._session_ids)}"
 
     def _plan_session(self, shopper: _Shopper, i: int, ts: int) -> None:
@@ -332,9 +358,13 @@ class Shop:
         }
         savings = [(offer_discount(h.offer.kind, h.offer.value, gross, units), h) for h in active]
         applicable = [(d, h) for d, h in savings if d > 0]
+        ledger = shopper.ledger
+        ledger.orders += 1
+        ledger.revenue += gross
         if applicable and shopper.response_rng.random() < COUPON_USE:
             discount, held = max(applicable, key=lambda pair: pair[0])
             held.used = True
+            ledger.discount += discount
             if reduces_order_total(held.offer.kind):
                 order["order_total"] = round(max(0.0, gross - discount), 2)
             order["coupon_code"] = held.offer.coupon_code
@@ -366,7 +396,7 @@ class Shop:
 
     # --- events -------------------------------------------------------------------------------
 
-    def _event(self, shopper: _Shopper, ts: int, kind: EventType, **fields: Any) -> dict[str, Any]:
+    def _event(self, shopper: _Shopper, ts: int, kind: EventType, **fields: Any) -> ClickEvent:
         return ClickEvent(
             event_id=f"{self.run_id}-{next(self._event_ids)}",
             user_id=shopper.traits.user_id,
@@ -374,11 +404,11 @@ class Shop:
             type=kind,
             session_id=shopper.session_id,
             **fields,
-        ).to_json_dict()
+        )
 
     def _item_event(
         self, shopper: _Shopper, ts: int, action: int, item: int, quantity: int
-    ) -> dict[str, Any]:
+    ) -> ClickEvent:
         assortment = self._assortment
         item_id = assortment.item_ids[item]
         if action == _REMOVE:

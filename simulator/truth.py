@@ -65,11 +65,19 @@ def action_truth(
     window_hours: float = 48.0,
     offer_ttl_hours: float = 48.0,
     gross_margin: float = 0.3,
+    in_session: bool = False,
 ) -> TruthRow:
-    """The truth for one user and one action (``offer=None`` is "send nothing")."""
+    """The truth for one user and one action (``offer=None`` is "send nothing").
+
+    ``in_session``: the decision is taken during a session whose checkout is still to come
+    (a cart add, a return to the cart): that checkout is the first chance to buy, with the
+    offer already shown, and a click on the offer then lands in the running session rather
+    than opening a new one. Otherwise the decision falls between sessions.
+    """
     sessions = user.sessions_per_day / 24.0  # per hour
     p0 = user.conversion
-    stay_away = math.exp(-sessions * window_hours * p0)
+    now0 = p0 if in_session else 0.0  # the running session's checkout, without an offer
+    stay_away = (1.0 - now0) * math.exp(-sessions * window_hours * p0)
     if offer is None:
         p_buy = 1.0 - stay_away
         revenue, _ = expected_order(user, None, 0.0)
@@ -77,13 +85,13 @@ def action_truth(
 
     life = min(offer_ttl_hours, window_hours)
     p1 = session_conversion(user, [(offer.kind, offer.value)])
-    click = user.profile.click
+    now1 = p1 if in_session else user.profile.click * p1  # running or click session, shown
     none_while_active = math.exp(-sessions * life * p1)
     none_after = math.exp(-sessions * (window_hours - life) * p0)
-    # Shown: the first purchase falls while the offer is active (click session or a regular
-    # one), or later at p0.
-    buy_active = click * p1 + (1.0 - click * p1) * (1.0 - none_while_active)
-    buy_later = (1.0 - click * p1) * none_while_active * (1.0 - none_after)
+    # Shown: the first purchase falls while the offer is active (the session at hand or a
+    # regular one), or later at p0.
+    buy_active = now1 + (1.0 - now1) * (1.0 - none_while_active)
+    buy_later = (1.0 - now1) * none_while_active * (1.0 - none_after)
     p_active = REACH * buy_active
     p_buy = p_active + REACH * buy_later + (1.0 - REACH) * (1.0 - stay_away)
     plain_value, _ = expected_order(user, None, 0.0)
@@ -113,8 +121,10 @@ def ground_truth(
     window_hours: float = 48.0,
     offer_ttl_hours: float = 48.0,
     gross_margin: float = 0.3,
+    in_session: bool = True,
 ) -> list[TruthRow]:
-    """Every user's truth for ``"none"`` and each catalogue offer, user by user."""
+    """Every user's truth for ``"none"`` and each catalogue offer, user by user, for a
+    decision taken in a session (the engine's decision points are cart moments)."""
     actions: list[OfferSpec | None] = [None, *catalogue]
     return [
         action_truth(
@@ -123,6 +133,7 @@ def ground_truth(
             window_hours=window_hours,
             offer_ttl_hours=offer_ttl_hours,
             gross_margin=gross_margin,
+            in_session=in_session,
         )
         for user in users
         for offer in actions

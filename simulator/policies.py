@@ -1,0 +1,164 @@
+"""Policies to compare the learned one with: baselines, and two oracles that know the shop.
+
+Each implements ``streams.engine.Policy`` and runs through the engine's own decision code,
+so every policy meets the same decision points, contact caps and attribution:
+
+- ``none``: never sends anything;
+- ``random``: an action (``none`` included) uniformly at random at every decision point;
+- ``propensity``: the classic targeting, the first catalogue offer to users the model finds
+  likely to buy anyway (P(purchase | none) at least ``threshold``);
+- ``oracle``: knows each user's latent traits and takes the action of highest true expected
+  profit (``simulator.truth``): the ceiling no learner can reach;
+- ``observable_oracle``: knows the simulator's *priors* but sees only what a shop sees of the
+  user (sessions and orders so far, their basket): it weighs the response types by their
+  posterior given that behaviour and takes the action of highest expected profit under it.
+  The honest ceiling for a learner that only sees behaviour.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from schemas.decisions import NO_OFFER
+from simulator.population import RESPONSE_PROFILES, Population, ResponseType, UserTraits
+from simulator.shop import DAY_MS, Shop
+from simulator.truth import action_truth
+from streams.catalogue import OfferSpec
+from streams.engine import DecisionContext
+from streams.policy import Choice
+
+POLICY_NAMES = ("learned", "none", "random", "propensity", "observable_oracle", "oracle")
+
+
+def _choice(action: str, propensity: float = 1.0) -> Choice:
+    return Choice(action, propensity, action, {}, {})
+
+
+@dataclass(frozen=True, slots=True)
+class RandomPolicy:
+    actions: tuple[str, ...]
+
+    def choose(self, context: DecisionContext) -> Choice:
+        k = len(self.actions)
+        return _choice(self.actions[min(int(context.draw * k), k - 1)], 1.0 / k)
+
+
+@dataclass(frozen=True, slots=True)
+class PropensityPolicy:
+    offer: str
+    threshold: float = 0.3
+
+    def choose(self, context: DecisionContext) -> Choice:
+        belief = context.models.response.belief(context.features, context.trigger)
+        likely = belief.purchase_probability(NO_OFFER) >= self.threshold
+        return _choice(self.offer if likely else NO_OFFER)
+
+
+class _TruthPolicy:
+    """Takes the action of highest expected profit under some users' traits."""
+
+    def __init__(
+        self, catalogue: Sequence[OfferSpec], window_hours: float, ttl_hours: float, margin: float
+    ) -> None:
+        self.catalogue = tuple(catalogue)
+        self.window_hours, self.ttl_hours, self.margin = window_hours, ttl_hours, margin
+
+    def _profits(self, user: UserTraits) -> dict[str, float]:
+        out = {}
+        for offer in (None, *self.catalogue):
+            row = action_truth(
+                user,
+                offer,
+                window_hours=self.window_hours,
+                offer_ttl_hours=self.ttl_hours,
+                gross_margin=self.margin,
+                in_session=True,  # decision points are cart moments, checkout still to come
+            )
+            out[row.action] = row.expected_profit
+        return out
+
+    @staticmethod
+    def _best(profits: dict[str, float]) -> Choice:
+        best = max(profits, key=lambda a: profits[a])
+        action = best if profits[best] > profits[NO_OFFER] else NO_OFFER
+        return Choice(
+            action, 1.0, action, {a: p - profits[NO_OFFER] for a, p in profits.items()}, {}
+        )
+
+
+class OraclePolicy(_TruthPolicy):
+    def __init__(self, population: Population, **kwargs: float | Sequence[OfferSpec]) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._users = {u.user_id: u for u in population.users}
+        self._cache: dict[str, Choice] = {}
+
+    def choose(self, context: DecisionContext) -> Choice:
+        choice = self._cache.get(context.user_id)
+        if choice is None:
+            user = self._users[context.user_id]
+            choice = self._cache[context.user_id] = self._best(self._profits(user))
+        return choice
+
+
+class ObservableOraclePolicy(_TruthPolicy):
+    """Bayes over response types from observed sessions and orders (see the module doc).
+
+    A type's per-session purchase probability has a Beta prior; after ``k`` orders in ``n``
+    sessions the type's likelihood is Beta-binomial and its conversion's posterior mean is
+    ``(a + k) / (a + b + n)``. Activity is estimated from sessions seen; basket traits are
+    taken as observed (a shop sees its users' baskets).
+    """
+
+    def __init__(self, population: Population, shop: Shop, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._users = {u.user_id: u for u in population.users}
+        self._shop = shop
+        self._mean_rate = sum(u.sessions_per_day for u in population.users) / len(population.users)
+
+    def choose(self, context: DecisionContext) -> Choice:
+        shop = self._shop
+        user = self._users[context.user_id]
+        index = shop.user_index(context.user_id)
+        assert index is not None
+        ledger = shop.ledger(index)
+        # The running session has not checked out yet: it is not evidence.
+        n, k = max(ledger.sessions - 1, 0), ledger.orders
+        days = max((context.ts - shop.start_ms) / DAY_MS, 0.0)
+        # Gamma(1, 1/mean) prior on the session rate, updated with sessions seen.
+        rate = (1.0 + n) / (1.0 / self._mean_rate + days)
+        weights, pseudo = [], []
+        for kind, profile in RESPONSE_PROFILES.items():
+            a, b = profile.conversion_beta
+            weights.append(math.log(profile.share) + _log_beta_binomial(k, n, a, b))
+            pa, pb = profile.price_sensitivity_beta
+            pseudo.append(
+                replace(
+                    user,
+                    response_type=ResponseType(kind),
+                    conversion=(a + k) / (a + b + n),
+                    price_sensitivity=pa / (pa + pb),
+                    sessions_per_day=rate,
+                )
+            )
+        top = max(weights)
+        probs = [math.exp(w - top) for w in weights]
+        total = sum(probs)
+        profits: dict[str, float] = {}
+        for p, traits in zip(probs, pseudo, strict=True):
+            for action, value in self._profits(traits).items():
+                profits[action] = profits.get(action, 0.0) + p / total * value
+        return self._best(profits)
+
+
+def _log_beta_binomial(k: int, n: int, a: float, b: float) -> float:
+    """log P(k successes in n | p ~ Beta(a, b)), without the binomial coefficient."""
+    return (
+        math.lgamma(a + k)
+        + math.lgamma(b + n - k)
+        - math.lgamma(a + b + n)
+        - math.lgamma(a)
+        - math.lgamma(b)
+        + math.lgamma(a + b)
+    )
