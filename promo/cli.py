@@ -11,10 +11,12 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import orjson
 
 from promo.settings import Settings, load_settings
+from simulator.policies import POLICY_NAMES
 from streams.errors import ConfigError, PromoError
 
 EPILOG = "Settings: PROMO_* environment variables; `promo settings` lists them with their values."
@@ -110,6 +112,26 @@ def _parser() -> argparse.ArgumentParser:
     wait.add_argument(
         "--quiet-seconds", type=float, default=10.0, help="how long counts must stay still"
     )
+    ev = command(
+        "evaluate",
+        _evaluate,
+        "Compare policies on one simulated shop, in process: the learned policy, no offers, "
+        "random, propensity targeting, an observable oracle and the full oracle, each against "
+        "the truth (common random numbers) and against what an analyst would estimate from its "
+        "logs in ClickHouse.",
+    )
+    ev.add_argument("--users", type=int, default=20_000, help="simulated users (default 20000)")
+    ev.add_argument("--days", type=float, default=14.0, help="simulated days (default 14)")
+    ev.add_argument("--seed", type=int, default=101, help="random seed (default 101)")
+    ev.add_argument(
+        "--policies",
+        default=",".join(POLICY_NAMES),
+        help=f"comma-separated, among {', '.join(POLICY_NAMES)} (default all)",
+    )
+    ev.add_argument(
+        "--no-sql", action="store_true", help="skip ClickHouse: no server needed, no SQL estimates"
+    )
+    ev.add_argument("--json", action="store_true", help="print the full result as JSON")
     report = command(
         "report",
         _report,
@@ -224,12 +246,38 @@ def _wait_drained(settings: Settings, args: argparse.Namespace) -> int:
     return 1
 
 
+def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    from agents.app import engine_config
+    from promo.evaluation_store import sql_estimate
+    from simulator.evaluate import EvaluationConfig, evaluate, format_summary
+
+    try:
+        config = EvaluationConfig(
+            engine=engine_config(settings),
+            users=args.users,
+            days=args.days,
+            seed=args.seed,
+            policies=tuple(p.strip() for p in args.policies.split(",") if p.strip()),
+            n_segments=settings.n_segments,
+            model_seed=settings.model_seed,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"promo evaluate: {exc}") from None
+    estimate = None if args.no_sql else partial(sql_estimate, settings)
+    result = evaluate(config, estimate)
+    if args.json:
+        print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(format_summary(result))
+    return 0
+
+
 def _report(settings: Settings, args: argparse.Namespace) -> int:
     from promo.clickhouse import connect
     from promo.report import build_report
 
     margin = args.margin if args.margin is not None else settings.gross_margin
-    print(build_report(connect(settings), gross_margin=margin))
+    print(build_report(connect(settings), gross_margin=margin, catalogue=settings.catalogue()))
     return 0
 
 

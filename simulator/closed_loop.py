@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from schemas.decisions import Decision
+from schemas.events import ClickEvent, EventType
 from schemas.offers import Offer
 from schemas.outcomes import Outcome
 from simulator.population import Population
@@ -55,6 +56,8 @@ class LoopResult:
     decisions: list[Decision] = field(default_factory=list)
     offers: list[Offer] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
+    #: Every purchase event (what the analysts' per-user views read revenue from).
+    purchases: list[ClickEvent] = field(default_factory=list)
     model_version: int = 0
 
 
@@ -95,6 +98,7 @@ def play(
         out.decisions,
         out.offers,
         out.outcomes,
+        loop.purchases,
         engine.snapshot.version if engine else 0,
     )
 
@@ -112,8 +116,10 @@ class _Loop:
         #: user index -> realised profit when their first decision was taken
         self.pre_profit: dict[int, float] = {}
         self._labels = 0
+        self.purchases: list[ClickEvent] = []
 
-    def step(self, events: list) -> None:  # type: ignore[type-arg]
+    def step(self, events: list[ClickEvent]) -> None:
+        self.purchases += (e for e in events if e.type is EventType.PURCHASE)
         engine = self.engine
         if engine is None:
             return

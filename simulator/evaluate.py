@@ -7,11 +7,12 @@ group. For each policy it reports:
 - ``true_incremental_profit``: realised profit under the policy minus realised profit of the
   *same users* when nothing is ever sent, summed over users, with a 95 % interval from the
   per-user paired differences (they differ only where an offer reached someone);
-- ``estimate``: what an analyst would conclude from the policy's own logs with no access to
-  the truth: treatment users against the randomised control group (intention to treat),
-  scaled to the treated population, with its 95 % interval; CUPED-adjusted with each user's
-  profit before their first decision. Set ``sql_estimate`` to get the same figures computed
-  by ClickHouse from the loaded decisions (``promo evaluate --clickhouse``);
+- ``sql_estimate``: what an analyst reads from the policy's own logs with no access to the
+  truth: the run's decisions, outcomes and purchases loaded into ClickHouse, and the
+  report's per-user treatment-vs-control difference in net profit (intention to treat,
+  CUPED where a pre-period exists) scaled to the treated users, with its 95 % interval;
+- ``estimate`` / ``estimate_cuped``: the same comparison computed in numpy from the realised
+  ledger (a cross-check that needs no server);
 - offers sent, discount spent, decisions, explored share.
 """
 
@@ -64,7 +65,12 @@ class EvaluationConfig:
             raise ValueError("evaluate needs at least 10 users and a positive number of days")
 
 
-def evaluate(config: EvaluationConfig) -> dict[str, Any]:
+#: Reads an analyst's estimate for one policy's run from its logs (``promo evaluate`` loads
+#: them into ClickHouse and runs the report's SQL).
+SqlEstimate = Callable[[str, LoopResult], dict[str, Any]]
+
+
+def evaluate(config: EvaluationConfig, sql_estimate: SqlEstimate | None = None) -> dict[str, Any]:
     """Run every policy and the no-offer world; the JSON-ready summary."""
     population = build_population(config.users, config.seed)
     baseline = play(population, None, **_play_args(config))
@@ -84,6 +90,8 @@ def evaluate(config: EvaluationConfig) -> dict[str, Any]:
         policies["none"] = summarise(baseline, baseline, control, config.days)
     for name, run in zip(names, runs, strict=True):
         policies[name] = summarise(run, baseline, control, config.days)
+        if sql_estimate is not None:
+            policies[name]["sql_estimate"] = sql_estimate(name, run)
         if name == "learned":
             diff = run.profits - baseline.profits
             policies[name]["true_incremental_profit_explore_cohort"] = round(
@@ -216,3 +224,31 @@ def _count(codes: Any) -> dict[str, int]:
 
 
 __all__: Sequence[str] = ("EvaluationConfig", "evaluate", "itt_estimate", "summarise")
+
+
+def format_summary(result: dict[str, Any]) -> str:
+    """A few lines per policy for the terminal (``--json`` prints everything)."""
+    users = result["users"]
+    lines = [
+        f"promo evaluate: {users:,} users, {result['days']:g} days, seed {result['seed']}, "
+        f"control share {result['control_share']:.0%}, {result['events_per_run']:,} events",
+        "true = realised profit minus the same users' profit with no offers (common random "
+        "numbers); estimate = what the report reads from the policy's logs in ClickHouse",
+        "",
+        f"  {'policy':<18} {'true incremental profit [95% CI]':>36} {'per user':>9} "
+        f"{'SQL estimate [95% CI]':>34} {'offers':>7} {'discount':>9}",
+    ]
+    for name, p in result["policies"].items():
+        true = p["true_incremental_profit"]
+        sql = p.get("sql_estimate") or {}
+        estimate = (
+            f"{sql['value']:,.0f} [{sql['low']:,.0f}, {sql['high']:,.0f}]"
+            if sql.get("value") is not None
+            else "-"
+        )
+        lines.append(
+            f"  {name:<18} {true['value']:>14,.0f} [{true['low']:>9,.0f}, {true['high']:>9,.0f}] "
+            f"{p['true_incremental_profit_per_user']:>9.3f} {estimate:>34} "
+            f"{p['offers_sent']:>7,} {p['budget_spent']:>9,.0f}"
+        )
+    return "\n".join(lines)
