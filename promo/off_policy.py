@@ -164,7 +164,7 @@ FROM
                     (
                         SELECT decision_id, score_offers, purchase_probs
                         FROM decisions FINAL
-                    ) USING decision_id
+                    ) AS logged USING decision_id
                     WHERE ((control = 0 AND propensity > 0 AND propensity <= 1)
                            OR (control = 1 AND chosen_offer = 'none' AND propensity = 1))
                       AND (%(policy_version)s = '' OR policy_version = %(policy_version)s)

@@ -491,13 +491,13 @@ FROM
         indexOf(actions, chosen_offer) > 0 AND indexOf(actions, policy_offer) > 0
             AND indexOf(actions, 'none') > 0 AS known
     FROM decisions FINAL
-    ANY INNER JOIN
+    ALL INNER JOIN
     (
         SELECT user_id, groupArray(action) AS actions, groupArray(expected_profit) AS profits
         FROM sim_truth FINAL
         WHERE run_id = %(run_id)s
         GROUP BY user_id
-    ) USING user_id
+    ) AS truth USING user_id
     WHERE ts_ms >= %(start_ms)s AND (%(end_ms)s = 0 OR ts_ms <= %(end_ms)s)
 )
 WHERE known

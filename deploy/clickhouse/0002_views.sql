@@ -5,7 +5,8 @@
 -- margin * revenue - discount for any margin.
 --
 -- Tables are read with FINAL so that copies written by a redelivery, before ClickHouse has
--- merged them, never count twice. ClickHouse 18.16 allows one JOIN per SELECT, no CTEs.
+-- merged them, never count twice. ClickHouse 18.16 allows one JOIN per SELECT, no CTEs;
+-- current ClickHouse refuses a joined subquery without an alias (ALIAS_REQUIRED).
 -- Never edit this file once applied: add a new numbered migration.
 
 -- converted: at least one purchase in the attribution window; revenue: what those purchases
@@ -49,7 +50,7 @@ ANY LEFT JOIN
         sumIf(discount, type = 'purchase') AS purchase_discount
     FROM outcomes FINAL
     GROUP BY decision_id
-) USING decision_id
+) AS outcome_counts USING decision_id
 ;
 
 -- Control decisions are those the policy took for held-out users, who were sent nothing:

@@ -1,7 +1,8 @@
 -- Per-user evaluation: the intention-to-treat comparison. A user's arm is sticky (hash-based
 -- holdout), so comparing users compares two random samples of the population: every purchase
 -- a user made from their first decision on counts once, however many decisions it followed.
--- discount: what redeemed coupons took off those purchases. Tables read with FINAL (see 0002).
+-- discount: what redeemed coupons took off those purchases. Tables read with FINAL, joined
+-- subqueries aliased (see 0002).
 
 CREATE VIEW IF NOT EXISTS v_user_outcomes AS
 SELECT
@@ -35,22 +36,22 @@ FROM
             countIf(offer_id != '') AS n_offers
         FROM decisions FINAL
         GROUP BY user_id
-    )
+    ) AS user_decisions
     ALL LEFT JOIN
     (
         SELECT user_id, ts_ms AS purchase_ms, ifNull(order_total, 0) AS purchase_total
         FROM events FINAL
         WHERE type = 'purchase'
-    ) USING user_id
+    ) AS purchase USING user_id
     GROUP BY user_id
-)
+) AS user_purchases
 ANY LEFT JOIN
 (
     SELECT user_id, sum(discount) AS discount
     FROM outcomes FINAL
     WHERE type = 'redeemed'
     GROUP BY user_id
-) USING user_id
+) AS user_discounts USING user_id
 ;
 
 CREATE VIEW IF NOT EXISTS v_users_treatment_vs_control AS

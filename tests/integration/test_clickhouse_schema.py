@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from clickhouse_driver import Client
 
-from promo.clickhouse import MigrationError, apply_migrations, connect, insert
+from promo.clickhouse import AMENDED, MigrationError, apply_migrations, connect, insert
 from promo.settings import Settings
 from schemas.dead_letters import DeadLetter, RejectReason
 from schemas.decisions import Decision
@@ -74,6 +74,22 @@ def test_an_edited_applied_migration_is_refused(clickhouse_client: Client, tmp_p
         apply_migrations(clickhouse_client, ddl)
     # Refused before anything ran: the later migration was not applied either.
     assert clickhouse_client.execute("EXISTS TABLE later") == [(0,)]
+
+
+def test_a_listed_amendment_renews_the_record(clickhouse_client: Client) -> None:
+    # A database that applied 0002 before its joined subqueries had aliases: same views on
+    # 18.16, so only the record is renewed (any other edit is still refused, test above).
+    apply_migrations(clickhouse_client, DDL_DIR)
+    (old,) = AMENDED[2]
+    clickhouse_client.execute(
+        "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES",
+        [(2, "0002_views.sql", old, 0)],
+    )
+    assert apply_migrations(clickhouse_client, DDL_DIR) == []
+    [(checksum,)] = clickhouse_client.execute(
+        "SELECT checksum FROM schema_migrations FINAL WHERE version = 2"
+    )
+    assert checksum == hashlib.sha256((DDL_DIR / "0002_views.sql").read_bytes()).hexdigest()
 
 
 def test_a_new_migration_is_applied_alone(clickhouse_client: Client, tmp_path: Path) -> None:
