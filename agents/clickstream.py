@@ -86,9 +86,11 @@ def register(promo: Promo) -> None:
                 max_bytes=s.max_message_bytes,
                 max_future_skew_ms=s.max_future_skew_seconds * 1000,
             )
+            clocks: dict[int, list[int]] = {}
             for user_id, state in result.states.items():
                 expiry.track(user_id, state)
-                expiry.advance(state.partition, state.features.watermark)
+                clocks.setdefault(state.partition, []).append(state.features.watermark)
+            expiry.advance(clocks)
             await publish(promo, result.output, result.states, result.dead_letters)
 
     @app.on_partitions_assigned.connect
@@ -124,13 +126,15 @@ def _rebuild_index(promo: Promo) -> None:
     """After a (re)start or rebalance: the users with open decisions among the recovered
     states, and how far event time had got on each partition."""
     abandon_ms = promo.engine.config.abandon_after_ms
+    clocks: dict[int, list[int]] = {}
     for key, raw in list(promo.user_state.data.items()):
         try:
             state = UserState.from_bytes(raw, abandon_ms)
         except PromoError as exc:  # the user's own events will fail loudly; the sweep goes on
             log.error("unreadable state of user %r: %s", key, exc)
             continue
-        promo.expiry.advance(state.partition, state.features.watermark)
+        clocks.setdefault(state.partition, []).append(state.features.watermark)
         if state.open_decisions:
             promo.expiry.track(key.decode(), state)
+    promo.expiry.advance(clocks)
     promo.expiry.needs_rebuild = False

@@ -5,14 +5,18 @@ sweep. The index is in memory and small (one entry per user with an open decisio
 (re)start or a rebalance it is rebuilt from the user-state table on the next sweep.
 
 The sweep runs on event time, with a watermark that one bad timestamp cannot drag forward:
-each partition's watermark is the latest event time seen on it (seeded from the recovered
-states after a restart); the worker's is the *lowest* over its partitions that have data,
-less an allowed lateness for purchases still on their way, and never ahead of the wall
-clock (no real event happens in the future).
+each partition's clock is the *median* of the latest event times of the users in its latest
+batch (seeded from the recovered states after a restart), so a few producers with a clock
+ahead cannot move it, and it follows the stream where it goes: a second run or a backfill of
+older days gets its own clock rather than inheriting the newest time ever seen, which closed
+its windows seconds after they opened. The worker's watermark is the *lowest* clock over its
+partitions that have data, less an allowed lateness for purchases still on their way, and
+never ahead of the wall clock (no real event happens in the future).
 """
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 
 from streams.user_state import UserState
@@ -34,9 +38,11 @@ class ExpiryIndex:
         else:
             self.due_at.pop(user_id, None)
 
-    def advance(self, partition: int, event_time: int) -> None:
-        if event_time > self.partition_watermarks.get(partition, -1):
-            self.partition_watermarks[partition] = event_time
+    def advance(self, latest_event_times: dict[int, list[int]]) -> None:
+        """Set each partition's clock from its users' latest event times in one batch."""
+        for partition, times in latest_event_times.items():
+            if times:
+                self.partition_watermarks[partition] = int(statistics.median_low(times))
 
     def watermark(self, partitions: set[int], wall_clock_ms: int) -> int:
         """Event time up to which windows may close on ``partitions`` (-1: none yet).

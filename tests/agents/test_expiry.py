@@ -10,11 +10,10 @@ NOW = 1_800_000_000_000
 
 def test_watermark_is_the_slowest_partition_and_never_ahead_of_the_clock() -> None:
     index = ExpiryIndex(allowed_lateness_ms=0)
-    index.advance(0, NOW - 3 * HOUR)
-    index.advance(1, NOW - 2 * HOUR)
-    index.advance(1, NOW + 49 * HOUR)  # one event from a producer whose clock is two days ahead
+    # Partition 1's batch holds one user whose producer's clock is two days ahead.
+    index.advance({0: [NOW - 3 * HOUR], 1: [NOW - 2 * HOUR, NOW - 2 * HOUR, NOW + 49 * HOUR]})
     assert index.watermark({0, 1}, wall_clock_ms=NOW) == NOW - 3 * HOUR
-    index.advance(0, NOW + 49 * HOUR)
+    index.advance({0: [NOW + 49 * HOUR], 1: [NOW + 49 * HOUR]})
     assert index.watermark({0, 1}, wall_clock_ms=NOW) == NOW  # capped by the wall clock
     # Partition 2 has no data, hence no users with windows: it does not stall the others.
     assert index.watermark({0, 1, 2}, wall_clock_ms=NOW) == NOW
@@ -23,10 +22,19 @@ def test_watermark_is_the_slowest_partition_and_never_ahead_of_the_clock() -> No
 
 def test_windows_close_only_after_the_allowed_lateness() -> None:
     index = ExpiryIndex(allowed_lateness_ms=10 * 60_000)
-    index.advance(0, NOW - HOUR)
+    index.advance({0: [NOW - HOUR]})
     assert index.watermark({0}, wall_clock_ms=NOW) == NOW - HOUR - 10 * 60_000
 
 
 def test_due_users() -> None:
     index = ExpiryIndex(due_at={"a": NOW, "b": NOW + HOUR})
     assert index.due(NOW) == ["a"]
+
+
+def test_a_replay_of_older_days_gets_its_own_clock() -> None:
+    # Run 1 reached NOW; run 2 replays the day before. Its windows must close on its own
+    # time, not at once because run 1 once got further.
+    index = ExpiryIndex(allowed_lateness_ms=0)
+    index.advance({0: [NOW, NOW - HOUR]})
+    index.advance({0: [NOW - 30 * HOUR, NOW - 29 * HOUR, NOW - 31 * HOUR]})
+    assert index.watermark({0}, wall_clock_ms=NOW) == NOW - 30 * HOUR

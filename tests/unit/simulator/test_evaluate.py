@@ -1,0 +1,73 @@
+"""promo evaluate without servers: common random numbers, the summary's shape, baselines."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from simulator.closed_loop import play
+from simulator.evaluate import START_MS, EvaluationConfig, evaluate, format_summary
+from simulator.policies import POLICY_NAMES
+from simulator.population import build_population
+from tests.unit.conftest import make_engine
+
+ENGINE = dataclasses.replace(
+    make_engine().config,
+    limits=dataclasses.replace(make_engine().config.limits, cooldown_ms=48 * 3_600_000),
+    triggers=frozenset({"add_to_cart", "cart_return"}),
+    control_share=0.1,
+    explore_share=0.1,
+)
+
+
+@pytest.fixture(scope="module")
+def result() -> dict[str, object]:
+    config = EvaluationConfig(engine=ENGINE, users=300, days=3.0, seed=11, workers=1)
+    return evaluate(config)
+
+
+def test_users_no_offer_reaches_behave_identically() -> None:
+    # The guarantee that makes "true incremental profit" true: with the same seed, the shop
+    # replays every user the same way unless an offer reached them.
+    population = build_population(200, seed=5)
+    config = EvaluationConfig(engine=ENGINE, users=200, days=2.0, seed=5, workers=1)
+    from simulator.evaluate import engine_factory
+
+    none = play(population, None, seed=5, days=2.0, start_ms=START_MS)
+    again = play(population, None, seed=5, days=2.0, start_ms=START_MS)
+    random = play(
+        population,
+        engine_factory(config, population, "random"),
+        seed=5,
+        days=2.0,
+        start_ms=START_MS,
+    )
+    assert np.array_equal(none.profits, again.profits)
+    reached = {o.user_id for o in random.offers}
+    untouched = [i for i, u in enumerate(population.users) if u.user_id not in reached]
+    assert untouched and len(untouched) < len(population.users)
+    assert np.array_equal(random.profits[untouched], none.profits[untouched])
+
+
+def test_every_policy_is_judged_against_the_same_world(result: dict[str, object]) -> None:
+    policies = result["policies"]
+    assert isinstance(policies, dict) and set(policies) == set(POLICY_NAMES)
+    none = policies["none"]
+    assert none["true_incremental_profit"] == {"value": 0.0, "low": 0.0, "high": 0.0}
+    assert none["offers_sent"] == 0
+    for name, p in policies.items():
+        true = p["true_incremental_profit"]
+        assert true["low"] <= true["value"] <= true["high"], name
+        assert {"estimate", "estimate_cuped", "offers_sent", "budget_spent"} <= set(p)
+    # Random coupons to everyone lose money; the oracle, which knows every user, does not.
+    assert policies["random"]["offers_sent"] > policies["oracle"]["offers_sent"] > 0
+    assert policies["random"]["true_incremental_profit"]["value"] < 0
+    assert policies["oracle"]["true_incremental_profit"]["value"] > 0
+    assert "oracle" in format_summary(result)
+
+
+def test_unknown_policy_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown policies"):
+        EvaluationConfig(engine=ENGINE, policies=("learned", "clairvoyant"))
