@@ -10,8 +10,9 @@ so every policy meets the same decision points, contact caps and attribution:
 - ``oracle``: knows each user's latent traits and takes the action of highest true expected
   profit (``simulator.truth``): the ceiling no learner can reach;
 - ``observable_oracle``: knows the simulator's *priors* but sees only what a shop sees of the
-  user (sessions and orders so far, their basket): it weighs the response types by their
-  posterior given that behaviour and takes the action of highest expected profit under it.
+  user (sessions, orders and offer clicks so far, their basket): it weighs the response
+  types by their posterior given that behaviour and takes the action of highest expected
+  profit under it.
   The honest ceiling for a learner that only sees behaviour.
 """
 
@@ -103,12 +104,13 @@ class OraclePolicy(_TruthPolicy):
 
 
 class ObservableOraclePolicy(_TruthPolicy):
-    """Bayes over response types from observed sessions and orders (see the module doc).
+    """Bayes over response types from observed behaviour (see the module doc).
 
     A type's per-session purchase probability has a Beta prior; after ``k`` orders in ``n``
     sessions the type's likelihood is Beta-binomial and its conversion's posterior mean is
-    ``(a + k) / (a + b + n)``. Activity is estimated from sessions seen; basket traits are
-    taken as observed (a shop sees its users' baskets).
+    ``(a + k) / (a + b + n)``. Offers shown and clicked add a binomial likelihood with the
+    type's click rate. Activity is estimated from sessions seen; basket traits are taken as
+    observed (a shop sees its users' baskets).
     """
 
     def __init__(self, population: Population, shop: Shop, **kwargs: object) -> None:
@@ -131,7 +133,11 @@ class ObservableOraclePolicy(_TruthPolicy):
         weights, pseudo = [], []
         for kind, profile in RESPONSE_PROFILES.items():
             a, b = profile.conversion_beta
-            weights.append(math.log(profile.share) + _log_beta_binomial(k, n, a, b))
+            shown, clicked = ledger.offers_shown, ledger.offers_clicked
+            clicks = clicked * math.log(profile.click) + (shown - clicked) * math.log1p(
+                -profile.click
+            )
+            weights.append(math.log(profile.share) + _log_beta_binomial(k, n, a, b) + clicks)
             pa, pb = profile.price_sensitivity_beta
             pseudo.append(
                 replace(

@@ -97,6 +97,8 @@ class UserLedger:
 
     sessions: int = 0
     orders: int = 0
+    offers_shown: int = 0
+    offers_clicked: int = 0
     revenue: float = 0.0
     discount: float = 0.0
 
@@ -241,6 +243,7 @@ class Shop:
         elif action == _SHOWN:
             out.append(self._event(shopper, ts, EventType.OFFER_SHOWN, offer_id=payload.offer_id))
             self.stats.offers_shown += 1
+            shopper.ledger.offers_shown += 1
             if shopper.response_rng.random() < shopper.traits.profile.click:
                 delay = _lognormal_ms(shopper.response_rng, CLICK_DELAY_MEDIAN_MS, 1.0)
                 self._push(ts + _clip(delay, CLICK_DELAY_RANGE_MS), i, _CLICK, payload)
@@ -251,6 +254,7 @@ class Shop:
                 self._plan_session(shopper, i, ts + self._gap(shopper))
             out.append(self._event(shopper, ts, EventType.OFFER_CLICKED, offer_id=payload.offer_id))
             self.stats.offers_clicked += 1
+            shopper.ledger.offers_clicked += 1
 
     def _next_arrival(self, shopper: _Shopper, after_ms: int) -> int:
         """Next session start of a Poisson process with a daily cycle (by thinning)."""

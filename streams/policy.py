@@ -13,10 +13,13 @@ the policy can ask how sure it is:
 - **serve**: send the offer with the highest *lower* confidence bound on gain, and only if
   that bound is positive (``z`` standard deviations of the effect's posterior). Where there
   is no evidence the bound is negative and nothing is sent: no coupon "just in case".
-- **explore** (a sticky, hash-based cohort of users): pick uniformly among ``none`` and the
-  offers whose *upper* bound on gain is positive, i.e. that might pay. An offer that is
-  surely unprofitable for users like this one is never explored, and exploration fades as
-  the posteriors tighten. The propensity logged is exact.
+- **explore** (a sticky, hash-based cohort of users): the candidates are the serving choice
+  and every offer that might pay (*upper* bound on gain positive) and whose effect is still
+  uncertain (posterior sd above ``EXPLORE_UNTIL_SD``). Half the draws take the candidate with
+  the highest upper bound, half one of them uniformly; the propensity logged is exact. An
+  offer surely unprofitable for users like this one is never explored, and once every offer
+  is known well enough the cohort is served like everyone else: the exploration budget is a
+  precision to reach, not a share of traffic given away forever.
 
 Randomness comes from a hash of the decision id, not from a generator: a redelivered event
 re-derives the same decision.
@@ -47,6 +50,11 @@ from streams.catalogue import OfferSpec
 from streams.uplift import Belief
 
 _UNIT = float(1 << 64)
+#: Share of exploring decisions that take the offer with the highest upper bound.
+OPTIMISM = 0.5
+#: An offer is explored for users like this one only while its effect is this uncertain
+#: (posterior sd, log-odds): the exploration budget is a precision, not a share forever.
+EXPLORE_UNTIL_SD = 0.3
 
 
 def unit_hash(*parts: str) -> float:
@@ -130,7 +138,8 @@ def choose_offer(
     baseline = p_none * value
     scores, probs = {NO_OFFER: 0.0}, {NO_OFFER: round(p_none, 6)}
     lows: dict[str, float] = {}
-    plausible = [NO_OFFER]
+    highs: dict[str, float] = {NO_OFFER: 0.0}
+    uncertain = []
     for offer in catalogue:
         code = offer.code
         net = value - redemption_rates[code] * offer.cost(order_value)
@@ -140,12 +149,21 @@ def choose_offer(
             belief.purchase_probability(code, z) * net - baseline,
         )
         scores[code], probs[code] = round(p * net - baseline, 6), round(p, 6)
-        lows[code] = min(bounds)
-        if max(bounds) > 0:
-            plausible.append(code)
+        lows[code], highs[code] = min(bounds), max(bounds)
+        if highs[code] > 0 and belief.effect_var[code] > EXPLORE_UNTIL_SD**2:
+            uncertain.append(code)
     best = max(lows, key=lambda a: lows[a], default=NO_OFFER)
     greedy = best if lows.get(best, 0.0) > 0 else NO_OFFER
-    if not explore:
+    candidates = [greedy, *(a for a in uncertain if a != greedy)]
+    if not explore or len(candidates) == 1:
         return Choice(greedy, 1.0, greedy, scores, probs)
-    action = plausible[min(int(draw * len(plausible)), len(plausible) - 1)]
-    return Choice(action, 1.0 / len(plausible), greedy, scores, probs, explored=True)
+    # Half the draws go to the most promising candidate (highest upper bound: optimism in
+    # the face of uncertainty), half uniformly, so every candidate keeps a known probability.
+    optimistic = max(candidates, key=lambda a: highs[a])
+    k = len(candidates)
+    if draw < OPTIMISM:
+        action = optimistic
+    else:
+        action = candidates[min(int((draw - OPTIMISM) / (1.0 - OPTIMISM) * k), k - 1)]
+    propensity = (1.0 - OPTIMISM) / k + (OPTIMISM if action == optimistic else 0.0)
+    return Choice(action, propensity, greedy, scores, probs, explored=True)

@@ -6,14 +6,15 @@ Two parts, each learned from labelled decisions (bought within the decision's wi
   scaled log-features, learned from every ``none`` decision (control users, and treated
   users the policy sent nothing). These are plentiful, so a point estimate is fine.
 - **Effect of each offer**: a shift on the log-odds scale, estimated per *cell* of users with
-  similar behaviour (purchases and views in 30 days, whether they ever clicked an offer, the
-  decision point) from counts: buyers among the cell's decisions that took the offer against
+  similar behaviour (purchase rate or browsing in 30 days, how they answered past offers,
+  the decision point) from counts: buyers among the cell's decisions that took the offer against
   buyers among its decisions that took none. Counts give an honest standard error. Each
-  cell's estimate is shrunk towards the offer's overall effect (precision-weighted, with
-  ``CELL_SPREAD`` as the spread between cells), and the overall effect itself starts from a
-  sceptical prior centred on *no effect* (``EFFECT_PRIOR_SD``). An offer never tried on users
-  like these keeps a wide interval, which is what lets the policy stay silent where there is
-  no evidence; an optimistic estimate from a handful of lucky decisions is pulled back.
+  cell's estimate is shrunk towards the offer's overall effect, by as much as the cells'
+  scatter says they differ (random effects, estimated from the data), and the overall effect
+  itself starts from a sceptical prior centred on *no effect* (``EFFECT_PRIOR_SD``). An
+  offer never tried on users like these keeps a wide interval, which is what lets the
+  policy stay silent where there is no evidence; an optimistic estimate from a handful of
+  lucky decisions is pulled back.
 
 P(purchase | user, offer a) = sigmoid(logit(baseline) + effect[a, cell]).
 
@@ -43,8 +44,10 @@ from streams.feature_vector import FEATURE_INDEX, FEATURE_NAMES
 
 #: Prior on an offer's overall effect: log-odds ~ N(0, 1), "probably changes little".
 EFFECT_PRIOR_SD = 1.0
-#: How much an offer's effect may differ between cells, on the log-odds scale.
+#: How much an offer's effect may differ between cells (log-odds sd) before two cells have
+#: evidence to estimate it from; then the data say (``_between_cell_variance``), up to the max.
 CELL_SPREAD = 0.5
+MAX_CELL_SPREAD = 1.0
 #: Prior on the share of an offer's purchases that redeem it: Beta(4, 1), i.e. assume most
 #: do, so an untried offer is costed as if nearly every buyer uses it.
 REDEEM_PRIOR = (4.0, 1.0)
@@ -54,21 +57,31 @@ BASELINE_PSEUDO = 20.0
 _PURCHASES = FEATURE_INDEX["purchases_30d"]
 _VIEWS = FEATURE_INDEX["views_30d"]
 _CLICKED = FEATURE_INDEX["offers_clicked_30d"]
+_SHOWN = FEATURE_INDEX["offers_shown_30d"]
 
 
 def cell_of(vector: tuple[float, ...], trigger: str) -> str:
     """The behaviour cell an offer's effect is estimated in.
 
+    Users who bought in the last 30 days are split by how readily they buy (purchases per 10
+    product views: a rare buyer is who a discount can move; a regular one buys anyway); users
+    who did not, by how much they browse. Then how they answered offers in the last 30 days
+    (never shown one, ignored them, clicked one), and the decision point.
+
     >>> v = [0.0] * len(FEATURE_NAMES)
     >>> v[FEATURE_INDEX["purchases_30d"]], v[FEATURE_INDEX["views_30d"]] = 1.0, 25.0
     >>> cell_of(tuple(v), "cart_return")
-    'p1.v1.c0.cart_return'
+    'r2.o0.cart_return'
     """
-    purchases = min(int(vector[_PURCHASES]), 2)
-    views = vector[_VIEWS]
-    activity = 0 if views <= 10 else 1 if views <= 40 else 2
-    clicked = int(vector[_CLICKED] > 0)
-    return f"p{purchases}.v{activity}.c{clicked}.{trigger}"
+    purchases, views = vector[_PURCHASES], vector[_VIEWS]
+    if purchases > 0:
+        rate = 10.0 * purchases / max(views, 1.0)
+        history = "r1" if rate < 0.15 else "r2" if rate < 0.6 else "r3"
+    else:
+        history = "v0" if views <= 10 else "v1" if views <= 40 else "v2"
+    # Response to past offers: never shown one, shown but never clicked, clicked.
+    response = 2 if vector[_CLICKED] > 0 else 1 if vector[_SHOWN] > 0 else 0
+    return f"{history}.o{response}.{trigger}"
 
 
 def _log_features(vector: tuple[float, ...]) -> dict[str, float]:
@@ -109,6 +122,9 @@ class UpliftModel:
         self.counts: dict[tuple[str, str], list[int]] = {}
         #: action -> [decisions, buyers] over all cells
         self.totals: dict[str, list[int]] = {a: [0, 0] for a in actions}
+        #: labels learned so far; the overall effects are recomputed only when it moves
+        self.labels = 0
+        self._overall: dict[str, tuple[int, tuple[float, float, float]]] = {}
         #: offer -> [purchases, redemptions] among labelled decisions that took it
         self.redemptions: dict[str, list[int]] = {a: [0, 0] for a in actions[1:]}
 
@@ -124,8 +140,8 @@ class UpliftModel:
 
     def _effect(self, action: str, cell: str) -> tuple[float, float]:
         """Posterior mean and variance of the offer's log-odds effect in ``cell``."""
-        overall, overall_var = self._overall_effect(action)
-        prior_var = overall_var + CELL_SPREAD**2
+        overall, overall_var, spread = self._overall_effect(action)
+        prior_var = overall_var + spread
         estimate = self._cell_estimate(action, cell)
         if estimate is None:
             return overall, prior_var
@@ -133,22 +149,31 @@ class UpliftModel:
         precision = 1.0 / prior_var + 1.0 / var
         return (overall / prior_var + value / var) / precision, 1.0 / precision
 
-    def _overall_effect(self, action: str) -> tuple[float, float]:
-        """The offer's effect across cells: sceptical prior plus every cell's evidence."""
+    def _overall_effect(self, action: str) -> tuple[float, float, float]:
+        """The offer's effect across cells and how much cells differ (random effects).
+
+        The between-cell variance is estimated from the data (DerSimonian-Laird): if the
+        cells' estimates scatter no more than their own noise explains, they are pulled
+        hard towards the overall effect, and a lucky cell cannot win the policy's argmax
+        (the optimizer's curse); where cells really differ, each keeps its own. The overall
+        effect starts from the sceptical prior centred on no effect.
+        """
+        cached = self._overall.get(action)
+        if cached is not None and cached[0] == self.labels:
+            return cached[1]
+        estimates = [
+            e for a, cell in self.counts if a == action and (e := self._cell_estimate(a, cell))
+        ]
+        spread = _between_cell_variance(estimates)
         precision = 1.0 / EFFECT_PRIOR_SD**2
         weighted = 0.0
-        for a, cell in self.counts:
-            if a != action:
-                continue
-            estimate = self._cell_estimate(action, cell)
-            if estimate is not None:
-                value, var = estimate
-                # Each cell's evidence counts with the between-cell spread added, so many
-                # small cells cannot make the overall effect look surer than it is.
-                w = 1.0 / (var + CELL_SPREAD**2)
-                precision += w
-                weighted += w * value
-        return weighted / precision, 1.0 / precision
+        for value, var in estimates:
+            w = 1.0 / (var + spread)
+            precision += w
+            weighted += w * value
+        result = (weighted / precision, 1.0 / precision, spread)
+        self._overall[action] = (self.labels, result)
+        return result
 
     def _cell_estimate(self, action: str, cell: str) -> tuple[float, float] | None:
         """Log-odds difference offer vs none in ``cell`` and its variance, from counts."""
@@ -177,6 +202,7 @@ class UpliftModel:
     ) -> None:
         if action not in self.totals:
             return  # an offer since removed from the catalogue: its label teaches nothing now
+        self.labels += 1
         for counts in (
             self.counts.setdefault((action, cell_of(vector, trigger)), [0, 0]),
             self.totals[action],
@@ -192,6 +218,24 @@ class UpliftModel:
             bought = self.redemptions[action]
             bought[0] += 1
             bought[1] += int(redeemed)
+
+
+def _between_cell_variance(estimates: list[tuple[float, float]]) -> float:
+    """DerSimonian-Laird estimate of the variance between cells' true effects.
+
+    >>> _between_cell_variance([(0.0, 0.1), (0.05, 0.1), (-0.05, 0.1)])  # noise explains all
+    0.0
+    >>> round(_between_cell_variance([(-1.0, 0.01), (1.0, 0.01), (0.0, 0.01)]), 2)
+    0.99
+    """
+    if len(estimates) < 2:
+        return CELL_SPREAD**2
+    weights = [1.0 / var for _, var in estimates]
+    total = sum(weights)
+    mean = sum(w * v for w, (v, _) in zip(weights, estimates, strict=True)) / total
+    q = sum(w * (v - mean) ** 2 for w, (v, _) in zip(weights, estimates, strict=True))
+    scale = total - sum(w * w for w in weights) / total
+    return min(max(0.0, (q - (len(estimates) - 1)) / scale), MAX_CELL_SPREAD**2)
 
 
 def _logit(p: float) -> float:
