@@ -53,6 +53,16 @@ def engine_config(settings: Settings) -> EngineConfig:
             max_per_week=settings.max_offers_per_week,
         ),
         triggers=frozenset(settings.decision_triggers.split(",")),
+        shadow_z=(
+            NormalDist().inv_cdf(settings.shadow_confidence)
+            if settings.shadow_confidence is not None
+            else None
+        ),
+        shadow_policy=(
+            f"{settings.policy_version}@confidence={settings.shadow_confidence}"
+            if settings.shadow_confidence is not None
+            else ""
+        ),
     )
 
 

@@ -95,6 +95,12 @@ class Settings(BaseSettings):
         lt=1.0,
         description="How sure the model must be that an offer adds profit before it is sent",
     )
+    shadow_confidence: float | None = Field(
+        None,
+        gt=0.5,
+        lt=1.0,
+        description="Shadow mode: also decide with this confidence, log it, never send it",
+    )
     decision_triggers: str = Field(
         "add_to_cart,cart_return",
         description="Decision points, comma-separated, among view, add_to_cart, cart_return",

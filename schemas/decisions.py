@@ -38,6 +38,11 @@ class Decision:
     expires_at: int
     policy_version: str
     model_version: int
+    #: Shadow mode: a candidate policy decided beside the serving one; what it would have
+    #: sent, with its probability. Logged, never sent. Empty when no shadow runs.
+    shadow_policy: str = ""
+    shadow_offer: str = ""
+    shadow_propensity: float = 0.0
 
     @classmethod
     def from_json_dict(cls, data: dict[str, Any]) -> Decision:

@@ -17,7 +17,7 @@ code, so every policy meets the same decision points, caps and attribution.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from schemas.decisions import NO_OFFER, Decision
@@ -61,6 +61,10 @@ class EngineConfig:
     abandon_after_ms: int
     limits: ContactLimits
     triggers: frozenset[str] = frozenset({"add_to_cart", "cart_return"})
+    #: Shadow mode: the serving rule with this confidence runs beside the policy, logged
+    #: with every decision and never sent (None: no shadow).
+    shadow_z: float | None = None
+    shadow_policy: str = ""
 
     @property
     def actions(self) -> tuple[str, ...]:
@@ -132,6 +136,11 @@ class DecisionEngine:
         self.policy = policy or UpliftPolicy(
             config.catalogue, config.gross_margin, config.confidence_z
         )
+        self.shadow = (
+            UpliftPolicy(config.catalogue, config.gross_margin, config.shadow_z)
+            if config.shadow_z is not None
+            else None
+        )
         self._offers = {o.code: o for o in config.catalogue}
 
     def new_state(self) -> UserState:
@@ -186,19 +195,19 @@ class DecisionEngine:
         # A control user may be in the cohort too: their logged policy_offer is then what the
         # policy would have explored, so control mirrors treatment exactly.
         explore = in_explore_cohort(event.user_id, salt=cfg.holdout_salt, share=cfg.explore_share)
-        choice = self.policy.choose(
-            DecisionContext(
-                event.user_id,
-                decision_id,
-                event.ts,
-                trigger,
-                vector,
-                order_value,
-                explore,
-                unit_hash("explore", decision_id),
-                snapshot,
-            )
+        context = DecisionContext(
+            event.user_id,
+            decision_id,
+            event.ts,
+            trigger,
+            vector,
+            order_value,
+            explore,
+            unit_hash("explore", decision_id),
+            snapshot,
         )
+        choice = self.policy.choose(context)
+        shadow = self.shadow.choose(replace(context, explore=False)) if self.shadow else None
         action = NO_OFFER if control else choice.action
         expires_at = event.ts + cfg.attribution_window_ms
         offer = None
@@ -243,6 +252,9 @@ class DecisionEngine:
                 expires_at=expires_at,
                 policy_version=cfg.policy_version,
                 model_version=snapshot.version,
+                shadow_policy=cfg.shadow_policy if shadow else "",
+                shadow_offer=shadow.action if shadow else "",
+                shadow_propensity=shadow.propensity if shadow else 0.0,
             )
         )
 

@@ -78,6 +78,9 @@ DECISION_COLUMNS = (
     "expires_at",
     "policy_version",
     "model_version",
+    "shadow_policy",
+    "shadow_offer",
+    "shadow_propensity",
 )
 
 OUTCOME_COLUMNS = (
@@ -203,6 +206,9 @@ def decision_row(decision: Decision) -> Row:
         datetime_seconds(decision.expires_at),
         decision.policy_version,
         decision.model_version,
+        decision.shadow_policy,
+        decision.shadow_offer,
+        decision.shadow_propensity,
     )
 
 

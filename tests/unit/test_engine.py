@@ -149,3 +149,15 @@ def test_state_survives_serialisation_mid_stream(engine: DecisionEngine) -> None
         state = UserState.from_bytes(state.to_bytes(), engine.config.abandon_after_ms)
         engine.handle(state, event, stored_out)
     assert orjson.dumps(stored_out) == orjson.dumps(straight)
+
+
+def test_shadow_policy_is_logged_and_never_sent() -> None:
+    engine = make_engine(FixedOffer("pct10"), shadow_z=0.84, shadow_policy="candidate")
+    _, out = run(engine, [view(1, T0)])
+    (d,) = out.decisions
+    # The serving policy sent pct10; the shadow (no evidence yet) would have sent nothing.
+    assert [o.offer_code for o in out.offers] == ["pct10"]
+    assert (d.shadow_policy, d.shadow_offer, d.shadow_propensity) == ("candidate", "none", 1.0)
+    jsonschema.validate(orjson.loads(orjson.dumps(d)), DECISION_SCHEMA)
+    _, plain = run(make_engine(FixedOffer("pct10")), [view(1, T0)])
+    assert (plain.decisions[0].shadow_policy, plain.decisions[0].shadow_offer) == ("", "")

@@ -30,7 +30,7 @@ TS = 1_700_000_000_123
 
 
 def ddl_columns(table: str) -> tuple[str, ...]:
-    """Column names of ``table`` as written in the DDL file (no server needed)."""
+    """Column names of ``table`` as the DDL files create and then alter it (no server)."""
     text = DDL.read_text()
     match = re.search(rf"CREATE TABLE IF NOT EXISTS {table}\s*\((.*?)\n\)\s*ENGINE", text, re.S)
     assert match, table
@@ -39,6 +39,8 @@ def ddl_columns(table: str) -> tuple[str, ...]:
         line = line.strip()
         if line and not line.startswith("--"):
             names.append(line.split()[0].strip("`"))
+    for later in sorted(DDL.parent.glob("*.sql")):
+        names += re.findall(rf"ALTER TABLE {table} ADD COLUMN (\w+)", later.read_text())
     return tuple(names)
 
 
