@@ -72,6 +72,11 @@ def _segment_inputs(vector: tuple[float, ...]) -> dict[str, float]:
     }
 
 
+#: Part of every snapshot's layout: a snapshot of another kind of model (an older worker's,
+#: still on the compacted models topic) is ignored rather than loaded into this code.
+MODEL_KIND = "model=uplift-cells-v2"
+
+
 @dataclass
 class ModelSnapshot:
     """One consistent version of both models, as the learner publishes it."""
@@ -90,7 +95,8 @@ class ModelSnapshot:
         seed: int,
     ) -> ModelSnapshot:
         """Version 0: the priors (every offer's effect unknown, so nothing is sent)."""
-        return cls(0, FEATURE_NAMES + actions, UpliftModel(actions), Segmenter(n_segments, seed))
+        layout = (*FEATURE_NAMES, *actions, MODEL_KIND)
+        return cls(0, layout, UpliftModel(actions), Segmenter(n_segments, seed))
 
     @property
     def actions(self) -> tuple[str, ...]:

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import assume, given
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
@@ -189,8 +189,10 @@ def test_difference_standard_error_matches_numpy(t: list[float], c: list[float])
     )
     welch = math.sqrt(np.var(t, ddof=1) / len(t) + np.var(c, ddof=1) / len(c))
     expected = max(welch, math.sqrt(pooled * (1 / len(t) + 1 / len(c))))
+    # Sums of squares lose digits on near-constant samples: tolerance scales with the values.
+    scale = 1 + max(abs(v) for v in t + c)
     assert difference_standard_error(Moments.of(t), Moments.of(c)) == pytest.approx(
-        expected, rel=1e-6, abs=1e-6
+        expected, rel=1e-6, abs=1e-6 * scale
     )
 
 
@@ -286,6 +288,9 @@ def test_roi_is_not_estimable_while_the_extra_discount_is_indistinguishable_from
 
 
 @given(samples, samples, samples, margins)
+# Most random draws give an extra discount whose interval spans 0 (ROI not estimable, by
+# design): the filtering is the point, not a slow generator.
+@settings(suppress_health_check=[HealthCheck.filter_too_much])
 def test_roi_is_net_margin_gained_per_unit_of_extra_discount(
     revenue_t: list[float], discount_t: list[float], revenue_c: list[float], margin: float
 ) -> None:

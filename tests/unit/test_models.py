@@ -75,3 +75,13 @@ def test_same_seed_same_segments() -> None:
     assert [a.segmenter.segment(user(c)) for c in (0, 5, 20)] == [
         b.segmenter.segment(user(c)) for c in (0, 5, 20)
     ]
+
+
+def test_a_snapshot_of_another_model_kind_is_refused() -> None:
+    # An older worker's snapshot on the compacted models topic: same features and offers,
+    # another model inside. Loading it would break every decision; it must be refused.
+    snapshot = ModelSnapshot.initial(ACTIONS, n_segments=3, seed=1)
+    expected = snapshot.layout
+    snapshot.layout = tuple(name for name in snapshot.layout if not name.startswith("model="))
+    with pytest.raises(ModelError, match="layout"):
+        ModelSnapshot.from_bytes(snapshot.to_bytes(), expected_layout=expected)
