@@ -121,7 +121,15 @@ def _parser() -> argparse.ArgumentParser:
         "logs in ClickHouse.",
     )
     ev.add_argument("--users", type=int, default=20_000, help="simulated users (default 20000)")
-    ev.add_argument("--days", type=float, default=14.0, help="simulated days (default 14)")
+    ev.add_argument(
+        "--days", type=float, default=14.0, help="simulated days of decisions (default 14)"
+    )
+    ev.add_argument(
+        "--warmup-days",
+        type=float,
+        default=7.0,
+        help="days of history before the first decision: the analysts' pre-period (default 7)",
+    )
     ev.add_argument("--seed", type=int, default=101, help="random seed (default 101)")
     ev.add_argument(
         "--policies",
@@ -256,6 +264,7 @@ def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
             engine=engine_config(settings),
             users=args.users,
             days=args.days,
+            warmup_days=args.warmup_days,
             seed=args.seed,
             policies=tuple(p.strip() for p in args.policies.split(",") if p.strip()),
             n_segments=settings.n_segments,

@@ -23,7 +23,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -48,8 +48,6 @@ class LoopResult:
 
     #: Realised profit per user, in population order: margin x revenue - discount.
     profits: np.ndarray
-    #: Realised profit per user before the first decision (the pre-period covariate).
-    pre_profits: np.ndarray
     #: What coupons cost the shop, per user.
     discounts: np.ndarray
     events: int
@@ -71,28 +69,37 @@ def play(
     gross_margin: float = 0.3,
     publish_every: int = 200,
     run_id: str = "loop",
+    warmup_days: float = 0.0,
 ) -> LoopResult:
     """Run ``days`` of the shop with the engine ``engine_for(shop)`` deciding (``None``: no
-    engine, no offers). The engine is built on the shop so that an oracle can look inside."""
+    engine, no offers). The engine is built on the shop so that an oracle can look inside.
+
+    The first ``warmup_days`` of the ``days`` are history: the engine follows every event
+    (features, windows) but takes no decision, as a shop has before the engine starts, so
+    that analysts have a pre-period (CUPED) and the policy starts from known users.
+    """
     shop = Shop(population, start_ms=start_ms, run_id=run_id, seed=seed)
     engine = engine_for(shop) if engine_for else None
     n = len(population.users)
     end_ms = start_ms + round(days * DAY_MS)
-    loop = _Loop(engine, shop, gross_margin, publish_every)
+    decide_from = start_ms + round(warmup_days * DAY_MS)
+    deciding = engine.config if engine else None
+    if engine and deciding and decide_from > start_ms:
+        engine.config = replace(deciding, triggers=frozenset())
+    loop = _Loop(engine, shop, publish_every)
     now, next_sweep = start_ms, start_ms + SWEEP_MS
     while now < end_ms:
+        if engine and deciding and now >= decide_from:
+            engine.config = deciding
         now = min(end_ms, now + STEP_MS)
         loop.step(shop.advance_events(now))
         if now >= next_sweep:
             loop.sweep(now)
             next_sweep += SWEEP_MS
     ledgers = [shop.ledger(i) for i in range(n)]
-    profits = np.array([ledger.profit(gross_margin) for ledger in ledgers])
-    pre = np.array([loop.pre_profit.get(i, profits[i]) for i in range(n)])
     out = loop.out
     return LoopResult(
-        profits,
-        pre,
+        np.array([ledger.profit(gross_margin) for ledger in ledgers]),
         np.array([ledger.discount for ledger in ledgers]),
         shop.stats.events,
         out.decisions,
@@ -104,17 +111,12 @@ def play(
 
 
 class _Loop:
-    def __init__(
-        self, engine: DecisionEngine | None, shop: Shop, gross_margin: float, publish_every: int
-    ) -> None:
+    def __init__(self, engine: DecisionEngine | None, shop: Shop, publish_every: int) -> None:
         self.engine = engine
         self.shop = shop
-        self.gross_margin = gross_margin
         self.publish_every = publish_every
         self.states: dict[str, UserState] = {}
         self.out = EngineOutput()
-        #: user index -> realised profit when their first decision was taken
-        self.pre_profit: dict[int, float] = {}
         self._labels = 0
         self.purchases: list[ClickEvent] = []
 
@@ -128,10 +130,8 @@ class _Loop:
             state = self.states.get(event.user_id)
             if state is None:
                 state = self.states[event.user_id] = engine.new_state()
-            offers, decisions = len(out.offers), len(out.decisions)
+            offers = len(out.offers)
             engine.handle(state, event, out)
-            if len(out.decisions) > decisions:
-                self._first_decision(event.user_id)
             for offer in out.offers[offers:]:
                 self.shop.receive_offer(offer, event.ts)
             self._learn()
@@ -144,11 +144,6 @@ class _Loop:
             if state.open_decisions:
                 engine.close_expired(state, user_id, now, self.out)
         self._learn()
-
-    def _first_decision(self, user_id: str) -> None:
-        index = self.shop.user_index(user_id)
-        if index is not None and index not in self.pre_profit:
-            self.pre_profit[index] = self.shop.ledger(index).profit(self.gross_margin)
 
     def _learn(self) -> None:
         engine, training = self.engine, self.out.training

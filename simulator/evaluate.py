@@ -2,7 +2,8 @@
 
 Every policy plays the same shop (same population, same seed: common random numbers, see
 ``simulator.closed_loop``) through the engine's own decision code, with the same control
-group. For each policy it reports:
+group, after the same warm-up (``warmup_days`` of history in which the engine decides
+nothing, as a shop has before it starts: the analysts' pre-period). For each policy:
 
 - ``true_incremental_profit``: realised profit under the policy minus realised profit of the
   *same users* when nothing is ever sent, summed over users, with a 95 % interval from the
@@ -11,8 +12,6 @@ group. For each policy it reports:
   truth: the run's decisions, outcomes and purchases loaded into ClickHouse, and the
   report's per-user treatment-vs-control difference in net profit (intention to treat,
   CUPED where a pre-period exists) scaled to the treated users, with its 95 % interval;
-- ``estimate`` / ``estimate_cuped``: the same comparison computed in numpy from the realised
-  ledger (a cross-check that needs no server);
 - offers sent, discount spent, decisions, explored share.
 """
 
@@ -51,6 +50,7 @@ class EvaluationConfig:
     engine: EngineConfig
     users: int = 20_000
     days: float = 14.0
+    warmup_days: float = 7.0
     seed: int = 101
     policies: tuple[str, ...] = POLICY_NAMES
     n_segments: int = 6
@@ -61,8 +61,10 @@ class EvaluationConfig:
         unknown = set(self.policies) - set(POLICY_NAMES)
         if unknown:
             raise ValueError(f"unknown policies {sorted(unknown)}; known: {POLICY_NAMES}")
-        if self.users < 10 or self.days <= 0:
-            raise ValueError("evaluate needs at least 10 users and a positive number of days")
+        if self.users < 10 or self.days <= 0 or self.warmup_days < 0:
+            raise ValueError(
+                "evaluate needs at least 10 users, a positive number of days and a warm-up >= 0"
+            )
 
 
 #: Reads an analyst's estimate for one policy's run from its logs (``promo evaluate`` loads
@@ -87,9 +89,9 @@ def evaluate(config: EvaluationConfig, sql_estimate: SqlEstimate | None = None) 
     )
     policies = {}
     if "none" in config.policies:
-        policies["none"] = summarise(baseline, baseline, control, config.days)
+        policies["none"] = summarise(baseline, baseline, control)
     for name, run in zip(names, runs, strict=True):
-        policies[name] = summarise(run, baseline, control, config.days)
+        policies[name] = summarise(run, baseline, control)
         if sql_estimate is not None:
             policies[name]["sql_estimate"] = sql_estimate(name, run)
         if name == "learned":
@@ -100,6 +102,7 @@ def evaluate(config: EvaluationConfig, sql_estimate: SqlEstimate | None = None) 
     return {
         "users": config.users,
         "days": config.days,
+        "warmup_days": config.warmup_days,
         "seed": config.seed,
         "control_share": config.engine.control_share,
         "policy_version": config.engine.policy_version,
@@ -112,7 +115,8 @@ def evaluate(config: EvaluationConfig, sql_estimate: SqlEstimate | None = None) 
 def _play_args(config: EvaluationConfig) -> dict[str, Any]:
     return {
         "seed": config.seed,
-        "days": config.days,
+        "days": config.warmup_days + config.days,
+        "warmup_days": config.warmup_days,
         "start_ms": START_MS,
         "gross_margin": config.engine.gross_margin,
     }
@@ -154,28 +158,21 @@ def engine_factory(
     return build
 
 
-def summarise(
-    run: LoopResult, baseline: LoopResult, control: np.ndarray, days: float
-) -> dict[str, Any]:
-    """Truth and estimate for one policy run (see the module docstring)."""
+def summarise(run: LoopResult, baseline: LoopResult, control: np.ndarray) -> dict[str, Any]:
+    """The truth for one policy run (see the module docstring); control users' paired
+    difference is 0 by construction (no offer reaches them), so the total is the treated's."""
     diff = run.profits - baseline.profits
-    n = len(diff)
-    treated = ~control
     offers = [d for d in run.decisions if d.chosen_offer != NO_OFFER]
     explored = sum(1 for d in run.decisions if not d.control and d.propensity < 1.0)
     return {
         "true_incremental_profit": _total(diff),
         "true_incremental_profit_per_user": round(float(diff.mean()), 4),
-        "true_incremental_profit_treated": round(float(diff[treated].sum()), 2),
-        "estimate": itt_estimate(run.profits, control),
-        "estimate_cuped": itt_estimate(run.profits, control, covariate=run.pre_profits),
+        "true_incremental_profit_per_treated_user": round(float(diff[~control].mean()), 4),
         "offers_sent": len(offers),
         "offers_by_code": _count(d.chosen_offer for d in offers),
         "budget_spent": round(float(run.discounts.sum()), 2),
         "decisions": len(run.decisions),
         "explored_decisions": explored,
-        "users": n,
-        "days": days,
         "model_version": run.model_version,
     }
 
@@ -187,35 +184,6 @@ def _total(diff: np.ndarray) -> dict[str, float]:
     return {"value": round(total, 2), "low": round(total - half, 2), "high": round(total + half, 2)}
 
 
-def itt_estimate(
-    profits: np.ndarray, control: np.ndarray, covariate: np.ndarray | None = None
-) -> dict[str, float]:
-    """Treatment minus control mean profit per user (Welch), scaled to the treated users.
-
-    With ``covariate`` (a pre-period figure unaffected by the policy), CUPED: each profit is
-    adjusted by ``theta * (x - mean x)`` with ``theta = cov(y, x) / var(x)`` pooled, which
-    keeps the estimate unbiased and removes the variance the covariate explains.
-    """
-    y = profits.astype(float)
-    if covariate is not None and covariate.std() > 0:
-        theta = float(np.cov(y, covariate)[0, 1] / covariate.var(ddof=1))
-        y = y - theta * (covariate - covariate.mean())
-    t, c = y[~control], y[control]
-    if len(t) < 2 or len(c) < 2:
-        nan = float("nan")
-        return {"value": nan, "low": nan, "high": nan, "per_user": nan}
-    per_user = float(t.mean() - c.mean())
-    se = math.sqrt(t.var(ddof=1) / len(t) + c.var(ddof=1) / len(c))
-    scale = len(t)
-    return {
-        "value": round(per_user * scale, 2),
-        "low": round((per_user - Z95 * se) * scale, 2),
-        "high": round((per_user + Z95 * se) * scale, 2),
-        "per_user": round(per_user, 4),
-        "per_user_se": round(se, 4),
-    }
-
-
 def _count(codes: Any) -> dict[str, int]:
     out: dict[str, int] = {}
     for code in codes:
@@ -223,14 +191,15 @@ def _count(codes: Any) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-__all__: Sequence[str] = ("EvaluationConfig", "evaluate", "itt_estimate", "summarise")
+__all__: Sequence[str] = ("EvaluationConfig", "evaluate", "summarise")
 
 
 def format_summary(result: dict[str, Any]) -> str:
     """A few lines per policy for the terminal (``--json`` prints everything)."""
     users = result["users"]
     lines = [
-        f"promo evaluate: {users:,} users, {result['days']:g} days, seed {result['seed']}, "
+        f"promo evaluate: {users:,} users, {result['days']:g} days after "
+        f"{result['warmup_days']:g} of history, seed {result['seed']}, "
         f"control share {result['control_share']:.0%}, {result['events_per_run']:,} events",
         "true = realised profit minus the same users' profit with no offers (common random "
         "numbers); estimate = what the report reads from the policy's logs in ClickHouse",
