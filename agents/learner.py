@@ -41,13 +41,7 @@ def register(promo: Promo) -> None:
             for event in events:
                 try:
                     example = decode(TrainingExample, event.message.value or b"")
-                    snapshot.learn(
-                        example.features,
-                        example.trigger,
-                        example.offer_code,
-                        example.label,
-                        redeemed=example.redeemed,
-                    )
+                    snapshot.learn_example(example)
                 except (ValueError, TypeError, KeyError) as exc:
                     # Unreadable, or written for another feature layout: an exception here
                     # would drop the whole batch of labels, not just this one.

@@ -41,6 +41,7 @@ from typing import Any
 
 from clickhouse_driver import Client
 
+from promo.text_tables import money_ci, pct_ci, table
 from schemas.decisions import NO_OFFER
 from streams.catalogue import DEFAULT_CATALOGUE, OfferSpec
 from streams.evaluation import Estimate
@@ -282,8 +283,8 @@ def format_off_policy(estimates: Sequence[PolicyEstimates]) -> str:
     rows: list[list[str]] = []
     for e in estimates:
         for reward, value, show in (
-            ("net margin", e.profit, _money_ci),
-            ("conversion", e.conversion, _pct_ci),
+            ("net margin", e.profit, money_ci),
+            ("conversion", e.conversion, pct_ci),
         ):
             rows.append(
                 [
@@ -312,33 +313,4 @@ def format_off_policy(estimates: Sequence[PolicyEstimates]) -> str:
         textwrap.fill(note, width=96, initial_indent="  ", subsequent_indent="    ")
         for note in notes
     ]
-    return _table(TITLE, header, rows) + "\n" + "\n".join(wrapped)
-
-
-def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Fixed-width table as in ``promo.report``: first column left-aligned, others right."""
-    widths = [max(len(cells[i]) for cells in (header, *rows)) for i in range(len(header))]
-
-    def line(cells: Sequence[str]) -> str:
-        first = cells[0].ljust(widths[0])
-        rest = [cell.rjust(w) for cell, w in zip(cells[1:], widths[1:], strict=True)]
-        return "  " + "  ".join([first, *rest]).rstrip()
-
-    rule = "  " + "  ".join("-" * w for w in widths)
-    return "\n".join([title, line(header), rule, *(line(r) for r in rows)])
-
-
-def _money_ci(e: Estimate) -> str:
-    if math.isnan(e.value):
-        return "n/a"
-    if math.isnan(e.low):
-        return f"{e.value:,.2f}"
-    return f"{e.value:,.2f} [{e.low:,.2f}, {e.high:,.2f}]"
-
-
-def _pct_ci(e: Estimate) -> str:
-    if math.isnan(e.value):
-        return "n/a"
-    if math.isnan(e.low):
-        return f"{e.value:.2%}"
-    return f"{e.value:.2%} [{e.low * 100:.2f}, {e.high * 100:.2f}]"
+    return table(TITLE, header, rows) + "\n" + "\n".join(wrapped)

@@ -25,6 +25,7 @@ import numpy.typing as npt
 from clickhouse_driver import Client
 
 from promo.off_policy import format_off_policy, off_policy_estimates
+from promo.text_tables import money, money_ci, pct, pct_ci, table
 from streams.catalogue import DEFAULT_CATALOGUE, OfferSpec
 from streams.evaluation import (
     CupedEstimate,
@@ -280,7 +281,7 @@ def _headline_sections(users: dict[str, _UserFigures], margin: float) -> list[st
     verdict = [_verdict(conversion, t.n, c.n), _verdict(net, t.n, c.n), _roi_verdict(roi)]
     return [
         *sections,
-        "\n".join([_table(title, header, rows), *(_wrap(line, "  ") for line in notes)]),
+        "\n".join([table(title, header, rows), *(_wrap(line, "  ") for line in notes)]),
         "\n".join(
             [
                 "What this sample can support (95% confidence, 80% power)",
@@ -302,10 +303,10 @@ def _users_section(users: dict[str, _UserFigures], margin: float) -> str:
                 arm,
                 f"{u.n:,}",
                 f"{int(u.converted.sum()):,}",
-                _pct_ci(wilson_interval(int(u.converted.sum()), u.n)),
-                _money_ci(mean_interval(Moments.of(u.revenue))),
-                _money(float(u.discount.mean())),
-                _money_ci(mean_interval(Moments.of(u.net(margin)))),
+                pct_ci(wilson_interval(int(u.converted.sum()), u.n)),
+                money_ci(mean_interval(Moments.of(u.revenue))),
+                money(float(u.discount.mean())),
+                money_ci(mean_interval(Moments.of(u.net(margin)))),
             ]
         )
     header = [
@@ -321,7 +322,7 @@ def _users_section(users: dict[str, _UserFigures], margin: float) -> str:
     note = (
         "every purchase from a user's first decision on counts once; [..] = 95% confidence interval"
     )
-    return _table(title, header, rows) + "\n" + _wrap(note, "  ")
+    return table(title, header, rows) + "\n" + _wrap(note, "  ")
 
 
 def _measure_row(label: str, m: _Measure) -> list[str]:
@@ -407,10 +408,10 @@ def _arms_section(arms: dict[str, Row], margin: float) -> str:
                 f"{r['decisions']:,}",
                 f"{r['users']:,}",
                 f"{r['conversions']:,}",
-                _pct_ci(wilson_interval(r["conversions"], r["decisions"])),
-                _money_ci(mean_interval(_revenue(r))),
-                _money(_discount(r).mean),
-                _money_ci(mean_interval(_net(r, margin))),
+                pct_ci(wilson_interval(r["conversions"], r["decisions"])),
+                money_ci(mean_interval(_revenue(r))),
+                money(_discount(r).mean),
+                money_ci(mean_interval(_net(r, margin))),
             ]
         )
     header = [
@@ -424,7 +425,7 @@ def _arms_section(arms: dict[str, Row], margin: float) -> str:
         "net profit/dec. [CI]",
     ]
     title = "Per decision, descriptive: treatment vs control"
-    return _table(title, header, rows) + "\n" + _wrap(_DESCRIPTIVE_WHY, "  ")
+    return table(title, header, rows) + "\n" + _wrap(_DESCRIPTIVE_WHY, "  ")
 
 
 def _breakdown(client: Client, view: str, key: str, title: str, margin: float) -> str:
@@ -447,11 +448,11 @@ def _breakdown(client: Client, view: str, key: str, title: str, margin: float) -
                 str(value),
                 f"{t['decisions']:,}" if t else "0",
                 f"{c['decisions']:,}" if c else "0",
-                _pct(t["conversion_rate"]) if t else "",
-                _pct(c["conversion_rate"]) if c else "",
+                pct(t["conversion_rate"]) if t else "",
+                pct(c["conversion_rate"]) if c else "",
                 conversion_diff,
-                _money(_net(t, margin).mean) if t else "",
-                _money(_net(c, margin).mean) if c else "",
+                money(_net(t, margin).mean) if t else "",
+                money(_net(c, margin).mean) if c else "",
                 net_diff,
             ]
         )
@@ -466,7 +467,7 @@ def _breakdown(client: Client, view: str, key: str, title: str, margin: float) -
         "net/dec. C",
         "net/dec. T-C [CI]",
     ]
-    return _table(title, header, rows) + "\n" + _wrap(_DESCRIPTIVE, "  ")
+    return table(title, header, rows) + "\n" + _wrap(_DESCRIPTIVE, "  ")
 
 
 # --- ground truth, dead letters, events --------------------------------------------------------
@@ -535,13 +536,13 @@ def _ground_truth_section(client: Client) -> str | None:
             [
                 arm,
                 f"{r['decisions']:,}",
-                _money(r["mean_chosen"]),
-                _money(r["mean_policy"]),
-                _money(r["mean_none"]),
-                _money(r["mean_oracle"]),
-                _money(r["mean_policy"] - r["mean_none"]),
-                _money(r["mean_oracle"] - r["mean_policy"]),
-                _pct(r["policy_is_best"]),
+                money(r["mean_chosen"]),
+                money(r["mean_policy"]),
+                money(r["mean_none"]),
+                money(r["mean_oracle"]),
+                money(r["mean_policy"] - r["mean_none"]),
+                money(r["mean_oracle"] - r["mean_policy"]),
+                pct(r["policy_is_best"]),
             ]
         )
     header = [
@@ -559,7 +560,7 @@ def _ground_truth_section(client: Client) -> str | None:
         f"Decision quality against ground truth (sim run {run['run_id']}): "
         "mean true expected profit per decision"
     )
-    return _table(title, header, rows)
+    return table(title, header, rows)
 
 
 def _pooled(rows: Sequence[Row]) -> Row:
@@ -577,7 +578,7 @@ def _dead_letters_section(client: Client) -> str:
     )
     if not rows:
         return "Dead letters by reason\n  none"
-    return _table(
+    return table(
         "Dead letters by reason", ["reason", "messages"], [[reason, f"{n:,}"] for reason, n in rows]
     )
 
@@ -589,25 +590,12 @@ def _events_section(client: Client) -> str:
     )
     if not rows:
         return "Events by type\n  none yet"
-    return _table(
+    return table(
         "Events by type", ["type", "events", "users"], [[t, f"{n:,}", f"{u:,}"] for t, n, u in rows]
     )
 
 
 # --- formatting --------------------------------------------------------------------------------
-
-
-def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Fixed-width table: first column left-aligned, the others right-aligned."""
-    widths = [max(len(str(cells[i])) for cells in (header, *rows)) for i in range(len(header))]
-
-    def line(cells: Sequence[str]) -> str:
-        first = str(cells[0]).ljust(widths[0])
-        rest = [str(cell).rjust(w) for cell, w in zip(cells[1:], widths[1:], strict=True)]
-        return "  " + "  ".join([first, *rest]).rstrip()
-
-    rule = "  " + "  ".join("-" * w for w in widths)
-    return "\n".join([title, line(header), rule, *(line(r) for r in rows)])
 
 
 def _wrap(text: str, first: str) -> str:
@@ -620,10 +608,6 @@ def _wrap(text: str, first: str) -> str:
     )
 
 
-def _pct(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{x:.2%}"
-
-
 def _signed_pct_ci(e: Estimate) -> str:
     if math.isnan(e.value):
         return "n/a"
@@ -632,26 +616,10 @@ def _signed_pct_ci(e: Estimate) -> str:
     return f"{e.value:+.1%} [{e.low:+.1%}, {e.high:+.1%}]"
 
 
-def _pct_ci(e: Estimate) -> str:
-    if math.isnan(e.low):
-        return _pct(e.value)
-    return f"{e.value:.2%} [{e.low * 100:.2f}, {e.high * 100:.2f}]"
-
-
 def _points_ci(e: Estimate) -> str:
     if math.isnan(e.value):
         return "n/a"
     return f"{e.value * 100:+.2f} [{e.low * 100:+.2f}, {e.high * 100:+.2f}]"
-
-
-def _money(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{x:,.2f}"
-
-
-def _money_ci(e: Estimate) -> str:
-    if math.isnan(e.low):
-        return _money(e.value)
-    return f"{e.value:,.2f} [{e.low:,.2f}, {e.high:,.2f}]"
 
 
 def _difference_ci(e: Estimate) -> str:

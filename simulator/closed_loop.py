@@ -151,13 +151,7 @@ class _Loop:
             return
         snapshot = engine.snapshot
         for example in training:
-            snapshot.learn(
-                example.features,
-                example.trigger,
-                example.offer_code,
-                example.label,
-                redeemed=example.redeemed,
-            )
+            snapshot.learn_example(example)
             self._labels += 1
             if self._labels % self.publish_every == 0:
                 snapshot.version += 1

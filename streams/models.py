@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from river import cluster, preprocessing
 
+from schemas.training import TrainingExample
 from streams.errors import ModelError
 from streams.feature_vector import FEATURE_INDEX, FEATURE_NAMES
 from streams.uplift import UpliftModel
@@ -110,6 +111,16 @@ class ModelSnapshot:
         self.response.learn(vector, trigger, action, label, redeemed=redeemed)
         self.segmenter.learn(vector)
         self.examples_seen += 1
+
+    def learn_example(self, example: TrainingExample) -> None:
+        """Learn one closed decision as the learner reads it from the training topic."""
+        self.learn(
+            example.features,
+            example.trigger,
+            example.offer_code,
+            example.label,
+            redeemed=example.redeemed,
+        )
 
     def to_bytes(self) -> bytes:
         # Pickle is fine here: snapshots only travel on our own internal topic.
