@@ -18,7 +18,8 @@ nothing, as a shop has before it starts: the analysts' pre-period). For each pol
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -29,6 +30,7 @@ from schemas.decisions import NO_OFFER
 from simulator.closed_loop import LoopResult, play
 from simulator.policies import (
     POLICY_NAMES,
+    ActionValues,
     ObservableOraclePolicy,
     OraclePolicy,
     PropensityPolicy,
@@ -75,10 +77,10 @@ SqlEstimate = Callable[[str, LoopResult], dict[str, Any]]
 def evaluate(config: EvaluationConfig, sql_estimate: SqlEstimate | None = None) -> dict[str, Any]:
     """Run every policy and the no-offer world; the JSON-ready summary."""
     population = build_population(config.users, config.seed)
-    baseline = play(population, None, **_play_args(config))
     names = [name for name in config.policies if name != "none"]
     with ProcessPoolExecutor(max_workers=max(1, config.workers)) as pool:
-        runs = list(pool.map(_run_policy, [config] * len(names), names))
+        # The no-offer world is one more run beside the policies: every truth subtracts it.
+        baseline, *runs = pool.map(_run_policy, [config] * (len(names) + 1), ["none", *names])
     cfg = config.engine
     ids = [u.user_id for u in population.users]
     control = np.array(
@@ -123,8 +125,10 @@ def _play_args(config: EvaluationConfig) -> dict[str, Any]:
 
 
 def _run_policy(config: EvaluationConfig, name: str) -> LoopResult:
+    """One policy's run (``none``: the shop alone, no engine, no offers)."""
     population = build_population(config.users, config.seed)
-    return play(population, engine_factory(config, population, name), **_play_args(config))
+    engine_for = None if name == "none" else engine_factory(config, population, name)
+    return play(population, engine_for, **_play_args(config))
 
 
 def engine_factory(
@@ -132,12 +136,12 @@ def engine_factory(
 ) -> Callable[[Shop], DecisionEngine]:
     cfg = config.engine
     actions = cfg.actions
-    truth_args: dict[str, Any] = {
-        "catalogue": cfg.catalogue,
-        "window_hours": cfg.attribution_window_ms / 3_600_000,
-        "ttl_hours": cfg.offer_ttl_ms / 3_600_000,
-        "margin": cfg.gross_margin,
-    }
+    values = ActionValues(
+        cfg.catalogue,
+        cfg.attribution_window_ms / 3_600_000,
+        cfg.offer_ttl_ms / 3_600_000,
+        cfg.gross_margin,
+    )
 
     def build(shop: Shop) -> DecisionEngine:
         policy: Policy | None = None
@@ -147,9 +151,9 @@ def engine_factory(
         elif name == "propensity":
             policy = PropensityPolicy(cfg.catalogue[0].code)
         elif name == "oracle":
-            policy = OraclePolicy(population, **truth_args)
+            policy = OraclePolicy(population, values)
         elif name == "observable_oracle":
-            policy = ObservableOraclePolicy(population, shop, **truth_args)
+            policy = ObservableOraclePolicy(population, shop, values)
         if policy is not None:
             engine_config = replace(cfg, explore_share=0.0)
         snapshot = ModelSnapshot.initial(actions, config.n_segments, config.model_seed)
@@ -169,7 +173,7 @@ def summarise(run: LoopResult, baseline: LoopResult, control: np.ndarray) -> dic
         "true_incremental_profit_per_user": round(float(diff.mean()), 4),
         "true_incremental_profit_per_treated_user": round(float(diff[~control].mean()), 4),
         "offers_sent": len(offers),
-        "offers_by_code": _count(d.chosen_offer for d in offers),
+        "offers_by_code": dict(sorted(Counter(d.chosen_offer for d in offers).items())),
         "budget_spent": round(float(run.discounts.sum()), 2),
         "decisions": len(run.decisions),
         "explored_decisions": explored,
@@ -182,16 +186,6 @@ def _total(diff: np.ndarray) -> dict[str, float]:
     total = float(diff.sum())
     half = Z95 * float(diff.std(ddof=1)) * math.sqrt(n) if n > 1 else float("nan")
     return {"value": round(total, 2), "low": round(total - half, 2), "high": round(total + half, 2)}
-
-
-def _count(codes: Any) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for code in codes:
-        out[code] = out.get(code, 0) + 1
-    return dict(sorted(out.items()))
-
-
-__all__: Sequence[str] = ("EvaluationConfig", "evaluate", "summarise")
 
 
 def format_summary(result: dict[str, Any]) -> str:

@@ -19,7 +19,6 @@ so every policy meets the same decision points, contact caps and attribution:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from schemas.decisions import NO_OFFER
@@ -34,7 +33,7 @@ POLICY_NAMES = ("learned", "none", "random", "propensity", "observable_oracle", 
 
 
 def _choice(action: str, propensity: float = 1.0) -> Choice:
-    return Choice(action, propensity, action, {}, {})
+    return Choice(action, propensity, {}, {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,16 +56,17 @@ class PropensityPolicy:
         return _choice(self.offer if likely else NO_OFFER)
 
 
-class _TruthPolicy:
-    """Takes the action of highest expected profit under some users' traits."""
+@dataclass(frozen=True, slots=True)
+class ActionValues:
+    """Expected profit of every action for some user traits, by the simulator's truth taken
+    at a cart moment (the engine's decision points: the checkout is still to come)."""
 
-    def __init__(
-        self, catalogue: Sequence[OfferSpec], window_hours: float, ttl_hours: float, margin: float
-    ) -> None:
-        self.catalogue = tuple(catalogue)
-        self.window_hours, self.ttl_hours, self.margin = window_hours, ttl_hours, margin
+    catalogue: tuple[OfferSpec, ...]
+    window_hours: float
+    ttl_hours: float
+    margin: float
 
-    def _profits(self, user: UserTraits) -> dict[str, float]:
+    def profits(self, user: UserTraits) -> dict[str, float]:
         out = {}
         for offer in (None, *self.catalogue):
             row = action_truth(
@@ -75,23 +75,22 @@ class _TruthPolicy:
                 window_hours=self.window_hours,
                 offer_ttl_hours=self.ttl_hours,
                 gross_margin=self.margin,
-                in_session=True,  # decision points are cart moments, checkout still to come
+                in_session=True,
             )
             out[row.action] = row.expected_profit
         return out
 
-    @staticmethod
-    def _best(profits: dict[str, float]) -> Choice:
-        best = max(profits, key=lambda a: profits[a])
-        action = best if profits[best] > profits[NO_OFFER] else NO_OFFER
-        return Choice(
-            action, 1.0, action, {a: p - profits[NO_OFFER] for a, p in profits.items()}, {}
-        )
+
+def _best(profits: dict[str, float]) -> Choice:
+    """The action of highest expected profit, ``none`` unless an offer beats it."""
+    best = max(profits, key=lambda a: profits[a])
+    action = best if profits[best] > profits[NO_OFFER] else NO_OFFER
+    return Choice(action, 1.0, {a: p - profits[NO_OFFER] for a, p in profits.items()}, {})
 
 
-class OraclePolicy(_TruthPolicy):
-    def __init__(self, population: Population, **kwargs: float | Sequence[OfferSpec]) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+class OraclePolicy:
+    def __init__(self, population: Population, values: ActionValues) -> None:
+        self._values = values
         self._users = {u.user_id: u for u in population.users}
         self._cache: dict[str, Choice] = {}
 
@@ -99,11 +98,11 @@ class OraclePolicy(_TruthPolicy):
         choice = self._cache.get(context.user_id)
         if choice is None:
             user = self._users[context.user_id]
-            choice = self._cache[context.user_id] = self._best(self._profits(user))
+            choice = self._cache[context.user_id] = _best(self._values.profits(user))
         return choice
 
 
-class ObservableOraclePolicy(_TruthPolicy):
+class ObservableOraclePolicy:
     """Bayes over response types from observed behaviour (see the module doc).
 
     A type's per-session purchase probability has a Beta prior; after ``k`` orders in ``n``
@@ -113,8 +112,8 @@ class ObservableOraclePolicy(_TruthPolicy):
     observed (a shop sees its users' baskets).
     """
 
-    def __init__(self, population: Population, shop: Shop, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, population: Population, shop: Shop, values: ActionValues) -> None:
+        self._values = values
         self._users = {u.user_id: u for u in population.users}
         self._shop = shop
         self._mean_rate = sum(u.sessions_per_day for u in population.users) / len(population.users)
@@ -153,9 +152,9 @@ class ObservableOraclePolicy(_TruthPolicy):
         total = sum(probs)
         profits: dict[str, float] = {}
         for p, traits in zip(probs, pseudo, strict=True):
-            for action, value in self._profits(traits).items():
+            for action, value in self._values.profits(traits).items():
                 profits[action] = profits.get(action, 0.0) + p / total * value
-        return self._best(profits)
+        return _best(profits)
 
 
 def _log_beta_binomial(k: int, n: int, a: float, b: float) -> float:

@@ -113,8 +113,6 @@ class Choice:
 
     action: str
     propensity: float
-    #: What the serving rule would take (differs from ``action`` when exploring).
-    greedy_action: str
     #: Expected incremental profit of each action against ``none`` (posterior mean).
     scores: dict[str, float]
     purchase_probs: dict[str, float]
@@ -156,7 +154,7 @@ def choose_offer(
     greedy = best if lows.get(best, 0.0) > 0 else NO_OFFER
     candidates = [greedy, *(a for a in uncertain if a != greedy)]
     if not explore or len(candidates) == 1:
-        return Choice(greedy, 1.0, greedy, scores, probs)
+        return Choice(greedy, 1.0, scores, probs)
     # Half the draws go to the most promising candidate (highest upper bound: optimism in
     # the face of uncertainty), half uniformly, so every candidate keeps a known probability.
     optimistic = max(candidates, key=lambda a: highs[a])
@@ -166,4 +164,4 @@ def choose_offer(
     else:
         action = candidates[min(int((draw - OPTIMISM) / (1.0 - OPTIMISM) * k), k - 1)]
     propensity = (1.0 - OPTIMISM) / k + (OPTIMISM if action == optimistic else 0.0)
-    return Choice(action, propensity, greedy, scores, probs, explored=True)
+    return Choice(action, propensity, scores, probs, explored=True)

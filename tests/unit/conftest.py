@@ -20,7 +20,7 @@ class FixedOffer:
     def choose(self, context: DecisionContext) -> Choice:
         probs = {"none": 0.1, self.action: 0.2}
         scores = {"none": 0.0, self.action: 1.0}
-        return Choice(self.action, self.propensity, "none", scores, probs, explored=True)
+        return Choice(self.action, self.propensity, scores, probs, explored=True)
 
 
 def make_engine(policy: Policy | None = None, **overrides: object) -> DecisionEngine:
