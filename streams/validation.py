@@ -189,6 +189,8 @@ def _integer(
         if required:
             raise _Invalid(RejectReason.MISSING_FIELD, f"missing field {name!r}")
         return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON Schema's "integer" is any number without a fraction: 2.0 too
     if isinstance(value, bool) or not isinstance(value, int):
         raise _Invalid(
             RejectReason.WRONG_TYPE, f"{name!r} must be an integer, got {type(value).__name__}"
