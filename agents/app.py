@@ -63,6 +63,8 @@ def engine_config(settings: Settings) -> EngineConfig:
             if settings.shadow_confidence is not None
             else ""
         ),
+        daily_budget=settings.daily_budget,
+        budget_partitions=settings.topic_partitions,
     )
 
 

@@ -9,10 +9,11 @@ from collections.abc import Sequence
 from faust.types import EventT, StreamT
 
 from agents.app import Promo
-from agents.state_store import load_state, save_states, send_changelog
+from agents.state_store import is_user_key, load_ledger, load_state, save_states, send_changelog
 from schemas.codec import encode
 from schemas.dead_letters import DeadLetter
-from streams.batch import RawMessage, process_batch
+from streams.batch import BatchResult, RawMessage, process_batch
+from streams.budget import BudgetLedger
 from streams.engine import EngineOutput
 from streams.errors import PromoError
 from streams.user_state import UserState
@@ -35,6 +36,7 @@ async def publish(
     out: EngineOutput,
     states: dict[str, UserState],
     dead_letters: Sequence[DeadLetter] = (),
+    ledgers: dict[int, BudgetLedger] | None = None,
 ) -> None:
     """Store the new states, send what they produced, and only then their changelog.
 
@@ -43,7 +45,7 @@ async def publish(
     between would lose them for good. Outputs first, flushed; state second. A crash in
     between replays the messages and derives the same ids again.
     """
-    changelog = save_states(promo.user_state, states)
+    changelog = save_states(promo.user_state, states, ledgers)
     for letter in dead_letters:
         key = letter.key.encode() if letter.key is not None else None
         promo.topics.dead_letters.send_soon(key=key, value=encode(letter))
@@ -64,6 +66,8 @@ def _send_output(promo: Promo, out: EngineOutput) -> None:
         t.outcomes.send_soon(key=outcome.user_id.encode(), value=encode(outcome))
     for example in out.training:
         t.training.send_soon(key=example.decision_id.encode(), value=encode(example))
+    for suppression in out.suppressions:
+        t.suppressions.send_soon(key=suppression.user_id.encode(), value=encode(suppression))
 
 
 def register(promo: Promo) -> None:
@@ -79,19 +83,20 @@ def register(promo: Promo) -> None:
     @app.agent(promo.topics.clickstream, name="promo.clickstream")
     async def process_clickstream(stream: StreamT[bytes]) -> None:
         async for events in stream.take_events(s.batch_size, within=s.batch_seconds):  # type: ignore[attr-defined]
-            result = process_batch(
+            result: BatchResult = process_batch(
                 engine,
                 [_raw(e) for e in events],
                 lambda user_id: load_state(table, user_id, abandon_ms),
                 max_bytes=s.max_message_bytes,
                 max_future_skew_ms=s.max_future_skew_seconds * 1000,
+                load_ledger=lambda partition: load_ledger(table, partition),
             )
             clocks: dict[int, list[int]] = {}
             for user_id, state in result.states.items():
                 expiry.track(user_id, state)
                 clocks.setdefault(state.partition, []).append(state.features.watermark)
             expiry.advance(clocks)
-            await publish(promo, result.output, result.states, result.dead_letters)
+            await publish(promo, result.output, result.states, result.dead_letters, result.ledgers)
 
     @app.on_partitions_assigned.connect
     async def on_assigned(*args: object, **kwargs: object) -> None:
@@ -128,6 +133,8 @@ def _rebuild_index(promo: Promo) -> None:
     abandon_ms = promo.engine.config.abandon_after_ms
     clocks: dict[int, list[int]] = {}
     for key, raw in list(promo.user_state.data.items()):
+        if not is_user_key(key):
+            continue
         try:
             state = UserState.from_bytes(raw, abandon_ms)
         except PromoError as exc:  # the user's own events will fail loudly; the sweep goes on

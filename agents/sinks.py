@@ -1,4 +1,4 @@
-"""Sink agents: events, decisions, outcomes and dead letters into ClickHouse, in batches.
+"""Sink agents: events, decisions, outcomes, suppressions and dead letters into ClickHouse.
 
 Each sink buffers up to ``sink_batch_size`` messages or ``sink_flush_seconds``, inserts them in
 one statement, and only then lets Faust acknowledge (and later commit) their offsets. When
@@ -23,6 +23,7 @@ from schemas.codec import decode
 from schemas.dead_letters import DeadLetter
 from schemas.decisions import Decision
 from schemas.outcomes import Outcome
+from schemas.suppressions import Suppression
 from streams import sink_rows
 from streams.errors import PromoError
 from streams.validation import Rejected, validate_event
@@ -87,6 +88,13 @@ def register(promo: Promo) -> None:
         "outcomes",
         sink_rows.OUTCOME_COLUMNS,
         records(Outcome, sink_rows.outcome_row),
+    )
+    _sink(
+        promo,
+        t.suppressions,
+        "suppressions",
+        sink_rows.SUPPRESSION_COLUMNS,
+        records(Suppression, sink_rows.suppression_row),
     )
     _sink(
         promo,

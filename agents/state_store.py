@@ -10,10 +10,27 @@ from __future__ import annotations
 
 from faust.types import TableT
 
+from streams.budget import BudgetLedger
 from streams.user_state import UserState
 
 #: (partition, key, value) of one user-state changelog record
 Changelog = tuple[int, bytes, bytes]
+#: Keys of the table that are not users: a NUL byte never starts a valid user id.
+RESERVED_PREFIX = b"\x00"
+
+
+def ledger_key(partition: int) -> bytes:
+    """The table key of a partition's budget ledger, kept (and recovered) with its users."""
+    return RESERVED_PREFIX + b"budget:%d" % partition
+
+
+def is_user_key(key: bytes) -> bool:
+    return not key.startswith(RESERVED_PREFIX)
+
+
+def load_ledger(table: TableT[bytes, bytes], partition: int) -> BudgetLedger | None:
+    raw = table.get(ledger_key(partition))
+    return BudgetLedger.from_bytes(raw) if raw is not None else None
 
 
 def load_state(
@@ -23,7 +40,11 @@ def load_state(
     return UserState.from_bytes(raw, abandon_after_ms) if raw is not None else None
 
 
-def save_states(table: TableT[bytes, bytes], states: dict[str, UserState]) -> list[Changelog]:
+def save_states(
+    table: TableT[bytes, bytes],
+    states: dict[str, UserState],
+    ledgers: dict[int, BudgetLedger] | None = None,
+) -> list[Changelog]:
     """Write the states to the local store now; return their changelog entries to send later.
 
     The caller sends the entries only once the outputs derived from these states are durable
@@ -35,6 +56,10 @@ def save_states(table: TableT[bytes, bytes], states: dict[str, UserState]) -> li
         key, value = user_id.encode(), state.to_bytes()
         table.data[key] = value
         entries.append((state.partition, key, value))
+    for partition, ledger in (ledgers or {}).items():
+        key, value = ledger_key(partition), ledger.to_bytes()
+        table.data[key] = value
+        entries.append((partition, key, value))
     return entries
 
 

@@ -20,6 +20,7 @@ class Topics:
     outcomes: TopicT
     training: TopicT
     models: TopicT
+    suppressions: TopicT
 
     @classmethod
     def declare(cls, app: faust.App, settings: Settings) -> Topics:
@@ -43,6 +44,7 @@ class Topics:
             # reads the whole (tiny) model history.
             training=raw(settings.topic_training, 1),
             models=raw(settings.topic_models, 1),
+            suppressions=raw(settings.topic_suppressions),
         )
 
     def partitions(self) -> dict[str, int]:
@@ -55,5 +57,6 @@ class Topics:
             self.outcomes,
             self.training,
             self.models,
+            self.suppressions,
         )
         return {t.get_topic_name(): t.partitions or 1 for t in topics}

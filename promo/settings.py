@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     topic_outcomes: str = "promo-outcomes"
     topic_training: str = "promo-training"
     topic_models: str = "promo-models"
+    topic_suppressions: str = "promo-suppressions"
     topic_partitions: int = Field(8, ge=1, le=1024, description="Partitions of keyed topics")
     topic_replication: int = Field(3, ge=1, le=7, description="Replication of created topics")
 
@@ -120,6 +121,12 @@ class Settings(BaseSettings):
     )
     max_offers_per_day: int = Field(1, ge=0, description="Contact cap per user per 24 h")
     max_offers_per_week: int = Field(3, ge=0, description="Contact cap per user per 7 days")
+    daily_budget: float | None = Field(
+        None,
+        gt=0,
+        description="Expected discount the offers may commit per UTC day, paced over the "
+        "day's traffic and split evenly over the clickstream partitions (unset: no budget)",
+    )
 
     # --- models ----------------------------------------------------------------------------------
     n_segments: int = Field(6, ge=1, le=100)

@@ -22,6 +22,7 @@ True
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -33,6 +34,7 @@ from schemas.offers import Offer
 from schemas.outcomes import Outcome
 from simulator.population import Population
 from simulator.shop import DAY_MS, Shop
+from streams.budget import BudgetLedger
 from streams.engine import DecisionEngine, EngineOutput
 from streams.user_state import UserState
 
@@ -57,6 +59,10 @@ class LoopResult:
     #: Every purchase event (what the analysts' per-user views read revenue from).
     purchases: list[ClickEvent] = field(default_factory=list)
     model_version: int = 0
+    #: Suppressed decision points by reason (counted, not kept: there are many).
+    suppressions: Counter[str] = field(default_factory=Counter)
+    #: Expected discount committed per day under a daily budget (the ledger's view).
+    committed_by_day: list[float] = field(default_factory=list)
 
 
 def play(
@@ -107,6 +113,8 @@ def play(
         out.outcomes,
         loop.purchases,
         engine.snapshot.version if engine else 0,
+        loop.suppressions,
+        loop.committed_by_day(),
     )
 
 
@@ -119,6 +127,10 @@ class _Loop:
         self.out = EngineOutput()
         self._labels = 0
         self.purchases: list[ClickEvent] = []
+        self.suppressions: Counter[str] = Counter()
+        # One ledger: the loop is one partition (evaluate gives it the whole daily budget).
+        self.ledger = BudgetLedger()
+        self._committed: dict[int, float] = {}
 
     def step(self, events: list[ClickEvent]) -> None:
         self.purchases += (e for e in events if e.type is EventType.PURCHASE)
@@ -131,10 +143,17 @@ class _Loop:
             if state is None:
                 state = self.states[event.user_id] = engine.new_state()
             offers = len(out.offers)
-            engine.handle(state, event, out)
+            engine.handle(state, event, out, self.ledger)
             for offer in out.offers[offers:]:
                 self.shop.receive_offer(offer, event.ts)
+            if engine.config.daily_budget is not None:
+                self._committed[self.ledger.day] = self.ledger.spent
             self._learn()
+        self.suppressions.update(s.reason for s in out.suppressions)
+        out.suppressions.clear()
+
+    def committed_by_day(self) -> list[float]:
+        return [round(self._committed[day], 2) for day in sorted(self._committed) if day >= 0]
 
     def sweep(self, now: int) -> None:
         engine = self.engine

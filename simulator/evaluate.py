@@ -145,7 +145,7 @@ def engine_factory(
 
     def build(shop: Shop) -> DecisionEngine:
         policy: Policy | None = None
-        engine_config = cfg
+        engine_config = replace(cfg, budget_partitions=1)  # one loop holds the whole budget
         if name == "random":
             policy = RandomPolicy(actions)
         elif name == "propensity":
@@ -155,7 +155,7 @@ def engine_factory(
         elif name == "observable_oracle":
             policy = ObservableOraclePolicy(population, shop, values)
         if policy is not None:
-            engine_config = replace(cfg, explore_share=0.0)
+            engine_config = replace(engine_config, explore_share=0.0)
         snapshot = ModelSnapshot.initial(actions, config.n_segments, config.model_seed)
         return DecisionEngine(engine_config, snapshot, policy)
 
@@ -177,6 +177,8 @@ def summarise(run: LoopResult, baseline: LoopResult, control: np.ndarray) -> dic
         "budget_spent": round(float(run.discounts.sum()), 2),
         "decisions": len(run.decisions),
         "explored_decisions": explored,
+        "suppressions_by_reason": dict(sorted(run.suppressions.items())),
+        "expected_discount_committed_by_day": run.committed_by_day,
         "model_version": run.model_version,
     }
 

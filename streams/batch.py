@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from schemas.dead_letters import DeadLetter
 from schemas.events import ClickEvent
+from streams.budget import BudgetLedger
 from streams.engine import DecisionEngine, EngineOutput
 from streams.user_state import UserState
 from streams.validation import Rejected, validate_event
@@ -41,6 +42,8 @@ class BatchResult:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     #: user id -> new state (to be saved once per batch)
     states: dict[str, UserState] = field(default_factory=dict)
+    #: partition -> its budget ledger, when the engine has a daily budget (saved likewise)
+    ledgers: dict[int, BudgetLedger] = field(default_factory=dict)
     events: int = 0
     #: Messages skipped because the user's state already holds them (replay after a crash,
     #: or a producer's retry of the same event id). ClickHouse stores them once anyway.
@@ -72,13 +75,17 @@ def process_batch(
     *,
     max_bytes: int,
     max_future_skew_ms: int,
+    load_ledger: Callable[[int], BudgetLedger | None] = lambda partition: None,
 ) -> BatchResult:
     """Validate every message, fold the good ones into their user's state, collect the rest.
 
-    ``load_state`` returns the stored state of a user, or None for a new user.
+    ``load_state`` returns the stored state of a user, or None for a new user;
+    ``load_ledger`` the stored budget ledger of a partition, or None (a new one is started
+    when the engine has a daily budget).
     """
     result = BatchResult()
-    states = result.states
+    states, ledgers = result.states, result.ledgers
+    budgeted = engine.config.daily_budget is not None
     for message in messages:
         checked = validate_event(
             message.value,
@@ -98,6 +105,13 @@ def process_batch(
             result.duplicates += 1
             continue
         state.mark_applied(message.partition, message.offset, event.event_id)
-        engine.handle(state, event, result.output)
+        ledger = None
+        if budgeted:
+            ledger = ledgers.get(message.partition)
+            if ledger is None:
+                ledger = ledgers[message.partition] = (
+                    load_ledger(message.partition) or BudgetLedger()
+                )
+        engine.handle(state, event, result.output, ledger)
         result.events += 1
     return result

@@ -7,7 +7,10 @@ Decision points are the triggers configured (by default cart adds and a return t
 abandoned cart: moments where the user can still be moved; product views optionally), for
 events that are not late (no older than ``decision_lateness_ms`` behind the user's latest
 event) and users within their contact limits. A control user gets the same decision logged,
-with the action ``none`` and the offer the policy would have sent in ``policy_offer``.
+with the action ``none`` and the offer the policy would have sent in ``policy_offer``. With a
+daily budget (``streams.budget``) an offer the budget or its pacing cannot afford is withheld
+the same way. Every decision point that sends nothing although it could have leaves a
+:class:`~schemas.suppressions.Suppression` saying why.
 
 The policy is pluggable (:class:`Policy`): the serving one reads the shared models
 (:class:`UpliftPolicy`); ``promo evaluate`` runs baselines and oracles through this same
@@ -24,8 +27,10 @@ from schemas.decisions import NO_OFFER, Decision
 from schemas.events import ClickEvent, EventType
 from schemas.offers import Offer
 from schemas.outcomes import Outcome
+from schemas.suppressions import Suppression
 from schemas.training import TrainingExample
 from streams.attribution import OpenDecision, attribute_event, close_expired
+from streams.budget import BudgetLedger
 from streams.catalogue import OfferSpec
 from streams.feature_vector import expected_order_value, feature_vector
 from streams.models import ModelSnapshot
@@ -65,6 +70,15 @@ class EngineConfig:
     #: with every decision and never sent (None: no shadow).
     shadow_z: float | None = None
     shadow_policy: str = ""
+    #: Expected discount the shop may commit per UTC day (None: no budget), split evenly
+    #: over ``budget_partitions`` ledgers (one per clickstream partition).
+    daily_budget: float | None = None
+    budget_partitions: int = 1
+
+    @property
+    def ledger_budget(self) -> float | None:
+        """One partition's share of the daily budget."""
+        return None if self.daily_budget is None else self.daily_budget / self.budget_partitions
 
     @property
     def actions(self) -> tuple[str, ...]:
@@ -77,6 +91,7 @@ class EngineOutput:
     offers: list[Offer] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
     training: list[TrainingExample] = field(default_factory=list)
+    suppressions: list[Suppression] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +161,15 @@ class DecisionEngine:
     def new_state(self) -> UserState:
         return UserState.new(self.config.abandon_after_ms)
 
-    def handle(self, state: UserState, event: ClickEvent, out: EngineOutput) -> None:
-        """Fold ``event`` into ``state`` and append what it causes to ``out``."""
+    def handle(
+        self,
+        state: UserState,
+        event: ClickEvent,
+        out: EngineOutput,
+        ledger: BudgetLedger | None = None,
+    ) -> None:
+        """Fold ``event`` into ``state`` and append what it causes to ``out``. ``ledger``: the
+        budget ledger of the event's partition (used when the config sets a daily budget)."""
         f = state.features
         late = f.watermark >= 0 and event.ts < f.watermark - self.config.decision_lateness_ms
         amount = event.order_total if event.type is EventType.PURCHASE else event.price
@@ -165,8 +187,15 @@ class DecisionEngine:
             )
             attribute_event(state.open_decisions, event, self._offers, out.outcomes)
         trigger = "cart_return" if f.returning_to_cart else _TRIGGERS.get(event.type)
-        if trigger not in self.config.triggers or late:
+        if trigger is None or trigger not in self.config.triggers:
             return
+        if late:
+            out.suppressions.append(self._suppression(event, trigger, "late"))
+            return
+        if self.config.ledger_budget is None:
+            ledger = None
+        elif ledger is not None:
+            ledger.observe(event.ts)
         blocked = ineligibility(
             event.ts,
             last_decision=state.last_decision,
@@ -175,7 +204,9 @@ class DecisionEngine:
             limits=self.config.limits,
         )
         if blocked is None:
-            self._decide(state, event, trigger, out)
+            self._decide(state, event, trigger, out, ledger)
+        else:
+            out.suppressions.append(self._suppression(event, trigger, blocked))
 
     def close_expired(self, state: UserState, user_id: str, now: int, out: EngineOutput) -> bool:
         """Close windows ended by ``now`` for a user with no new events; True if any closed."""
@@ -185,7 +216,14 @@ class DecisionEngine:
         )
         return len(state.open_decisions) != before
 
-    def _decide(self, state: UserState, event: ClickEvent, trigger: str, out: EngineOutput) -> None:
+    def _decide(
+        self,
+        state: UserState,
+        event: ClickEvent,
+        trigger: str,
+        out: EngineOutput,
+        ledger: BudgetLedger | None,
+    ) -> None:
         cfg, snapshot = self.config, self.snapshot
         decision_id = stable_id("de", event.user_id, event.event_id, cfg.policy_version)
         vector = feature_vector(state.features, event.ts)
@@ -208,15 +246,33 @@ class DecisionEngine:
         )
         choice = self.policy.choose(context)
         shadow = self.shadow.choose(replace(context, explore=False)) if self.shadow else None
-        action = NO_OFFER if control else choice.action
+        # Control's logged action is fixed by the holdout: probability 1.
+        action, propensity = choice.action, 1.0 if control else choice.propensity
+        if action != NO_OFFER:
+            cost = self.expected_cost(choice, action, order_value)
+            gated = self._gate(ledger, event.ts, choice, order_value)
+            reason = None
+            if control:
+                action, reason = NO_OFFER, gated[0] if gated else "control"
+            elif gated:  # `none`, with the chance of every draw the gate turns into `none`
+                action, (reason, propensity) = NO_OFFER, gated
+            if reason is not None:
+                out.suppressions.append(
+                    self._suppression(event, trigger, reason, decision_id, choice.action, cost)
+                )
+            if not gated:
+                # Control too: both groups live under the same caps.
+                state.record_contact(event.ts)
+            budget = cfg.ledger_budget
+            if ledger is not None and budget is not None and not control:
+                ledger.commit(0.0 if gated else cost)
+                ledger.steer(event.ts, budget)
         expires_at = event.ts + cfg.attribution_window_ms
         offer = None
         if action != NO_OFFER:
             why = _describe_trigger(event, trigger, state.features.cart_value)
             offer = self._offer(decision_id, event, why, action, segment, choice)
             out.offers.append(offer)
-        if choice.action != NO_OFFER:
-            state.record_contact(event.ts)  # control too: both groups live under the same caps
         state.last_decision = event.ts
         state.open_decisions.append(
             OpenDecision(
@@ -243,7 +299,7 @@ class DecisionEngine:
                 control=control,
                 chosen_offer=action,
                 policy_offer=choice.action,
-                propensity=1.0 if control else choice.propensity,
+                propensity=propensity,
                 scores=choice.scores,
                 purchase_probs=choice.purchase_probs,
                 features=vector,
@@ -256,6 +312,58 @@ class DecisionEngine:
                 shadow_offer=shadow.action if shadow else "",
                 shadow_propensity=shadow.propensity if shadow else 0.0,
             )
+        )
+
+    def expected_cost(self, choice: Choice, action: str, order_value: float) -> float:
+        """What sending ``action`` is expected to cost: P(buy | action) x the share of its
+        buyers who redeem x the discount (P(buy) is 1 for a policy that does not say)."""
+        p_buy = choice.purchase_probs.get(action, 1.0)
+        rate = self.snapshot.response.redemption_rate(action)
+        return p_buy * rate * self._offers[action].cost(order_value)
+
+    def _gate(
+        self, ledger: BudgetLedger | None, ts: int, choice: Choice, order_value: float
+    ) -> tuple[str, float] | None:
+        """Why the budget withholds the chosen offer, with the probability the decision had
+        of ending as ``none`` (every draw whose offer the gate would withhold, and ``none``
+        itself); None when it goes out."""
+        budget = self.config.ledger_budget
+        if ledger is None or budget is None:
+            return None
+
+        def withheld(action: str) -> str | None:
+            if action == NO_OFFER:
+                return NO_OFFER
+            cost = self.expected_cost(choice, action, order_value)
+            return ledger.gate(ts, cost, choice.scores.get(action, 0.0), budget)
+
+        reason = withheld(choice.action)
+        if reason is None:
+            return None
+        probabilities = choice.action_probabilities()
+        return reason, sum(p for a, p in probabilities.items() if withheld(a) is not None)
+
+    def _suppression(
+        self,
+        event: ClickEvent,
+        trigger: str,
+        reason: str,
+        decision_id: str = "",
+        policy_offer: str = "",
+        expected_cost: float = 0.0,
+    ) -> Suppression:
+        version = self.config.policy_version
+        return Suppression(
+            stable_id("su", event.user_id, event.event_id, version),
+            event.user_id,
+            event.ts,
+            event.event_id,
+            trigger,
+            reason,
+            version,
+            decision_id,
+            policy_offer,
+            round(expected_cost, 4),
         )
 
     def _offer(

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from schemas.decisions import NO_OFFER
 from streams.catalogue import OfferSpec
@@ -117,6 +117,12 @@ class Choice:
     scores: dict[str, float]
     purchase_probs: dict[str, float]
     explored: bool = False
+    #: The probability of every action the policy might have taken here (those above 0);
+    #: empty means ``{action: propensity}``.
+    probabilities: dict[str, float] = field(default_factory=dict)
+
+    def action_probabilities(self) -> dict[str, float]:
+        return self.probabilities or {self.action: self.propensity}
 
 
 def choose_offer(
@@ -163,5 +169,5 @@ def choose_offer(
         action = optimistic
     else:
         action = candidates[min(int((draw - OPTIMISM) / (1.0 - OPTIMISM) * k), k - 1)]
-    propensity = (1.0 - OPTIMISM) / k + (OPTIMISM if action == optimistic else 0.0)
-    return Choice(action, propensity, scores, probs, explored=True)
+    shares = {a: (1.0 - OPTIMISM) / k + (OPTIMISM if a == optimistic else 0.0) for a in candidates}
+    return Choice(action, shares[action], scores, probs, explored=True, probabilities=shares)

@@ -26,6 +26,7 @@ from schemas.dead_letters import DeadLetter
 from schemas.decisions import Decision
 from schemas.events import ClickEvent
 from schemas.outcomes import Outcome
+from schemas.suppressions import Suppression
 
 #: A row as clickhouse-driver takes it: values in the table's column order.
 Row = tuple[Any, ...]
@@ -95,6 +96,20 @@ OUTCOME_COLUMNS = (
     "control",
     "order_total",
     "discount",
+)
+
+SUPPRESSION_COLUMNS = (
+    "suppression_id",
+    "user_id",
+    "ts",
+    "ts_ms",
+    "trigger_event_id",
+    "trigger",
+    "reason",
+    "policy_version",
+    "decision_id",
+    "policy_offer",
+    "expected_cost",
 )
 
 DEAD_LETTER_COLUMNS = (
@@ -226,6 +241,24 @@ def outcome_row(outcome: Outcome) -> Row:
         outcome.control,
         outcome.order_total,
         outcome.discount,
+    )
+
+
+def suppression_row(suppression: Suppression) -> Row:
+    """One ``suppressions`` row."""
+    s = suppression
+    return (
+        s.suppression_id,
+        s.user_id,
+        datetime_seconds(s.ts),
+        s.ts,
+        s.trigger_event_id,
+        s.trigger,
+        s.reason,
+        s.policy_version,
+        s.decision_id,
+        s.policy_offer,
+        s.expected_cost,
     )
 
 

@@ -154,6 +154,7 @@ def agent_settings(**overrides: Any) -> Settings:
         topic_outcomes="t-outcomes",
         topic_training="t-training",
         topic_models="t-models",
+        topic_suppressions="t-suppressions",
         topic_partitions=8,
         batch_size=500,
         batch_seconds=0.02,

@@ -16,7 +16,10 @@ from typing import Any
 
 import orjson
 
+from agents.clickstream import _rebuild_index
+from agents.state_store import ledger_key
 from schemas.decisions import NO_OFFER
+from streams.budget import BudgetLedger
 from streams.feature_vector import FEATURE_INDEX, FEATURE_NAMES
 from streams.policy import in_control_group
 from streams.user_state import UserState
@@ -26,6 +29,7 @@ T0 = 1_700_000_000_000
 OFFER_SCHEMA = schema_validator("offer.schema.json")
 DECISION_SCHEMA = schema_validator("decision.schema.json")
 DEAD_LETTER_SCHEMA = schema_validator("dead-letter.schema.json")
+SUPPRESSION_SCHEMA = schema_validator("suppression.schema.json")
 
 
 def view(
@@ -274,3 +278,38 @@ async def test_outputs_are_out_before_the_state_that_holds_them(clickstream_agen
         topics = [s.topic for s in h.sent]
         changelog_topic = h.promo.user_state.changelog_topic.get_topic_name()
         assert topics.index(h.settings.topic_decisions) < topics.index(changelog_topic)
+
+
+async def test_budget_ledger_is_kept_with_its_partition_and_suppressions_are_sent(
+    clickstream_agent: Any,
+) -> None:
+    users = [f"user-{n}" for n in range(12)]
+    async with clickstream_agent(
+        explore_share=1.0, control_share=0.0, daily_budget=80.0, batch_size=2 * len(users)
+    ) as h:
+        for user in users:
+            await send(h, view(user, f"{user}-v", T0), partition=5)
+            await send(h, add_to_cart(user, f"{user}-c", T0 + MINUTE_MS), partition=5)
+        await h.wait_until(lambda h: len(h.changelog) == len(users) + 1)
+        await h.settle()
+
+        # The partition's ledger: in the table and in the changelog, on the partition whose
+        # events it paid for, so whoever takes the partition over takes its spend too.
+        key = ledger_key(5)
+        (entry,) = [s for s in h.changelog if s.key == key]
+        assert entry.partition == 5 and entry.value == h.promo.user_state.data[key]
+        ledger = BudgetLedger.from_bytes(entry.value)
+        assert sum(ledger.today) == 2 * len(users)  # every decision point is traffic
+        assert 0 < ledger.spent <= 80.0 / h.settings.topic_partitions
+        assert len(h.offers) == sum(1 for d in h.decisions if d["chosen_offer"] != NO_OFFER)
+
+        suppressions = [s.json() for s in h.on(h.settings.topic_suppressions)]
+        for suppression in suppressions:
+            SUPPRESSION_SCHEMA.validate(suppression)
+        reasons = {s["user_id"]: s["reason"] for s in suppressions if s["decision_id"] == ""}
+        assert reasons == dict.fromkeys(users, "cooldown")  # each cart add, a minute later
+        assert any(s["reason"] in ("budget", "pacing") for s in suppressions)
+
+        # A restarted worker's index of open windows reads users only, not the ledger.
+        _rebuild_index(h.promo)
+        assert set(h.promo.expiry.due_at) <= set(users)

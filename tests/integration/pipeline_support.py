@@ -80,6 +80,7 @@ class PipelineNames:
             "PROMO_TOPIC_OUTCOMES": self.topic("outcomes"),
             "PROMO_TOPIC_TRAINING": self.topic("training"),
             "PROMO_TOPIC_MODELS": self.topic("models"),
+            "PROMO_TOPIC_SUPPRESSIONS": self.topic("suppressions"),
             "PROMO_TOPIC_PARTITIONS": "4",
         }
 

@@ -24,6 +24,7 @@ from streams.sink_rows import (
     DECISION_COLUMNS,
     EVENT_COLUMNS,
     OUTCOME_COLUMNS,
+    SUPPRESSION_COLUMNS,
     dead_letter_row,
     decision_row,
     event_row,
@@ -57,7 +58,14 @@ def test_migrations_apply_once(clickhouse_client: Client) -> None:
         assert version == int(name[:4])
         assert checksum == hashlib.sha256((DDL_DIR / name).read_bytes()).hexdigest()
     tables = {name for (name,) in clickhouse_client.execute("SHOW TABLES")}
-    assert {*SINK_TABLES, "sim_truth", "sim_runs", "schema_migrations", *VIEWS} <= tables
+    assert {
+        *SINK_TABLES,
+        "suppressions",
+        "sim_truth",
+        "sim_runs",
+        "schema_migrations",
+        *VIEWS,
+    } <= tables
 
 
 def test_an_edited_applied_migration_is_refused(clickhouse_client: Client, tmp_path: Path) -> None:
@@ -122,6 +130,7 @@ def test_connect_creates_the_database(clickhouse_url: str, unique_name: str) -> 
         ("decisions", DECISION_COLUMNS),
         ("outcomes", OUTCOME_COLUMNS),
         ("dead_letters", DEAD_LETTER_COLUMNS),
+        ("suppressions", SUPPRESSION_COLUMNS),
     ],
 )
 def test_tables_have_the_sink_columns(

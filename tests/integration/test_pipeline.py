@@ -226,6 +226,14 @@ def test_events_decisions_offers_outcomes_and_dead_letters(pipeline: Pipeline) -
     assert offered, "no treatment decision chose an offer"
     assert all(d[2] == d[3] for d in decisions if not d[1])
 
+    # Each cart add, a minute after its user's decision, was suppressed by the cool-down; a
+    # control user's decision whose policy chose an offer, by the holdout.
+    held_out = {d[6] for d in decisions if d[1] and d[3] != "none"}
+    p.wait_count("suppressions", len(users) + len(held_out))
+    rows = p.ch.execute("SELECT reason, trigger_event_id, decision_id FROM suppressions FINAL")
+    assert sorted(r[1] for r in rows if r[0] == "cooldown") == sorted(f"{u}-cart" for u in users)
+    assert {r[2] for r in rows if r[0] == "control"} == held_out
+
     # The offers topic holds exactly the offers the decisions name, each a valid contract.
     records = read_topic(p.bootstrap_servers, p.names.topic("offers"), count=len(offered))
     offers = [orjson.loads(value) for _, value in records]

@@ -18,6 +18,7 @@ from streams.sink_rows import (
     DECISION_COLUMNS,
     EVENT_COLUMNS,
     OUTCOME_COLUMNS,
+    SUPPRESSION_COLUMNS,
     datetime_seconds,
     dead_letter_row,
     decision_row,
@@ -31,7 +32,7 @@ TS = 1_700_000_000_123
 
 def ddl_columns(table: str) -> tuple[str, ...]:
     """Column names of ``table`` as the DDL files create and then alter it (no server)."""
-    text = DDL.read_text()
+    text = "\n".join(f.read_text() for f in sorted(DDL.parent.glob("*.sql")))
     match = re.search(rf"CREATE TABLE IF NOT EXISTS {table}\s*\((.*?)\n\)\s*ENGINE", text, re.S)
     assert match, table
     names = []
@@ -49,6 +50,7 @@ def test_column_tuples_match_the_ddl() -> None:
     assert ddl_columns("decisions") == DECISION_COLUMNS
     assert ddl_columns("outcomes") == OUTCOME_COLUMNS
     assert ddl_columns("dead_letters") == DEAD_LETTER_COLUMNS
+    assert ddl_columns("suppressions") == SUPPRESSION_COLUMNS
 
 
 def test_datetime_seconds_truncates_and_clamps() -> None:
