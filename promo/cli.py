@@ -286,7 +286,14 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
     from promo.report import build_report
 
     margin = args.margin if args.margin is not None else settings.gross_margin
-    print(build_report(connect(settings), gross_margin=margin, catalogue=settings.catalogue()))
+    print(
+        build_report(
+            connect(settings),
+            gross_margin=margin,
+            catalogue=settings.catalogue(),
+            daily_budget=settings.daily_budget,
+        )
+    )
     return 0
 
 

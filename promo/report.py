@@ -89,6 +89,7 @@ def build_report(
     *,
     gross_margin: float,
     catalogue: tuple[OfferSpec, ...] = DEFAULT_CATALOGUE,
+    daily_budget: float | None = None,
 ) -> str:
     """The whole report as text: fixed-width tables, one section per question."""
     if not 0 < gross_margin <= 1:
@@ -124,6 +125,7 @@ def build_report(
         truth = _ground_truth_section(client)
         if truth:
             sections.append(truth)
+        sections += [_spend_section(client, daily_budget), _suppressions_section(client)]
     sections += [_dead_letters_section(client), _events_section(client)]
     return "\n\n".join(sections) + "\n"
 
@@ -569,6 +571,67 @@ def _pooled(rows: Sequence[Row]) -> Row:
     for name in ("mean_chosen", "mean_policy", "mean_none", "mean_oracle", "policy_is_best"):
         pooled[name] = sum(r[name] * r["decisions"] for r in rows) / n
     return pooled
+
+
+_WITHHELD_BY_BUDGET = "reason IN ('budget', 'pacing')"
+
+
+def _spend_section(client: Client, daily_budget: float | None) -> str:
+    """Offers and discount per UTC day: sent, realised, and what the budget held back."""
+    sent = dict(
+        client.execute(
+            "SELECT toDate(ts) AS day, countIf(chosen_offer != 'none') FROM decisions FINAL "
+            "GROUP BY day"
+        )
+    )
+    realised = dict(
+        client.execute(
+            "SELECT toDate(ts) AS day, sum(discount) FROM outcomes FINAL "
+            "WHERE type = 'purchase' GROUP BY day"
+        )
+    )
+    held = {
+        day: (n, cost)
+        for day, n, cost in client.execute(
+            f"SELECT toDate(ts) AS day, countIf({_WITHHELD_BY_BUDGET}), "
+            f"sumIf(expected_cost, {_WITHHELD_BY_BUDGET}) FROM suppressions FINAL GROUP BY day"
+        )
+    }
+    budget = (
+        f"daily budget {money(daily_budget)} of expected discount"
+        if daily_budget
+        else ("no daily budget set (PROMO_DAILY_BUDGET)")
+    )
+    rows = [
+        [
+            str(day),
+            f"{sent.get(day, 0):,}",
+            money(realised.get(day, 0.0)),
+            f"{held.get(day, (0, 0.0))[0]:,}",
+            money(held.get(day, (0, 0.0))[1]),
+        ]
+        for day in sorted({*sent, *realised, *held})
+    ]
+    return table(
+        f"Spend per day (UTC; {budget}; realised = coupon discount on purchases that day)",
+        ["day", "offers sent", "realised discount", "withheld by budget", "their expected cost"],
+        rows,
+    )
+
+
+def _suppressions_section(client: Client) -> str:
+    rows = client.execute(
+        "SELECT reason, count() AS n, uniqExact(user_id), sum(expected_cost) "
+        "FROM suppressions FINAL GROUP BY reason ORDER BY n DESC, reason"
+    )
+    if not rows:
+        return "Suppressed decision points by reason\n  none"
+    return table(
+        "Suppressed decision points by reason (no decision taken: late, cooldown, "
+        "open_decisions, daily_cap, weekly_cap; offer withheld: control, budget, pacing)",
+        ["reason", "decision points", "users", "expected cost of withheld offers"],
+        [[r, f"{n:,}", f"{u:,}", money(c)] for r, n, u, c in rows],
+    )
 
 
 def _dead_letters_section(client: Client) -> str:

@@ -22,11 +22,18 @@ import pytest
 
 from promo.clickhouse import apply_migrations, insert, read_migrations
 from promo.off_policy import LOGGED_OFFERS_SQL, logged_offers, off_policy_estimates
-from promo.report import _TRUTH_SQL, _USERS_SQL, PRE_PERIOD_DAYS
+from promo.report import (
+    _TRUTH_SQL,
+    _USERS_SQL,
+    PRE_PERIOD_DAYS,
+    _spend_section,
+    _suppressions_section,
+)
 from schemas.dead_letters import DeadLetter, RejectReason
 from schemas.decisions import NO_OFFER, Decision
 from schemas.events import ClickEvent, EventType
 from schemas.outcomes import Outcome, OutcomeType
+from schemas.suppressions import Suppression
 from simulator.truth import TruthRow
 from simulator.truth_store import RUN_COLUMNS, insert_run, insert_truth
 from streams.catalogue import DEFAULT_CATALOGUE
@@ -36,10 +43,12 @@ from streams.sink_rows import (
     DECISION_COLUMNS,
     EVENT_COLUMNS,
     OUTCOME_COLUMNS,
+    SUPPRESSION_COLUMNS,
     dead_letter_row,
     decision_row,
     event_row,
     outcome_row,
+    suppression_row,
 )
 from tests.current_clickhouse.conftest import ChdbClient
 
@@ -344,3 +353,19 @@ def test_the_report_ground_truth_query(loaded: ChdbClient) -> None:
         "control": (1, 4.0, 3.0, 4.0, 4.0, 0.0),  # u2 was sent none, policy would send pct10
         "treatment": pytest.approx((3, 10 / 3, 10 / 3, 5 / 3, 13 / 3, 2 / 3)),  # d1, d3, d4
     }
+
+
+def test_the_report_spend_and_suppression_sections(loaded: ChdbClient) -> None:
+    withheld = [
+        Suppression("su-" + "1" * 24, "u1", TS + 5 * MINUTE, "s1", "add_to_cart", "cooldown", "v1"),
+        Suppression(
+            "su-" + "2" * 24, "u3", TS, "s2", "cart_return", "budget", "v1", "de-1", "pct20", 2.5
+        ),
+    ]
+    for _ in range(2):  # stored once
+        insert(loaded, "suppressions", SUPPRESSION_COLUMNS, [suppression_row(s) for s in withheld])
+    spend = {line.split()[0]: line.split() for line in _spend_section(loaded, 100.0).splitlines()}
+    assert spend["2023-11-14"] == ["2023-11-14", "2", "10.00", "1", "2.50"]  # d1, d4
+    assert spend["2023-11-15"] == ["2023-11-15", "1", "0.00", "0", "0.00"]  # d3 at 00:13
+    reasons = [line.split() for line in _suppressions_section(loaded).splitlines()[-2:]]
+    assert reasons == [["budget", "1", "1", "2.50"], ["cooldown", "1", "1", "0.00"]]

@@ -39,15 +39,18 @@ from schemas.dead_letters import DeadLetter, RejectReason
 from schemas.decisions import Decision
 from schemas.events import ClickEvent, EventType
 from schemas.outcomes import Outcome, OutcomeType
+from schemas.suppressions import Suppression
 from streams.sink_rows import (
     DEAD_LETTER_COLUMNS,
     DECISION_COLUMNS,
     EVENT_COLUMNS,
     OUTCOME_COLUMNS,
+    SUPPRESSION_COLUMNS,
     dead_letter_row,
     decision_row,
     event_row,
     outcome_row,
+    suppression_row,
 )
 
 TS = 1_700_000_000_000
@@ -515,3 +518,32 @@ def test_cuped_uses_only_purchases_before_the_first_decision(migrated: Client) -
     assert "net profit per user: treatment is higher than control (CUPED-adjusted)" in (
         _verdict(report)
     )
+
+
+def test_report_shows_spend_per_day_and_suppressions_by_reason(migrated: Client) -> None:
+    _load(migrated)
+    withheld = [
+        Suppression(f"su-{n:024x}", f"u{n}", TS, f"s{n}", "add_to_cart", reason, "v1", *rest)
+        for n, (reason, *rest) in enumerate(
+            [
+                ("cooldown",),
+                ("cooldown",),
+                ("daily_cap",),
+                ("budget", "de-" + "1" * 24, "pct20", 2.5),
+                ("pacing", "de-" + "2" * 24, "pct10", 1.25),
+                ("control", "de-" + "3" * 24, "pct10", 1.0),
+            ]
+        )
+    ]
+    rows = [suppression_row(s) for s in withheld]
+    insert(migrated, "suppressions", SUPPRESSION_COLUMNS, rows + rows)  # stored once
+    report = build_report(migrated, gross_margin=MARGIN, daily_budget=100.0)
+
+    spend = _section(report, "Spend per day")
+    assert "daily budget 100.00" in spend
+    # day, offers sent (treatment d1-d3), realised discount (d1 10 + d3 5), withheld, their cost
+    assert _row(spend, "2023-11-14") == ["2023-11-14", "3", "15.00", "2", "3.75"]
+    reasons = _section(report, "Suppressed decision points by reason")
+    assert _row(reasons, "cooldown") == ["cooldown", "2", "2", "0.00"]
+    assert _row(reasons, "budget")[1:] == ["1", "1", "2.50"]
+    assert _row(reasons, "control")[1:] == ["1", "1", "1.00"]
