@@ -336,3 +336,52 @@ def test_redelivered_event_is_stored_once(pipeline: Pipeline) -> None:
     assert count_final(p.ch, "events") == 3
     assert count_final(p.ch, "decisions") == 1
     assert count_final(p.ch, "outcomes", "source_event_id = 'p-1' AND type = 'purchase'") == 1
+
+
+def test_a_second_run_of_older_traffic_is_attributed_like_the_first(pipeline: Pipeline) -> None:
+    """A replay or backfill of older days, after a run that got further, closes its windows
+    on its own event time: the same traffic gets the same outcomes. (Under a watermark that
+    never goes back, the second run's windows closed seconds after they opened.)"""
+    p, base, users = pipeline, base_time(), 20
+
+    def traffic(run: str, start: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        decided = [
+            event
+            for i in range(users)
+            for event in (
+                view(f"{run}-{i}", f"{run}-v{i}", start),
+                add_to_cart(f"{run}-{i}", f"{run}-c{i}", start + MINUTE_MS),
+            )
+        ]
+        bought = [
+            purchase(f"{run}-{i}", f"{run}-p{i}", start + 2 * HOUR_MS) for i in range(0, users, 2)
+        ]
+        return decided, bought
+
+    def purchases(run: str) -> int:
+        return count_final(
+            p.ch, "outcomes", f"type = 'purchase' AND substring(user_id, 1, 3) = '{run}-'"
+        )
+
+    p.start_worker()
+    decided, bought = traffic("r1", base)
+    # Run 1's users come back 50 h later: its clock passes every window it opened.
+    back = [view(f"r1-{i}", f"r1-back{i}", base + 50 * HOUR_MS) for i in range(users)]
+    p.clickstream.send_all([*decided, *bought, *back])
+    p.wait_count("outcomes", users // 2, "type = 'purchase'")
+    p.wait_count("outcomes", users // 2, "type = 'no_conversion'")
+
+    # Run 2: the same traffic a day older. Its decisions, then, after more than one sweep
+    # (every 5 s), its purchases.
+    decided, bought = traffic("r2", base - 24 * HOUR_MS)
+    p.clickstream.send_all(decided)
+    p.wait_count("decisions", 3 * users)
+    time.sleep(7)
+    p.clickstream.send_all(bought)
+    p.wait_count("events", len(bought), "type = 'purchase' AND substring(user_id, 1, 3) = 'r2-'")
+    poll(lambda: purchases("r2"), lambda n: n >= users // 2, timeout=30, what="run 2's purchases")
+    assert purchases("r2") == purchases("r1") == users // 2
+    assert (
+        count_final(p.ch, "outcomes", "type = 'no_conversion' AND substring(user_id, 1, 3) = 'r2-'")
+        == 0
+    )
