@@ -299,14 +299,16 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
 
 def _offers(settings: Settings, args: argparse.Namespace) -> int:
     from promo.kafka_io import read_messages
+    from promo.terminal import safe_for_terminal
 
     for _, _, _, value in read_messages(settings, settings.topic_offers, limit=args.limit):
-        print(value.decode("utf-8"))
+        print(safe_for_terminal(value.decode("utf-8", "replace")))
     return 0
 
 
 def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
     from promo.kafka_io import read_messages
+    from promo.terminal import safe_for_terminal
 
     for _, _, _, value in read_messages(settings, settings.topic_dead_letters, limit=args.limit):
         letter = orjson.loads(value)
@@ -315,10 +317,11 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
             if letter["raw_text"] is not None
             else f"(base64) {letter['raw_b64']}"
         )
+        where = f"{letter['source_topic']}[{letter['partition']}]@{letter['offset']}"
+        size = f" ({letter['raw_size']:,} bytes, truncated)" if letter.get("truncated") else ""
         print(
-            f"{letter['reason']:<18} "
-            f"{letter['source_topic']}[{letter['partition']}]@{letter['offset']}: "
-            f"{letter['detail']}\n{'':<19}{raw[:160]}"
+            safe_for_terminal(f"{letter['reason']:<18} {where}: {letter['detail']}{size}")
+            + f"\n{'':<19}{safe_for_terminal(raw[:160])}"
         )
     return 0
 
