@@ -1,8 +1,10 @@
-"""Dead letters: input we could not accept, kept whole with the reason.
+"""Dead letters: input we could not accept, with the reason and the bytes that came.
 
 Contract: ``schemas/json/dead-letter.schema.json``. The original bytes travel base64-encoded
 (``raw_b64``) because they need not be UTF-8; ``raw_text`` repeats them as text when they
-decode, for people reading the topic.
+decode, for people reading the topic. A dead letter must always fit in a Kafka message,
+whatever came in: it carries at most the first ``streams.batch.DEAD_LETTER_PAYLOAD_BYTES``
+of the message (``truncated`` says so), with the original size and SHA-256 to find the rest.
 """
 
 from __future__ import annotations
@@ -37,7 +39,12 @@ class DeadLetter:
     raw_b64: str
     raw_text: str | None
     message_ts: int
-    schema_version: int = 1
+    #: Size and SHA-256 (hex) of the whole original value; ``truncated``: raw_b64 and
+    #: raw_text hold only its beginning.
+    raw_size: int = 0
+    raw_sha256: str = ""
+    truncated: bool = False
+    schema_version: int = 2
 
     @classmethod
     def from_json_dict(cls, data: dict[str, Any]) -> DeadLetter:

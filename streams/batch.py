@@ -13,6 +13,7 @@ and skips both kinds of repeat, so features and attribution see every event once
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -50,22 +51,47 @@ class BatchResult:
     duplicates: int = 0
 
 
+#: Most bytes of a rejected message a dead letter carries: a dead letter (base64 and text
+#: of these, ~40 kB at most) must always fit in a Kafka message, whatever came in. A 600 kB
+#: message once became a 1.4 MB dead letter the broker refused, and the worker, replaying it
+#: on every restart, never got past it.
+DEAD_LETTER_PAYLOAD_BYTES = 16_384
+#: Most characters of a rejected message's key kept (the key of the dead letter too).
+DEAD_LETTER_KEY_CHARS = 256
+
+
 def dead_letter(rejected: Rejected, message: RawMessage) -> DeadLetter:
-    try:
-        text: str | None = message.value.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
+    value = message.value
+    kept = value[:DEAD_LETTER_PAYLOAD_BYTES]
+    truncated = len(kept) < len(value)
+    key = message.key
     return DeadLetter(
         source_topic=message.topic,
         partition=message.partition,
         offset=message.offset,
-        key=message.key.decode("utf-8", "replace") if message.key is not None else None,
+        key=key[: DEAD_LETTER_KEY_CHARS * 4].decode("utf-8", "replace")[:DEAD_LETTER_KEY_CHARS]
+        if key is not None
+        else None,
         reason=rejected.reason,
-        detail=rejected.detail,
-        raw_b64=base64.b64encode(message.value).decode("ascii"),
-        raw_text=text,
+        detail=rejected.detail[:1000],
+        raw_b64=base64.b64encode(kept).decode("ascii"),
+        raw_text=_as_text(kept, cut=truncated),
         message_ts=message.timestamp_ms,
+        raw_size=len(value),
+        raw_sha256=hashlib.sha256(value).hexdigest(),
+        truncated=truncated,
     )
+
+
+def _as_text(data: bytes, *, cut: bool) -> str | None:
+    """``data`` as text if it is UTF-8; where ``cut`` short, a character split by the cut
+    is left out."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if cut and exc.start >= len(data) - 3 and exc.reason == "unexpected end of data":
+            return data[: exc.start].decode("utf-8")
+        return None
 
 
 def process_batch(

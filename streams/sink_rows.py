@@ -124,6 +124,9 @@ DEAD_LETTER_COLUMNS = (
     "message_ts",
     "message_ts_ms",
     "schema_version",
+    "raw_size",
+    "raw_sha256",
+    "truncated",
 )
 
 
@@ -276,4 +279,7 @@ def dead_letter_row(letter: DeadLetter) -> Row:
         datetime_seconds(letter.message_ts),
         letter.message_ts,
         letter.schema_version,
+        letter.raw_size,
+        letter.raw_sha256,
+        letter.truncated,
     )

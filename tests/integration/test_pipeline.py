@@ -32,6 +32,7 @@ from jsonschema import Draft202012Validator
 
 from promo.settings import Settings
 from schemas import JSON_SCHEMA_DIR
+from streams.batch import DEAD_LETTER_PAYLOAD_BYTES
 from streams.feature_vector import FEATURE_INDEX, FEATURE_NAMES
 from streams.models import ModelSnapshot
 from streams.policy import in_control_group
@@ -192,6 +193,8 @@ def test_events_decisions_offers_outcomes_and_dead_letters(pipeline: Pipeline) -
             "user-bad",
         ),
         "key_mismatch": (orjson.dumps(view("user-000", "b3", base)), "user-bad"),
+        # 600 kB, not JSON: once a 1.4 MB dead letter the broker refused, stopping the worker.
+        "too_large": (b"\x01not json " * 60_000, "user-bad"),
         "ts_in_future": (
             orjson.dumps(view("user-bad", "b4", int(time.time() * 1000) + HOUR_MS)),
             "user-bad",
@@ -207,7 +210,7 @@ def test_events_decisions_offers_outcomes_and_dead_letters(pipeline: Pipeline) -
     rows = p.ch.execute("SELECT reason, raw_b64, key, source_topic FROM dead_letters FINAL")
     assert sorted(r[0] for r in rows) == sorted(bad)
     for reason, raw_b64, key, source_topic in rows:
-        assert base64.b64decode(raw_b64) == bad[reason][0]
+        assert base64.b64decode(raw_b64) == bad[reason][0][:DEAD_LETTER_PAYLOAD_BYTES]
         assert (key, source_topic) == ("user-bad", p.names.topic("clickstream"))
 
     # One decision per user (the view; the cart add falls in the cooldown), control by hash.

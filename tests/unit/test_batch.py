@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 
 import orjson
+from jsonschema import Draft202012Validator
 
-from streams.batch import RawMessage, process_batch
+from schemas import JSON_SCHEMA_DIR
+from schemas.codec import encode
+from streams.batch import (
+    DEAD_LETTER_KEY_CHARS,
+    DEAD_LETTER_PAYLOAD_BYTES,
+    RawMessage,
+    process_batch,
+)
 from streams.engine import DecisionEngine
 from streams.user_state import UserState
 from tests.unit.conftest import make_engine
 
 T0 = 1_700_000_000_000
+DEAD_LETTER_SCHEMA = Draft202012Validator(
+    json.loads((JSON_SCHEMA_DIR / "dead-letter.schema.json").read_text())
+)
 
 
 def message(offset: int, event_id: str, user: str = "u1", partition: int = 3) -> RawMessage:
@@ -82,3 +95,33 @@ def test_state_of_format_1_is_upgraded_on_read() -> None:
     old = orjson.dumps([1, *fields[1:6]])  # format 1: no offset nor recent event ids
     state = UserState.from_bytes(old, engine.config.abandon_after_ms)
     assert (state.offset, state.recent_events, state.features.count("view", "24h")) == (-1, [], 1)
+
+
+def test_a_dead_letter_always_fits_in_a_kafka_message() -> None:
+    """A 6 MB message (not JSON, not UTF-8 at the cut) with a 100 kB key: its dead letter
+    carries the beginning, the size and the hash, and stays small."""
+    value = b"x" * (DEAD_LETTER_PAYLOAD_BYTES - 1) + "é".encode() + b"\xff" * 6_000_000
+    huge = RawMessage(value, b"k" * 100_000, T0, "clickstream", 0, 7)
+    result = process_batch(
+        make_engine(), [huge], lambda user_id: None, max_bytes=65_536, max_future_skew_ms=300_000
+    )
+    (letter,) = result.dead_letters
+    assert letter.reason == "too_large" and letter.truncated
+    assert base64.b64decode(letter.raw_b64) == value[:DEAD_LETTER_PAYLOAD_BYTES]
+    assert letter.raw_text == "x" * (DEAD_LETTER_PAYLOAD_BYTES - 1)  # the cut "é" left out
+    assert letter.raw_size == len(value)
+    assert letter.raw_sha256 == hashlib.sha256(value).hexdigest()
+    assert letter.key is not None and len(letter.key) == DEAD_LETTER_KEY_CHARS
+    assert len(encode(letter)) < 50_000
+    DEAD_LETTER_SCHEMA.validate(orjson.loads(encode(letter)))
+
+
+def test_a_small_rejected_message_travels_whole() -> None:
+    bad = RawMessage(b'{"not": "an event"}', b"u1", T0, "clickstream", 0, 8)
+    result = process_batch(
+        make_engine(), [bad], lambda user_id: None, max_bytes=65_536, max_future_skew_ms=300_000
+    )
+    (letter,) = result.dead_letters
+    assert not letter.truncated and letter.raw_text == '{"not": "an event"}'
+    assert base64.b64decode(letter.raw_b64) == bad.value and letter.raw_size == len(bad.value)
+    DEAD_LETTER_SCHEMA.validate(orjson.loads(encode(letter)))
