@@ -25,7 +25,7 @@ from schemas.decisions import Decision
 from schemas.outcomes import Outcome
 from schemas.suppressions import Suppression
 from streams import sink_rows
-from streams.errors import PromoError
+from streams.errors import ConfigError, PromoError
 from streams.validation import Rejected, validate_event
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,14 @@ def _sink(
             # that is not written uncommitted, so the next worker writes it.
             for event in events:
                 event.message.incref()
-            await _write_until_done(write, to_rows(events), client)
+            try:
+                await _write_until_done(write, to_rows(events), client)
+            except ConfigError as exc:
+                # No retry cures a bad setting: stop the worker, naming it. The batch stays
+                # unacknowledged, so the next worker writes it.
+                log.error("configuration error: %s; stopping the worker", exc)
+                await promo.app.crash(exc)
+                return
             for event in events:
                 event.message.decref()  # written: the loop's acknowledgement is now the last
 
@@ -136,7 +143,8 @@ def _sink(
 async def _write_until_done(
     write: Callable[[list[Row]], None], rows: list[Row], client: list[Client]
 ) -> None:
-    """Retry with back-off until ClickHouse takes the batch; never drop it."""
+    """Retry with back-off until ClickHouse takes the batch; never drop it. A ``ConfigError``
+    (bad credentials, a schema behind) is not retried: it propagates."""
     loop = asyncio.get_running_loop()
     backoff = 0.5
     while True:
@@ -144,6 +152,8 @@ async def _write_until_done(
             # clickhouse-driver blocks: keep the event loop (heartbeats, agents) free.
             await loop.run_in_executor(None, write, rows)
             return
+        except ConfigError:
+            raise
         except PromoError as exc:
             log.warning("%s; retrying in %.1f s", exc, backoff)
             client.clear()

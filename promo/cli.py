@@ -162,10 +162,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from agents.app import create_app, engine_config
+    from promo.clickhouse import ClickHouseUnavailable, check_schema
     from promo.kafka_io import ensure_topics, latest_snapshot
     from streams.feature_vector import FEATURE_NAMES
 
     config = engine_config(settings)  # a bad catalogue fails here, before any connection
+    try:
+        check_schema(settings)  # bad credentials or a schema behind stop here, named
+    except ClickHouseUnavailable as exc:  # an outage: decisions need no ClickHouse
+        logging.getLogger("promo").warning("%s; starting anyway, the sinks will retry", exc)
     promo = create_app(settings, latest_snapshot(settings, FEATURE_NAMES + config.actions))
     created = ensure_topics(settings, promo.topics.partitions())
     if created:

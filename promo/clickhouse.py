@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from clickhouse_driver import Client
+from clickhouse_driver.errors import ServerException
 
 from promo.settings import Settings
 from streams.errors import ConfigError, PromoError, SinkError
@@ -44,6 +45,41 @@ ORDER BY version
 
 class ClickHouseUnavailable(PromoError):
     """ClickHouse did not answer or refused the connection; the message names the server."""
+
+
+#: Server error codes that no retry can cure, and the settings that cause them: retrying a
+#: wrong password forever (with a 17-line server trace each time) helps nobody.
+_PERMANENT = {
+    192: "PROMO_CLICKHOUSE_URL (user)",  # UNKNOWN_USER
+    193: "PROMO_CLICKHOUSE_PASSWORD",  # WRONG_PASSWORD
+    194: "PROMO_CLICKHOUSE_PASSWORD",  # REQUIRED_PASSWORD
+    516: "PROMO_CLICKHOUSE_URL (user) or PROMO_CLICKHOUSE_PASSWORD",  # AUTHENTICATION_FAILED
+    81: "PROMO_CLICKHOUSE_URL (database)",  # UNKNOWN_DATABASE
+    497: "PROMO_CLICKHOUSE_URL (user): the user lacks a privilege",  # NOT_ENOUGH_PRIVILEGES
+    164: "PROMO_CLICKHOUSE_URL (user): the user is read-only",  # READONLY
+    60: "the ClickHouse schema: run `promo migrate`",  # UNKNOWN_TABLE
+    16: "the ClickHouse schema: run `promo migrate`",  # NO_SUCH_COLUMN_IN_TABLE
+}
+
+
+def server_message(exc: BaseException) -> str:
+    """The server's message without its stack trace (the first lines say it all)."""
+    return " ".join(str(exc).split("Stack trace")[0].split())
+
+
+def permanent_error(exc: BaseException, where: str) -> ConfigError | None:
+    """A ``ConfigError`` naming the setting to fix when ``exc`` is one no retry can cure.
+
+    >>> print(permanent_error(ServerException("Wrong password", code=193), "ch://x"))
+    PROMO_CLICKHOUSE_PASSWORD: ClickHouse at ch://x refused: Code: 193. Wrong password
+    >>> permanent_error(ConnectionRefusedError(111, "refused"), "ch://x") is None
+    True
+    """
+    if isinstance(exc, ServerException) and exc.code in _PERMANENT:
+        return ConfigError(
+            f"{_PERMANENT[exc.code]}: ClickHouse at {where} refused: {server_message(exc)}"
+        )
+    return None
 
 
 class MigrationError(PromoError):
@@ -113,10 +149,41 @@ def connect_url(url: str, password: str = "") -> Client:
     try:
         bootstrap.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
     except Exception as exc:  # socket errors and server errors alike: say where we tried
-        raise ClickHouseUnavailable(f"ClickHouse at {where}: {exc}") from exc
+        raise permanent_error(exc, where) or ClickHouseUnavailable(
+            f"ClickHouse at {where}: {server_message(exc)}"
+        ) from exc
     finally:
         bootstrap.disconnect()
     return Client(database=database, **options)
+
+
+def pending_migrations(client: Client, ddl_dir: Path) -> list[str]:
+    """The migration files of ``ddl_dir`` the database has not applied."""
+    applied = {v for (v,) in client.execute("SELECT version FROM schema_migrations FINAL")}
+    return [m.name for m in read_migrations(ddl_dir) if m.version not in applied]
+
+
+def check_schema(settings: Settings) -> None:
+    """At start-up: ClickHouse takes our credentials and has every migration applied.
+
+    A bad setting raises ``ConfigError`` naming it, so the worker stops before it takes a
+    single event; an unreachable server raises ``ClickHouseUnavailable`` (an outage: the
+    caller may go on, and the sinks retry).
+    """
+    client = connect(settings)
+    try:
+        pending = pending_migrations(client, settings.clickhouse_ddl_dir)
+    except ServerException as exc:
+        raise permanent_error(exc, settings.clickhouse_url) or ClickHouseUnavailable(
+            server_message(exc)
+        ) from exc
+    finally:
+        client.disconnect()
+    if pending:
+        raise ConfigError(
+            f"the ClickHouse schema is behind ({', '.join(pending)} not applied): "
+            "run `promo migrate`"
+        )
 
 
 def read_migrations(ddl_dir: Path) -> list[Migration]:
@@ -217,5 +284,11 @@ def insert(
     except Exception as exc:
         # The connection may be mid-packet; the next execute reconnects from scratch.
         client.disconnect()
-        raise SinkError(f"insert of {len(rows)} rows into {table} failed: {exc!r}") from exc
+        where = f"clickhouse://{client.connection.user}@{client.connection.host}"
+        fatal = permanent_error(exc, where)
+        if fatal:
+            raise fatal from exc
+        raise SinkError(
+            f"insert of {len(rows)} rows into {table} failed: {server_message(exc) or repr(exc)}"
+        ) from exc
     return int(written) if written is not None else len(rows)

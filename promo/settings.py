@@ -156,6 +156,9 @@ class Settings(BaseSettings):
         parts = urlsplit(value)
         if parts.scheme != "clickhouse" or not parts.hostname or not parts.path.strip("/"):
             raise ValueError("must look like clickhouse://user@host:port/database")
+        if parts.password is not None:
+            # URLs end up in logs, errors and `promo settings`; the password setting never does.
+            raise ValueError("must not hold a password: set PROMO_CLICKHOUSE_PASSWORD instead")
         return value
 
     @model_validator(mode="after")

@@ -19,11 +19,13 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import pytest
@@ -388,3 +390,60 @@ def test_a_second_run_of_older_traffic_is_attributed_like_the_first(pipeline: Pi
         count_final(p.ch, "outcomes", "type = 'no_conversion' AND substring(user_id, 1, 3) = 'r2-'")
         == 0
     )
+
+
+def _exits(worker: WorkerProcess, timeout: float = 60.0) -> int:
+    """The worker's exit code once it stopped by itself (fails if it is still running)."""
+    assert worker.process is not None
+    try:
+        return worker.process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"{worker.name} still running:\n{worker.tail()}") from None
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "named"),
+    [
+        ("PROMO_CLICKHOUSE_PASSWORD", "not-the-password-42", "PROMO_CLICKHOUSE_PASSWORD"),
+        ("PROMO_CLICKHOUSE_URL", "clickhouse://nobody@{host}/promo", "PROMO_CLICKHOUSE_URL (user)"),
+    ],
+)
+def test_bad_clickhouse_credentials_stop_the_worker_naming_the_setting(
+    pipeline: Pipeline, setting: str, value: str, named: str
+) -> None:
+    p = pipeline
+    host = urlsplit(p.env["PROMO_CLICKHOUSE_URL"]).netloc.split("@")[-1]
+    p.env[setting] = value.format(host=host)
+    worker = WorkerProcess(dict(p.env), p.workdir, "bad-credentials").start()
+    p.workers.append(worker)
+    assert _exits(worker) == 2
+    log = worker.log()
+    assert f"configuration error: {named}" in log
+    assert "not-the-password-42" not in log and "Stack trace" not in log
+
+
+def test_a_schema_behind_stops_the_worker_before_and_while_it_runs(pipeline: Pipeline) -> None:
+    p = pipeline
+    # At start-up: a migration recorded as not applied.
+    p.ch.execute("ALTER TABLE schema_migrations DELETE WHERE version = 5")
+    poll(
+        lambda: count_final(p.ch, "schema_migrations", "version = 5"),
+        lambda n: n == 0,
+        what="the mutation",
+    )
+    worker = WorkerProcess(dict(p.env), p.workdir, "schema-behind").start()
+    p.workers.append(worker)
+    assert _exits(worker) == 2
+    assert "0005_suppressions.sql not applied): run `promo migrate`" in worker.log()
+
+    # While running: a table gone under a worker that started well. Its sink stops it,
+    # naming the cure, instead of retrying forever; the rows stay unacknowledged.
+    run_migrations(p.env)
+    p.start_worker()
+    p.ch.execute("DROP TABLE suppressions")
+    base = base_time()
+    p.clickstream.send_all(
+        [view("user-x", "x-v", base), add_to_cart("user-x", "x-c", base + MINUTE_MS)]
+    )
+    assert _exits(p.workers[-1]) != 0
+    assert "run `promo migrate`" in p.workers[-1].log()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from promo.cli import main
 from promo.settings import load_settings
 from streams.errors import ConfigError
 
@@ -25,6 +26,7 @@ def test_defaults_are_production_values(monkeypatch: pytest.MonkeyPatch) -> None
         ({"PROMO_CLICKHOUSE_URL": "http://x"}, "PROMO_CLICKHOUSE_URL"),
         ({"PROMO_OFFER_TTL_HOURS": "72"}, "PROMO_OFFER_TTL_HOURS"),
         ({"PROMO_BATCH_SIZE": "zero"}, "PROMO_BATCH_SIZE"),
+        ({"PROMO_DAILY_BUDGET": "-5"}, "PROMO_DAILY_BUDGET"),
     ],
 )
 def test_a_bad_setting_is_named(
@@ -43,3 +45,21 @@ def test_a_bad_catalogue_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     monkeypatch.setenv("PROMO_OFFER_CATALOGUE", str(path))
     with pytest.raises(ConfigError, match=r"PROMO_OFFER_CATALOGUE.*percentage"):
         load_settings().catalogue()
+
+
+def test_no_password_in_urls_and_none_printed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PROMO_CLICKHOUSE_URL", "clickhouse://writer:hunter2@db:9000/promo")
+    named = r"PROMO_CLICKHOUSE_URL.*PROMO_CLICKHOUSE_PASSWORD"
+    with pytest.raises(ConfigError, match=named) as err:
+        load_settings()
+    assert "hunter2" not in str(err.value)
+    monkeypatch.setenv("PROMO_CLICKHOUSE_URL", "clickhouse://writer@db:9000/promo")
+    monkeypatch.setenv("PROMO_CLICKHOUSE_PASSWORD", "hunter2")
+    settings = load_settings()
+    assert "hunter2" not in repr(settings)
+    assert main(["settings"]) == 0
+    printed = capsys.readouterr().out
+    assert "PROMO_CLICKHOUSE_URL=clickhouse://writer@db:9000/promo" in printed
+    assert "hunter2" not in printed
