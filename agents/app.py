@@ -79,6 +79,7 @@ def create_app(settings: Settings, snapshot: ModelSnapshot | None = None) -> Pro
         broker=settings.broker_url,
         store=settings.store_url,
         web_port=settings.worker_port,
+        web_bind=settings.worker_bind,
         broker_session_timeout=settings.broker_session_timeout,
         broker_heartbeat_interval=settings.broker_heartbeat_interval,
         producer_max_batch_size=settings.producer_max_batch_size,

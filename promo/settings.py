@@ -56,6 +56,12 @@ class Settings(BaseSettings):
 
     # --- Faust worker ----------------------------------------------------------------------------
     worker_port: int = Field(6066, ge=1, le=65535, description="Faust web port of this worker")
+    worker_bind: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="Address the Faust web server listens on. Its pages show table contents "
+        "unauthenticated: keep it on localhost unless a proxy guards it",
+    )
     worker_log_level: Literal["debug", "info", "warning", "error"] = "info"
     store_url: str = Field("memory://", description="Faust table store (changelog-backed)")
     broker_session_timeout: float = Field(60.0, gt=0, description="Consumer session timeout, s")

@@ -22,3 +22,8 @@ async def test_a_batch_not_written_when_the_worker_stops_stays_uncommitted() -> 
     # Leaving the context stopped the agent mid-retry: the message must still not be acked,
     # or its offset would be committed without its row in ClickHouse.
     assert not event.message.acked
+
+
+def test_the_web_server_listens_on_localhost_by_default() -> None:
+    """Faust's pages show table contents to anyone who can reach them."""
+    assert create_app(agent_settings()).app.conf.web_bind == "127.0.0.1"
