@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -29,9 +28,6 @@ class Promo:
     user_state: TableT[bytes, bytes]
     engine: DecisionEngine
     expiry: ExpiryIndex
-    #: Wait until everything sent so far is acknowledged by the broker. A hook so that Faust's
-    #: test context, which runs no producer, can stand in for it.
-    flush_outputs: Callable[[], Awaitable[None]]
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -98,7 +94,7 @@ def create_app(settings: Settings, snapshot: ModelSnapshot | None = None) -> Pro
     config = engine_config(settings)
     engine = DecisionEngine(config, snapshot or initial_snapshot(settings, config))
     expiry = ExpiryIndex(allowed_lateness_ms=config.decision_lateness_ms)
-    promo = Promo(app, settings, topics, user_state, engine, expiry, lambda: app.producer.flush())
+    promo = Promo(app, settings, topics, user_state, engine, expiry)
 
     from agents import clickstream, learner, sinks
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
 
 from faust.types import EventT, StreamT
+from faust.types.tuples import FutureMessage
 
 from agents.app import Promo
 from agents.state_store import is_user_key, load_ledger, load_state, save_states, send_changelog
@@ -31,6 +33,10 @@ def _raw(event: EventT[bytes]) -> RawMessage:
     )
 
 
+class DeliveryError(PromoError):
+    """The broker did not take an output; the batch that caused it must be read again."""
+
+
 async def publish(
     promo: Promo,
     out: EngineOutput,
@@ -42,32 +48,47 @@ async def publish(
 
     Order matters because a recovered state skips the messages it already holds: if a state
     reached the changelog before the decisions, offers and outcomes it caused, a crash in
-    between would lose them for good. Outputs first, flushed; state second. A crash in
-    between replays the messages and derives the same ids again.
+    between would lose them for good. So the changelog goes out only once the broker has
+    *acknowledged* every output (each send's delivery result, not merely the producer's
+    buffer). A crash in between replays the messages and derives the same ids again; a send
+    the broker refused raises ``DeliveryError`` before any changelog is sent.
     """
     changelog = save_states(promo.user_state, states, ledgers)
-    for letter in dead_letters:
-        key = letter.key.encode() if letter.key is not None else None
-        promo.topics.dead_letters.send_soon(key=key, value=encode(letter))
-    _send_output(promo, out)
+    sent = [
+        promo.topics.dead_letters.send_soon(
+            key=letter.key.encode() if letter.key is not None else None, value=encode(letter)
+        )
+        for letter in dead_letters
+    ]
+    sent += _send_output(promo, out)
     if changelog:
-        await promo.flush_outputs()
+        try:
+            await asyncio.gather(*sent)
+        except Exception as exc:  # aiokafka's errors, or anything the producer failed with
+            raise DeliveryError(f"an output was not delivered: {exc!r}") from exc
         send_changelog(promo.user_state, changelog)
 
 
-def _send_output(promo: Promo, out: EngineOutput) -> None:
-    """Queue everything a batch produced (buffered; `publish` flushes before the changelog)."""
+def _send_output(promo: Promo, out: EngineOutput) -> list[FutureMessage]:
+    """Queue everything a batch produced; the futures resolve when the broker has it."""
     t = promo.topics
-    for offer in out.offers:
-        t.offers.send_soon(key=offer.user_id.encode(), value=encode(offer))
-    for decision in out.decisions:
-        t.decisions.send_soon(key=decision.user_id.encode(), value=encode(decision))
-    for outcome in out.outcomes:
-        t.outcomes.send_soon(key=outcome.user_id.encode(), value=encode(outcome))
-    for example in out.training:
-        t.training.send_soon(key=example.decision_id.encode(), value=encode(example))
-    for suppression in out.suppressions:
-        t.suppressions.send_soon(key=suppression.user_id.encode(), value=encode(suppression))
+    return [
+        *(t.offers.send_soon(key=o.user_id.encode(), value=encode(o)) for o in out.offers),
+        *(t.decisions.send_soon(key=d.user_id.encode(), value=encode(d)) for d in out.decisions),
+        *(t.outcomes.send_soon(key=o.user_id.encode(), value=encode(o)) for o in out.outcomes),
+        *(t.training.send_soon(key=e.decision_id.encode(), value=encode(e)) for e in out.training),
+        *(
+            t.suppressions.send_soon(key=s.user_id.encode(), value=encode(s))
+            for s in out.suppressions
+        ),
+    ]
+
+
+async def _stop_on_lost_output(promo: Promo, exc: DeliveryError) -> None:
+    """A refused output stops the worker: its batch stays uncommitted and its states never
+    reach the changelog, so the next worker reads the batch again from a state without it."""
+    log.error("%s; stopping the worker", exc)
+    await promo.app.crash(exc)
 
 
 def register(promo: Promo) -> None:
@@ -96,7 +117,13 @@ def register(promo: Promo) -> None:
                 expiry.track(user_id, state)
                 clocks.setdefault(state.partition, []).append(state.features.watermark)
             expiry.advance(clocks)
-            await publish(promo, result.output, result.states, result.dead_letters, result.ledgers)
+            try:
+                await publish(
+                    promo, result.output, result.states, result.dead_letters, result.ledgers
+                )
+            except DeliveryError as exc:
+                await _stop_on_lost_output(promo, exc)
+                return
 
     @app.on_partitions_assigned.connect
     async def on_assigned(*args: object, **kwargs: object) -> None:
@@ -119,7 +146,10 @@ def register(promo: Promo) -> None:
             expiry.track(user_id, state)
         if out.outcomes:
             log.info("closed %d attribution windows without a purchase", len(out.outcomes))
-        await publish(promo, out, changed)
+        try:
+            await publish(promo, out, changed)
+        except DeliveryError as exc:
+            await _stop_on_lost_output(promo, exc)
 
 
 def _owned_partitions(promo: Promo) -> set[int]:

@@ -8,7 +8,9 @@ deliver it, and runs through the agent's own ``stream.take_events`` batching.
 What the agent sends with ``send_soon`` lands in the app producer's buffer, which is only
 drained by a running producer. The harness reads that buffer: every record the agent sent
 (offers, decisions, dead letters, outcomes, training examples, changelog entries) is observed
-on its way out, topic, key, partition and bytes as they would reach the broker.
+on its way out, topic, key, partition and bytes as they would reach the broker. It also plays
+the broker's acknowledgement: each record it takes is delivered at once, or held (a slow
+broker, until ``release``), or refused (``refuse``), as a test asks.
 """
 
 from __future__ import annotations
@@ -57,6 +59,11 @@ class AgentHarness:
     promo: Promo
     agent: Any  # faust's AgentTestWrapper
     sent: list[Sent] = field(default_factory=list)
+    #: Deliveries kept pending while ``hold`` is set (a slow broker), until ``release()``.
+    hold: bool = False
+    held: list[Any] = field(default_factory=list)
+    #: Topic -> the error the broker answers every send to it with.
+    refuse: dict[str, BaseException] = field(default_factory=dict)
 
     @property
     def settings(self) -> Settings:
@@ -84,16 +91,28 @@ class AgentHarness:
         )
         return offset
 
-    async def flush(self) -> None:
-        self._drain()
+    def release(self) -> None:
+        """The held deliveries arrive."""
+        self.hold = False
+        for future in self.held:
+            future.set_result(None)
+        self.held.clear()
 
     def _drain(self) -> None:
         pending: asyncio.Queue[Any] = self.promo.app.producer.buffer.pending
         while not pending.empty():
-            message = pending.get_nowait().message
+            future = pending.get_nowait()
+            message = future.message
+            topic = message.channel.get_topic_name()
+            if topic in self.refuse:
+                future.set_exception(self.refuse[topic])
+            elif self.hold:
+                self.held.append(future)
+            else:
+                future.set_result(None)
             self.sent.append(
                 Sent(
-                    message.channel.get_topic_name(),
+                    topic,
                     message.key,
                     message.value,
                     message.partition,
@@ -186,10 +205,8 @@ def clickstream_agent() -> Callable[..., Any]:
         promo = create_app(agent_settings(**overrides))
         agent = promo.app.agents["promo.clickstream"]
         async with agent.test_context() as wrapper:
-            harness = AgentHarness(promo, wrapper)
-            # No producer runs here: "flushed" means the harness has taken the records out
-            # of the producer's buffer, which is where it observes them.
-            promo.flush_outputs = harness.flush
-            yield harness
+            # No producer runs here: the harness takes the records out of the producer's
+            # buffer, which is where it observes them, and acknowledges them.
+            yield AgentHarness(promo, wrapper)
 
     return running

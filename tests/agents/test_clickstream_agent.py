@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from agents.clickstream import _rebuild_index
+from agents.clickstream import DeliveryError, _rebuild_index
 from agents.state_store import ledger_key
 from schemas.decisions import NO_OFFER
 from streams.budget import BudgetLedger
@@ -268,16 +268,31 @@ async def test_records_replayed_after_a_crash_are_not_counted_twice(clickstream_
         assert second["features"][FEATURE_INDEX["views_24h"]] == 3.0
 
 
-async def test_outputs_are_out_before_the_state_that_holds_them(clickstream_agent: Any) -> None:
+async def test_state_reaches_the_changelog_only_after_its_outputs_are_delivered(
+    clickstream_agent: Any,
+) -> None:
     # A recovered state skips the messages it holds: the decision it caused must already be
-    # on its way (flushed) when the state's changelog entry is sent, or a crash loses it.
-    user = "user-1"
+    # acknowledged by the broker when the state's changelog entry is sent, or a crash loses it.
     async with clickstream_agent() as h:
-        await send(h, view(user, "v-0", T0), partition=2)
+        h.hold = True  # a slow broker: the outputs are handed over, not yet acknowledged
+        await send(h, view("user-1", "v-0", T0), partition=2)
+        await h.wait_until(lambda h: len(h.decisions) == 1)
+        await h.settle(0.3)
+        assert h.changelog == []
+        h.release()
         await h.wait_until(lambda h: len(h.changelog) == 1)
-        topics = [s.topic for s in h.sent]
-        changelog_topic = h.promo.user_state.changelog_topic.get_topic_name()
-        assert topics.index(h.settings.topic_decisions) < topics.index(changelog_topic)
+
+
+async def test_a_refused_output_stops_the_worker_before_its_state_is_saved(
+    clickstream_agent: Any,
+) -> None:
+    async with clickstream_agent() as h:
+        h.refuse[h.settings.topic_decisions] = RuntimeError("MessageSizeTooLargeError")
+        await send(h, view("user-1", "v-0", T0), partition=2)
+        await h.wait_until(lambda h: len(h.decisions) == 1)
+        await h.settle(0.3)
+        assert h.changelog == []  # the batch will be read again, from a state without it
+        assert isinstance(h.promo.app.crash_reason, DeliveryError)
 
 
 async def test_budget_ledger_is_kept_with_its_partition_and_suppressions_are_sent(

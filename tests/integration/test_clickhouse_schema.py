@@ -18,7 +18,7 @@ from schemas.dead_letters import DeadLetter, RejectReason
 from schemas.decisions import Decision
 from schemas.events import ClickEvent, EventType, LineItem
 from schemas.outcomes import Outcome, OutcomeType
-from streams.errors import SinkError
+from streams.errors import ConfigError, SinkError
 from streams.sink_rows import (
     DEAD_LETTER_COLUMNS,
     DECISION_COLUMNS,
@@ -170,7 +170,8 @@ def test_rows_round_trip_with_exact_times(migrated: Client) -> None:
 
 
 def test_insert_failure_names_the_table(migrated: Client) -> None:
-    with pytest.raises(SinkError, match="no_such_table"):
+    # A missing table is no outage: a configuration error, naming the cure and the table.
+    with pytest.raises(ConfigError, match=r"promo migrate.*no_such_table"):
         insert(migrated, "no_such_table", ("a",), [(1,)])
     with pytest.raises(SinkError, match="outcomes"):
         insert(migrated, "outcomes", OUTCOME_COLUMNS, [("not a row",) * len(OUTCOME_COLUMNS)])
