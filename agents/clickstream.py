@@ -110,6 +110,8 @@ def register(promo: Promo) -> None:
                 lambda user_id: load_state(table, user_id, abandon_ms),
                 max_bytes=s.max_message_bytes,
                 max_future_skew_ms=s.max_future_skew_seconds * 1000,
+                now_ms=int(time.time() * 1000),
+                max_age_ms=s.max_event_age_days * 86_400_000,
                 load_ledger=lambda partition: load_ledger(table, partition),
             )
             clocks: dict[int, list[int]] = {}

@@ -208,6 +208,12 @@ def _topics(settings: Settings, args: argparse.Namespace) -> int:
 def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     from simulator.runner import SimulationConfig, run_simulation
 
+    if args.days >= settings.max_event_age_days:
+        # Sim time ends an hour before now: its first days would be older than the horizon.
+        raise ConfigError(
+            f"promo simulate --days {args.days:g}: the workers reject events older than "
+            f"PROMO_MAX_EVENT_AGE_DAYS={settings.max_event_age_days}; raise it first"
+        )
     config = SimulationConfig.from_settings(
         settings,
         clickhouse_url=None if args.no_truth else settings.clickhouse_url,

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     max_future_skew_seconds: int = Field(
         300, ge=0, description="Events further ahead of their Kafka timestamp are rejected"
     )
+    max_event_age_days: int = Field(
+        90, ge=1, description="Events older than their Kafka timestamp by more are rejected"
+    )
     decision_lateness_minutes: int = Field(
         10, ge=0, description="Events older than the user's latest by more do not trigger offers"
     )

@@ -25,6 +25,7 @@ class RejectReason(StrEnum):
     INVALID_VALUE = "invalid_value"
     UNKNOWN_EVENT_TYPE = "unknown_event_type"
     TS_IN_FUTURE = "ts_in_future"
+    TS_TOO_OLD = "ts_too_old"
     KEY_MISMATCH = "key_mismatch"
 
 

@@ -28,6 +28,8 @@ from schemas.dead_letters import RejectReason
 
 #: "Far in the future": ten years ahead of the event's own time, whatever the run's length.
 FUTURE_SKEW_MS = 10 * 365 * 86_400_000
+#: "Far in the past": a year before the event's own time, beyond any horizon the worker keeps.
+PAST_SKEW_MS = 365 * 86_400_000
 
 
 class MalformedKind(StrEnum):
@@ -40,6 +42,7 @@ class MalformedKind(StrEnum):
     NEGATIVE_PRICE = "negative_price"
     VIEW_WITHOUT_ITEM = "view_without_item"
     TS_IN_FUTURE = "ts_in_future"
+    TS_FAR_PAST = "ts_far_past"
     KEY_MISMATCH = "key_mismatch"
 
 
@@ -53,6 +56,7 @@ EXPECTED_REASON: dict[MalformedKind, RejectReason] = {
     MalformedKind.NEGATIVE_PRICE: RejectReason.INVALID_VALUE,
     MalformedKind.VIEW_WITHOUT_ITEM: RejectReason.MISSING_FIELD,
     MalformedKind.TS_IN_FUTURE: RejectReason.TS_IN_FUTURE,
+    MalformedKind.TS_FAR_PAST: RejectReason.TS_TOO_OLD,
     MalformedKind.KEY_MISMATCH: RejectReason.KEY_MISMATCH,
 }
 
@@ -125,6 +129,8 @@ class MalformedInjector:
             del bad["item_id"]
         elif kind is MalformedKind.TS_IN_FUTURE:
             bad["ts"] += FUTURE_SKEW_MS
+        elif kind is MalformedKind.TS_FAR_PAST:
+            bad["ts"] -= PAST_SKEW_MS
         elif kind is MalformedKind.KEY_MISMATCH:
             # A classic producer bug: keyed by session instead of user.
             key = bad["session_id"].encode()

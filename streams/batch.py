@@ -101,6 +101,8 @@ def process_batch(
     *,
     max_bytes: int,
     max_future_skew_ms: int,
+    now_ms: int | None = None,
+    max_age_ms: int | None = None,
     load_ledger: Callable[[int], BudgetLedger | None] = lambda partition: None,
 ) -> BatchResult:
     """Validate every message, fold the good ones into their user's state, collect the rest.
@@ -119,6 +121,8 @@ def process_batch(
             message_ts=message.timestamp_ms,
             max_bytes=max_bytes,
             max_future_skew_ms=max_future_skew_ms,
+            now_ms=now_ms,
+            max_age_ms=max_age_ms,
         )
         if isinstance(checked, Rejected):
             result.dead_letters.append(dead_letter(checked, message))

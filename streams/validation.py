@@ -68,13 +68,22 @@ def validate_event(
     message_ts: int,
     max_bytes: int = 65_536,
     max_future_skew_ms: int = 300_000,
+    now_ms: int | None = None,
+    max_age_ms: int | None = None,
 ) -> ClickEvent | Rejected:
     """Check one message of the clickstream topic.
 
-    ``message_ts`` is the Kafka timestamp: events more than ``max_future_skew_ms`` ahead of it
-    are rejected (a clock or unit bug upstream would otherwise poison the windows). A message
-    whose key is not its ``user_id`` is rejected too: it would sit on another user's partition
-    and split that user's state.
+    Event time must be plausible, or one producer's clock would poison the windows:
+
+    - an event more than ``max_future_skew_ms`` ahead of the message's Kafka timestamp, or of
+      the worker's clock ``now_ms``, is rejected (``ts_in_future``). The Kafka timestamp alone
+      is not enough: a producer whose clock runs ahead stamps its messages ahead too, and a
+      timestamp of 0 (none) says nothing;
+    - an event more than ``max_age_ms`` older than its Kafka timestamp is rejected
+      (``ts_too_old``): the horizon beyond which no window looks.
+
+    A message whose key is not its ``user_id`` is rejected too: it would sit on another user's
+    partition and split that user's state.
     """
     if len(raw) > max_bytes:
         return Rejected(RejectReason.TOO_LARGE, f"message is {len(raw)} bytes, limit {max_bytes}")
@@ -90,10 +99,18 @@ def validate_event(
         event = _build_event(data)
     except _Invalid as invalid:
         return invalid.rejected
-    if message_ts and event.ts > message_ts + max_future_skew_ms:
+    for clock, name in ((message_ts, "the message timestamp"), (now_ms, "the worker's clock")):
+        if clock and event.ts > clock + max_future_skew_ms:
+            return Rejected(
+                RejectReason.TS_IN_FUTURE,
+                f"ts {event.ts} is {(event.ts - clock) // 1000} s "
+                f"ahead of {name} (at most {max_future_skew_ms // 1000} s)",
+            )
+    if max_age_ms is not None and message_ts > 0 and event.ts < message_ts - max_age_ms:
         return Rejected(
-            RejectReason.TS_IN_FUTURE,
-            f"ts {event.ts} is {(event.ts - message_ts) // 1000} s ahead of the message timestamp",
+            RejectReason.TS_TOO_OLD,
+            f"ts {event.ts} is {(message_ts - event.ts) // 86_400_000} days before the message "
+            f"timestamp (at most {max_age_ms // 86_400_000})",
         )
     if key != event.user_id.encode():
         # Without the user id as key, the producer spreads a user's events over partitions:

@@ -197,6 +197,10 @@ def test_events_decisions_offers_outcomes_and_dead_letters(pipeline: Pipeline) -
         "key_mismatch": (orjson.dumps(view("user-000", "b3", base)), "user-bad"),
         # 600 kB, not JSON: once a 1.4 MB dead letter the broker refused, stopping the worker.
         "too_large": (b"\x01not json " * 60_000, "user-bad"),
+        "ts_too_old": (
+            orjson.dumps(view("user-bad", "b5", int(time.time() * 1000) - 100 * 24 * HOUR_MS)),
+            "user-bad",
+        ),
         "ts_in_future": (
             orjson.dumps(view("user-bad", "b4", int(time.time() * 1000) + HOUR_MS)),
             "user-bad",

@@ -21,12 +21,15 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from promo.clickhouse import apply_migrations
 from promo.settings import REPO_ROOT
 from schemas import JSON_SCHEMA_DIR
+from schemas.events import ClickEvent
 from simulator.population import user_id_of
 from simulator.runner import SimulationConfig, SimulationSummary, run_simulation
 from simulator.shop import DAY_MS
+from streams.validation import validate_event
 
 HOUR_MS = 3_600_000
 FUTURE_SKEW_MS = 300_000
+MAX_AGE_MS = 90 * DAY_MS
 VALIDATOR = Draft202012Validator(
     json.loads((JSON_SCHEMA_DIR / "clickstream-event.schema.json").read_text())
 )
@@ -127,15 +130,15 @@ def _read_back(
 
 
 def _is_good(key: bytes, value: bytes, message_ts: int) -> bool:
-    try:
-        event = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return False
-    return bool(
-        VALIDATOR.is_valid(event)
-        and key == event["user_id"].encode()
-        and event["ts"] <= message_ts + FUTURE_SKEW_MS
+    """What the worker accepts (its own validator, with its default limits)."""
+    checked = validate_event(
+        value,
+        key=key,
+        message_ts=message_ts,
+        max_future_skew_ms=FUTURE_SKEW_MS,
+        max_age_ms=MAX_AGE_MS,
     )
+    return isinstance(checked, ClickEvent)
 
 
 def test_simulation_round_trip(

@@ -177,3 +177,35 @@ def test_accepts_exactly_what_the_json_schema_accepts(event: dict[str, object]) 
     ours = check(event, key=str(event.get("user_id", "")).encode())
     schema_ok = SCHEMA_VALIDATOR.is_valid(event)
     assert isinstance(ours, ClickEvent) == schema_ok, (event, ours)
+
+
+DAY_MS = 86_400_000
+
+
+@pytest.mark.parametrize(
+    ("ts", "message_ts", "now", "reason"),
+    [
+        # A producer whose clock runs a day ahead stamps its messages a day ahead too: only
+        # the worker's clock sees it.
+        (TS + DAY_MS, TS + DAY_MS, TS, RejectReason.TS_IN_FUTURE),
+        (4_102_444_800_000, 0, TS, RejectReason.TS_IN_FUTURE),  # year 2100, no Kafka timestamp
+        (TS - 91 * DAY_MS, TS, TS, RejectReason.TS_TOO_OLD),  # beyond the 90-day horizon
+        (TS + 60_000, TS, TS, None),  # a minute ahead: clocks differ that much
+        (TS - 89 * DAY_MS, TS, TS, None),  # a backfill inside the horizon
+        (TS - 200 * DAY_MS, 0, TS, None),  # no Kafka timestamp: no horizon to measure from
+    ],
+)
+def test_event_time_must_be_plausible(
+    ts: int, message_ts: int, now: int, reason: RejectReason | None
+) -> None:
+    result = validate_event(
+        orjson.dumps({**VIEW, "ts": ts}),
+        key=b"u1",
+        message_ts=message_ts,
+        now_ms=now,
+        max_age_ms=90 * DAY_MS,
+    )
+    if reason is None:
+        assert isinstance(result, ClickEvent)
+    else:
+        assert isinstance(result, Rejected) and result.reason is reason, result

@@ -20,6 +20,8 @@ VALIDATOR = Draft202012Validator(
     json.loads((JSON_SCHEMA_DIR / "clickstream-event.schema.json").read_text())
 )
 MAX_SKEW_MS = 300_000
+#: The worker's default horizon (PROMO_MAX_EVENT_AGE_DAYS).
+MAX_AGE_MS = 90 * 86_400_000
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +30,19 @@ def events(population: Population) -> list[dict[str, Any]]:
 
 
 def _violates_contract(message: Message, message_ts: int) -> bool:
-    """Bad per the JSON Schema, or per the rules beside it: key = user_id, ts not ahead."""
+    """Bad per the JSON Schema, or per the rules beside it: key = user_id, ts neither ahead
+    nor beyond the horizon behind."""
     try:
         data = orjson.loads(message.value)
     except orjson.JSONDecodeError:
         return True
     if not VALIDATOR.is_valid(data):
         return True
-    return bool(message.key != data["user_id"].encode() or data["ts"] > message_ts + MAX_SKEW_MS)
+    return bool(
+        message.key != data["user_id"].encode()
+        or data["ts"] > message_ts + MAX_SKEW_MS
+        or data["ts"] < message_ts - MAX_AGE_MS
+    )
 
 
 def test_good_events_pass_through_whole_and_in_order(events: list[dict[str, Any]]) -> None:
@@ -76,5 +83,7 @@ def test_each_kind_breaks_the_contract_as_the_engine_should_see_it(
         message = MalformedInjector(1.0, "t", seed=1).malformed(kind, event)
         message_ts = event["ts"]  # the runner's Kafka timestamps are never behind sim time
         assert _violates_contract(message, message_ts), (kind, message)
-        rejected = validate_event(message.value, key=message.key, message_ts=message_ts)
+        rejected = validate_event(
+            message.value, key=message.key, message_ts=message_ts, max_age_ms=MAX_AGE_MS
+        )
         assert getattr(rejected, "reason", None) is EXPECTED_REASON[kind], (kind, rejected)
