@@ -6,8 +6,9 @@ arrival order (per partition, that is the producer's order).
 
 At-least-once delivery means a message can come twice: after a crash, the user-state
 changelog may already hold messages whose offsets were never committed; and a producer may
-retry an event. Each state remembers the last offset it applied and the last few event ids,
-and skips both kinds of repeat, so features and attribution see every event once.
+retry an event. Each state remembers the last offset it applied and the ids of its events of
+the last hour of event time (``streams.user_state.DEDUP_HORIZON_MS``), and skips both kinds
+of repeat, so features and attribution see every event once.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def process_batch(
         if state.already_applied(message.partition, message.offset, event.event_id):
             result.duplicates += 1
             continue
-        state.mark_applied(message.partition, message.offset, event.event_id)
+        state.mark_applied(message.partition, message.offset, event.event_id, event.ts)
         ledger = None
         if budgeted:
             ledger = ledgers.get(message.partition)

@@ -13,7 +13,7 @@ are read and upgraded, so a new worker can take over the changelog an older one 
 
 from __future__ import annotations
 
-import zlib
+import hashlib
 from dataclasses import dataclass, field
 
 import orjson
@@ -22,10 +22,20 @@ from streams.attribution import OpenDecision
 from streams.errors import PromoError
 from streams.features import NEVER, SlidingWindowFeatures
 
-STATE_FORMAT = 2
+STATE_FORMAT = 3
 WEEK_MS = 7 * 86_400_000
-#: How many recent event ids a user's state remembers to drop a producer's duplicates.
-RECENT_EVENT_IDS = 16
+#: A producer's retry of an event is recognised when it comes within this much event time of
+#: the user's latest event (producers retry within seconds or minutes; Kafka clients give up
+#: after 2 minutes by default). Beyond it, the ClickHouse tables still store an event once.
+DEDUP_HORIZON_MS = 3_600_000
+#: At most this many event ids within the horizon are kept (a bound on the state's size; only
+#: a user with more events than this in an hour can see a retry counted twice).
+DEDUP_MAX_IDS = 128
+
+
+def event_id_hash(event_id: str) -> int:
+    """48 bits of BLAKE2b: one new event in ~2 * 10^12 would be mistaken for a kept one."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=6).digest(), "big")
 
 
 @dataclass(slots=True)
@@ -40,20 +50,23 @@ class UserState:
     #: Offset of the last message of that partition folded into this state. After a crash the
     #: changelog can be ahead of the committed offsets: replayed messages are skipped.
     offset: int = -1
-    #: CRC-32 of the last few event ids: a producer's retry (same event, new offset) is skipped.
-    recent_events: list[int] = field(default_factory=list)
+    #: [hash of the event id, event time] of the events within ``DEDUP_HORIZON_MS`` of the
+    #: latest: a producer's retry (same event, new offset) is skipped.
+    recent_events: list[list[int]] = field(default_factory=list)
 
     def already_applied(self, partition: int, offset: int, event_id: str) -> bool:
         """True for a message this state has already folded in (replay or duplicate)."""
         if partition == self.partition and offset <= self.offset:
             return True
-        return zlib.crc32(event_id.encode()) in self.recent_events
+        key = event_id_hash(event_id)
+        return any(seen == key for seen, _ in self.recent_events)
 
-    def mark_applied(self, partition: int, offset: int, event_id: str) -> None:
+    def mark_applied(self, partition: int, offset: int, event_id: str, ts: int) -> None:
         self.partition, self.offset = partition, offset
-        self.recent_events.append(zlib.crc32(event_id.encode()))
-        if len(self.recent_events) > RECENT_EVENT_IDS:
-            del self.recent_events[0]
+        since = max(self.features.watermark, ts) - DEDUP_HORIZON_MS
+        recent = [entry for entry in self.recent_events if entry[1] >= since]
+        recent.append([event_id_hash(event_id), ts])
+        self.recent_events = recent[-DEDUP_MAX_IDS:]
 
     @classmethod
     def new(cls, abandon_after_ms: int) -> UserState:
@@ -82,6 +95,8 @@ class UserState:
         fields = orjson.loads(data)
         if fields[0] == 1:
             fields += [-1, []]  # format 1 had no replay guard: start one from here
+        elif fields[0] == 2:
+            fields[7] = []  # format 2 kept CRC-32s of the last 16 ids: start afresh
         elif fields[0] != STATE_FORMAT:
             raise PromoError(
                 f"user state format {fields[0]} is newer than this worker's {STATE_FORMAT}: "

@@ -328,3 +328,16 @@ def test_per_user_view_counts_purchases_from_the_first_decision_on(migrated: Cli
         "SELECT purchases, revenue, converted FROM v_user_outcomes WHERE user_id = 'u3'"
     )
     assert rows == [(2, 42.0, 1)]
+
+
+def test_an_event_resent_with_another_ts_is_one_row(migrated: Client) -> None:
+    """A producer that regenerates ts on retry: same event_id, two ts, one row."""
+    event = ClickEvent("e-resent", "u1", TS, EventType.VIEW, item_id="i", category="c", price=1.0)
+    resent = ClickEvent(
+        "e-resent", "u1", TS + 5_000, EventType.VIEW, item_id="i", category="c", price=1.0
+    )
+    insert(migrated, "events", EVENT_COLUMNS, [event_row(event, 0, 1)])
+    insert(migrated, "events", EVENT_COLUMNS, [event_row(resent, 0, 2)])
+    assert migrated.execute("SELECT count() FROM events FINAL WHERE event_id = 'e-resent'") == [
+        (1,)
+    ]

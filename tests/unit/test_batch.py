@@ -18,7 +18,7 @@ from streams.batch import (
     process_batch,
 )
 from streams.engine import DecisionEngine
-from streams.user_state import UserState
+from streams.user_state import DEDUP_HORIZON_MS, DEDUP_MAX_IDS, UserState
 from tests.unit.conftest import make_engine
 
 T0 = 1_700_000_000_000
@@ -125,3 +125,33 @@ def test_a_small_rejected_message_travels_whole() -> None:
     assert not letter.truncated and letter.raw_text == '{"not": "an event"}'
     assert base64.b64decode(letter.raw_b64) == bad.value and letter.raw_size == len(bad.value)
     DEAD_LETTER_SCHEMA.validate(orjson.loads(encode(letter)))
+
+
+def test_a_retry_is_recognised_across_the_whole_horizon_not_a_count() -> None:
+    # 100 other events, a second apart, between an event and its retry (once: 16 at most).
+    engine, table = make_engine(), {}
+    events = [message(i, f"e{i}") for i in range(101)]
+    retry = message(101, "e0")  # the producer resends e0 (same id, new offset)
+    assert run(engine, table, [*events, retry]) == 1
+    assert views(table) == 101
+
+
+def test_the_horizon_is_stated_and_bounds_the_state() -> None:
+    engine, table = make_engine(), {}
+    hour = DEDUP_HORIZON_MS // 1000  # message() spaces offsets a second apart
+    run(engine, table, [message(0, "old"), message(hour + 60, "new")])
+    # "old" is more than the horizon behind the user's latest event: it is forgotten.
+    assert run(engine, table, [message(hour + 61, "old")]) == 0
+    state = UserState.from_bytes(table["u1"], 1)
+    assert len(state.recent_events) <= 2
+    run(engine, table, [message(hour + 100 + i, f"burst{i}") for i in range(300)])
+    assert len(UserState.from_bytes(table["u1"], 1).recent_events) == DEDUP_MAX_IDS
+
+
+def test_state_of_format_2_is_read_with_a_fresh_retry_guard() -> None:
+    engine, table = make_engine(), {}
+    run(engine, table, [message(0, "e0")])
+    fields = orjson.loads(table["u1"])
+    old = orjson.dumps([2, *fields[1:7], [123, 456]])  # format 2: CRC-32s of 16 ids
+    state = UserState.from_bytes(old, engine.config.abandon_after_ms)
+    assert (state.offset, state.recent_events) == (0, [])
