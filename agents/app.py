@@ -64,6 +64,19 @@ def engine_config(settings: Settings) -> EngineConfig:
     )
 
 
+def broker_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """Faust's form of the broker security settings (its consumer, producer and admin)."""
+    protocol, context = settings.broker_security_protocol, settings.broker_ssl_context()
+    if protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.broker_sasl_username,
+            password=settings.broker_sasl_password.get_secret_value(),
+            mechanism=settings.broker_sasl_mechanism,
+            ssl_context=context,
+        )
+    return faust.SSLCredentials(context) if context is not None else None
+
+
 def initial_snapshot(settings: Settings, config: EngineConfig) -> ModelSnapshot:
     return ModelSnapshot.initial(config.actions, settings.n_segments, settings.model_seed)
 
@@ -76,6 +89,7 @@ def create_app(settings: Settings, snapshot: ModelSnapshot | None = None) -> Pro
         store=settings.store_url,
         web_port=settings.worker_port,
         web_bind=settings.worker_bind,
+        broker_credentials=broker_credentials(settings),
         broker_session_timeout=settings.broker_session_timeout,
         broker_heartbeat_interval=settings.broker_heartbeat_interval,
         producer_max_batch_size=settings.producer_max_batch_size,

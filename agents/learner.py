@@ -57,7 +57,9 @@ def register(promo: Promo) -> None:
 
     @app.task  # type: ignore[untyped-decorator]
     async def follow_models() -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=s.bootstrap_servers, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap_servers, enable_auto_commit=False, **s.kafka_options()
+        )
         await consumer.start()
         try:
             tp = TopicPartition(s.topic_models, 0)

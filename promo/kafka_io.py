@@ -33,7 +33,9 @@ def ensure_topics(settings: Settings, partitions: dict[str, int]) -> list[str]:
     """
     try:
         admin = KafkaAdminClient(
-            bootstrap_servers=settings.bootstrap_servers, client_id="promo-admin"
+            bootstrap_servers=settings.bootstrap_servers,
+            client_id="promo-admin",
+            **settings.kafka_options(),
         )
     except KafkaError as exc:
         raise BrokerUnavailable(
@@ -70,6 +72,7 @@ def read_messages(
             bootstrap_servers=settings.bootstrap_servers,
             enable_auto_commit=False,
             consumer_timeout_ms=idle_ms,
+            **settings.kafka_options(),
         )
     except KafkaError as exc:
         raise BrokerUnavailable(

@@ -8,9 +8,10 @@ Makefile exports. Pure code never sees this object: agents pass it plain typed v
 from __future__ import annotations
 
 import json
+import ssl
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -31,6 +32,15 @@ class Settings(BaseSettings):
     # --- servers -------------------------------------------------------------------------------
     broker_url: str = Field(
         "kafka://localhost:9092", description="Kafka bootstrap, kafka://host:port[;host:port]"
+    )
+    broker_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How every Kafka client connects (TLS and/or SASL)"
+    )
+    broker_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    broker_sasl_username: str = ""
+    broker_sasl_password: SecretStr = Field(SecretStr(""), description="Kafka SASL password")
+    broker_ssl_cafile: Path | None = Field(
+        None, description="CA bundle for the broker's TLS certificate (default: system CAs)"
     )
     clickhouse_url: str = Field(
         "clickhouse://default@localhost:9000/promo",
@@ -179,6 +189,21 @@ class Settings(BaseSettings):
             )
         if self.max_offers_per_week < self.max_offers_per_day:
             raise ValueError("max_offers_per_week must be >= max_offers_per_day")
+        sasl = self.broker_security_protocol.startswith("SASL")
+        if sasl and not (
+            self.broker_sasl_username and self.broker_sasl_password.get_secret_value()
+        ):
+            raise ValueError(
+                f"PROMO_BROKER_SECURITY_PROTOCOL={self.broker_security_protocol} needs "
+                "PROMO_BROKER_SASL_USERNAME and PROMO_BROKER_SASL_PASSWORD"
+            )
+        if self.broker_ssl_cafile is not None:
+            if not self.broker_security_protocol.endswith("SSL"):
+                raise ValueError(
+                    "PROMO_BROKER_SSL_CAFILE is set but PROMO_BROKER_SECURITY_PROTOCOL uses no TLS"
+                )
+            if not self.broker_ssl_cafile.is_file():
+                raise ValueError(f"PROMO_BROKER_SSL_CAFILE: {self.broker_ssl_cafile} is no file")
         if self.offer_ttl_hours > self.attribution_window_hours:
             raise ValueError(
                 "offer_ttl_hours must not exceed attribution_window_hours: a coupon redeemed "
@@ -190,6 +215,27 @@ class Settings(BaseSettings):
     def bootstrap_servers(self) -> list[str]:
         """Broker addresses as kafka-python and aiokafka take them."""
         return [h.strip() for h in self.broker_url.removeprefix("kafka://").split(";") if h.strip()]
+
+    def broker_ssl_context(self) -> ssl.SSLContext | None:
+        """TLS for the broker when the protocol uses it (server certificate verified)."""
+        if not self.broker_security_protocol.endswith("SSL"):
+            return None
+        cafile = str(self.broker_ssl_cafile) if self.broker_ssl_cafile else None
+        return ssl.create_default_context(cafile=cafile)
+
+    def kafka_options(self) -> dict[str, Any]:
+        """Security options of every kafka-python and aiokafka client (same names in both)."""
+        options: dict[str, Any] = {"security_protocol": self.broker_security_protocol}
+        if self.broker_security_protocol.startswith("SASL"):
+            options |= {
+                "sasl_mechanism": self.broker_sasl_mechanism,
+                "sasl_plain_username": self.broker_sasl_username,
+                "sasl_plain_password": self.broker_sasl_password.get_secret_value(),
+            }
+        context = self.broker_ssl_context()
+        if context is not None:
+            options["ssl_context"] = context
+        return options
 
     def catalogue(self) -> tuple[OfferSpec, ...]:
         """The offer catalogue: the built-in one, or the JSON file PROMO_OFFER_CATALOGUE names."""

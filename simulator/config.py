@@ -59,6 +59,8 @@ class SimulationConfig:
     gross_margin: float = 0.3
     catalogue: tuple[OfferSpec, ...] = DEFAULT_CATALOGUE
     clickhouse_password: str = field(default="", repr=False)
+    #: Broker security options of every Kafka client (``Settings.kafka_options``).
+    kafka_options: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         checks = {
@@ -96,6 +98,7 @@ class SimulationConfig:
             offer_ttl_hours=settings.offer_ttl_hours,
             gross_margin=settings.gross_margin,
             catalogue=settings.catalogue(),
+            kafka_options=settings.kafka_options(),
         )
         return replace(config, **overrides)
 

@@ -93,6 +93,7 @@ class _Run:
                 bootstrap_servers=config.bootstrap_servers,
                 linger_ms=5,
                 allow_auto_create_topics=False,
+                **config.kafka_options,
             )
         except BaseException:
             self.consumer.close()
@@ -185,7 +186,7 @@ def _ensure_topics(config: SimulationConfig) -> None:
     spec = {"num_partitions": config.partitions, "replication_factor": config.replication}
     topics = {config.clickstream_topic: spec, config.offers_topic: spec}
     try:
-        admin = KafkaAdminClient(bootstrap_servers=config.bootstrap_servers)
+        admin = KafkaAdminClient(bootstrap_servers=config.bootstrap_servers, **config.kafka_options)
         try:
             response = admin.create_topics(topics, raise_errors=False)
         finally:
@@ -210,6 +211,7 @@ def _offers_consumer(config: SimulationConfig, wait_seconds: float = 15.0) -> Ka
         enable_auto_commit=False,
         # The run creates its topics; a late metadata request must not recreate a deleted one.
         allow_auto_create_topics=False,
+        **config.kafka_options,
     )
     deadline = time.monotonic() + wait_seconds
     while not (partitions := consumer.partitions_for_topic(config.offers_topic)):

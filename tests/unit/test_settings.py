@@ -63,3 +63,56 @@ def test_no_password_in_urls_and_none_printed(
     printed = capsys.readouterr().out
     assert "PROMO_CLICKHOUSE_URL=clickhouse://writer@db:9000/promo" in printed
     assert "hunter2" not in printed
+
+
+def test_broker_security_reaches_every_client(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from agents.app import broker_credentials, create_app
+    from simulator.config import SimulationConfig
+
+    monkeypatch.setenv("PROMO_BROKER_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("PROMO_BROKER_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("PROMO_BROKER_SASL_USERNAME", "promo")
+    monkeypatch.setenv("PROMO_BROKER_SASL_PASSWORD", "s3cret-kafka")
+    settings = load_settings()
+    options = settings.kafka_options()
+    assert options["security_protocol"] == "SASL_SSL"
+    assert (options["sasl_mechanism"], options["sasl_plain_username"]) == ("SCRAM-SHA-512", "promo")
+    assert options["sasl_plain_password"] == "s3cret-kafka"
+    assert options["ssl_context"].verify_mode.name == "CERT_REQUIRED"
+    credentials = broker_credentials(settings)
+    assert credentials is not None and credentials.protocol.value == "SASL_SSL"
+    faust_credentials = create_app(settings).app.conf.broker_credentials
+    assert faust_credentials is not None and faust_credentials.protocol.value == "SASL_SSL"
+    assert SimulationConfig.from_settings(settings).kafka_options["sasl_plain_username"] == "promo"
+    assert "s3cret-kafka" not in repr(settings) and "s3cret-kafka" not in repr(credentials)
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"PROMO_BROKER_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}, "PROMO_BROKER_SASL_USERNAME"),
+        ({"PROMO_BROKER_SSL_CAFILE": "/etc/hostname"}, "PROMO_BROKER_SSL_CAFILE"),
+        (
+            {"PROMO_BROKER_SECURITY_PROTOCOL": "SSL", "PROMO_BROKER_SSL_CAFILE": "/no/such.pem"},
+            "PROMO_BROKER_SSL_CAFILE",
+        ),
+    ],
+)
+def test_incoherent_broker_security_is_named(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], named: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=named):
+        load_settings()
+
+
+def test_plaintext_by_default_with_no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agents.app import broker_credentials
+
+    monkeypatch.delenv("PROMO_BROKER_SECURITY_PROTOCOL", raising=False)
+    settings = load_settings()
+    assert settings.kafka_options() == {"security_protocol": "PLAINTEXT"}
+    assert broker_credentials(settings) is None
