@@ -25,15 +25,18 @@ True
 
 from __future__ import annotations
 
+import hashlib
 import math
-import pickle
 from dataclasses import dataclass
+from typing import Any
 
+import orjson
 from river import cluster, preprocessing
 
 from schemas.training import TrainingExample
 from streams.errors import ModelError
 from streams.feature_vector import FEATURE_INDEX, FEATURE_NAMES
+from streams.river_state import dump_kmeans, dump_scaler, load_kmeans, load_scaler
 from streams.uplift import UpliftModel
 
 _SEGMENT_FEATURES = (
@@ -53,6 +56,7 @@ class Segmenter:
 
     def __init__(self, n_segments: int, seed: int) -> None:
         self.n_segments = n_segments
+        self.seed = seed
         self._scaler = preprocessing.StandardScaler()
         # A small halflife moves centres slowly, so segment ids stay stable between snapshots.
         self._kmeans = cluster.KMeans(n_clusters=n_segments, halflife=0.05, sigma=1.0, seed=seed)
@@ -65,6 +69,21 @@ class Segmenter:
         self._scaler.learn_one(raw)
         self._kmeans.learn_one(self._scaler.transform_one(raw))
 
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "n_segments": self.n_segments,
+            "seed": self.seed,
+            "scaler": dump_scaler(self._scaler),
+            "kmeans": dump_kmeans(self._kmeans),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Segmenter:
+        segmenter = cls(state["n_segments"], state["seed"])
+        load_scaler(segmenter._scaler, state["scaler"])
+        load_kmeans(segmenter._kmeans, state["kmeans"])
+        return segmenter
+
 
 def _segment_inputs(vector: tuple[float, ...]) -> dict[str, float]:
     return {
@@ -76,6 +95,9 @@ def _segment_inputs(vector: tuple[float, ...]) -> dict[str, float]:
 #: Part of every snapshot's layout: a snapshot of another kind of model (an older worker's,
 #: still on the compacted models topic) is ignored rather than loaded into this code.
 MODEL_KIND = "model=uplift-cells-v2"
+#: Layout of a snapshot's bytes: JSON data with a checksum, never pickle (whoever can write
+#: to the models topic must not be able to run code on every worker).
+SNAPSHOT_FORMAT = 1
 
 
 @dataclass
@@ -123,24 +145,54 @@ class ModelSnapshot:
         )
 
     def to_bytes(self) -> bytes:
-        # Pickle is fine here: snapshots only travel on our own internal topic.
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+        """JSON: ``{"format", "sha256", "payload"}``, the checksum over the payload's
+        canonical JSON (sorted keys) so that a damaged snapshot is refused, not half-used."""
+        payload = {
+            "version": self.version,
+            "layout": list(self.layout),
+            "examples_seen": self.examples_seen,
+            "response": self.response.to_state(),
+            "segmenter": self.segmenter.to_state(),
+        }
+        return orjson.dumps(
+            {"format": SNAPSHOT_FORMAT, "sha256": _checksum(payload), "payload": payload}
+        )
 
     @classmethod
     def from_bytes(
         cls, data: bytes, expected_layout: tuple[str, ...] | None = None
     ) -> ModelSnapshot:
         try:
-            snapshot = pickle.loads(data)
-        except Exception as exc:  # any unpickling failure means the same: unusable snapshot
-            raise ModelError(f"cannot read model snapshot ({len(data)} bytes): {exc!r}") from exc
-        if not isinstance(snapshot, cls):
-            raise ModelError(
-                f"model snapshot holds a {type(snapshot).__name__}, not a ModelSnapshot"
+            try:
+                envelope = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                envelope = None
+            if not isinstance(envelope, dict) or envelope.get("format") != SNAPSHOT_FORMAT:
+                raise ModelError(
+                    f"model snapshot ({len(data)} bytes) is not JSON of format {SNAPSHOT_FORMAT}"
+                    " (a pickled snapshot of an older version is never loaded)"
+                )
+            payload = envelope["payload"]
+            if envelope.get("sha256") != _checksum(payload):
+                raise ModelError("model snapshot fails its checksum: damaged or altered")
+            snapshot = cls(
+                payload["version"],
+                tuple(payload["layout"]),
+                UpliftModel.from_state(payload["response"]),
+                Segmenter.from_state(payload["segmenter"]),
+                payload["examples_seen"],
             )
+        except ModelError:
+            raise
+        except Exception as exc:  # orjson, a missing key, a wrong type: all unusable
+            raise ModelError(f"cannot read model snapshot ({len(data)} bytes): {exc!r}") from exc
         if expected_layout is not None and snapshot.layout != expected_layout:
             raise ModelError(
                 f"model snapshot v{snapshot.version} has another feature/action layout; "
                 "it was trained for a different catalogue or feature set"
             )
         return snapshot
+
+
+def _checksum(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()

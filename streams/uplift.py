@@ -37,10 +37,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from river import linear_model, optim, preprocessing
 
 from streams.feature_vector import FEATURE_INDEX, FEATURE_NAMES
+from streams.river_state import dump_logistic, dump_scaler, load_logistic, load_scaler
 
 #: Prior on an offer's overall effect: log-odds ~ N(0, 1), "probably changes little".
 EFFECT_PRIOR_SD = 1.0
@@ -114,6 +116,7 @@ class UpliftModel:
 
     def __init__(self, actions: tuple[str, ...], learning_rate: float = 0.02) -> None:
         self.actions = actions
+        self.learning_rate = learning_rate
         self._scaler = preprocessing.StandardScaler()
         self._baseline = linear_model.LogisticRegression(
             optimizer=optim.SGD(learning_rate), intercept_lr=learning_rate, l2=1e-4
@@ -127,6 +130,30 @@ class UpliftModel:
         self._overall: dict[str, tuple[int, tuple[float, float, float]]] = {}
         #: offer -> [purchases, redemptions] among labelled decisions that took it
         self.redemptions: dict[str, list[int]] = {a: [0, 0] for a in actions[1:]}
+
+    def to_state(self) -> dict[str, Any]:
+        """What the model learned, as JSON-ready data (the overall effects are a cache)."""
+        return {
+            "actions": list(self.actions),
+            "learning_rate": self.learning_rate,
+            "scaler": dump_scaler(self._scaler),
+            "baseline": dump_logistic(self._baseline),
+            "counts": [[a, cell, n, k] for (a, cell), (n, k) in self.counts.items()],
+            "totals": self.totals,
+            "labels": self.labels,
+            "redemptions": self.redemptions,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> UpliftModel:
+        model = cls(tuple(state["actions"]), state["learning_rate"])
+        load_scaler(model._scaler, state["scaler"])
+        load_logistic(model._baseline, state["baseline"])
+        model.counts = {(a, cell): [n, k] for a, cell, n, k in state["counts"]}
+        model.totals = state["totals"]
+        model.labels = state["labels"]
+        model.redemptions = state["redemptions"]
+        return model
 
     def belief(self, vector: tuple[float, ...], trigger: str) -> Belief:
         scaled = self._scaler.transform_one(_log_features(vector))  # type: ignore[no-untyped-call]

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import os
+import pickle
 import random
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +88,62 @@ def test_a_snapshot_of_another_model_kind_is_refused() -> None:
     snapshot.layout = tuple(name for name in snapshot.layout if not name.startswith("model="))
     with pytest.raises(ModelError, match="layout"):
         ModelSnapshot.from_bytes(snapshot.to_bytes(), expected_layout=expected)
+
+
+def _trained(examples: int, seed: int = 5) -> ModelSnapshot:
+    rng = random.Random(seed)
+    snapshot = ModelSnapshot.initial(("none", "pct10", "pct20"), n_segments=4, seed=2)
+    for _ in range(examples):
+        x = user(rng.choice([0.0, 1.0, 4.0]), rng.uniform(0, 120))
+        action = rng.choice(snapshot.actions)
+        snapshot.learn(
+            x,
+            rng.choice(["add_to_cart", "cart_return"]),
+            action,
+            int(rng.random() < 0.3),
+            redeemed=rng.random() < 0.8,
+        )
+    return snapshot
+
+
+def test_a_snapshot_is_data_that_decides_and_learns_exactly_like_the_original() -> None:
+    original = _trained(800)
+    copy = ModelSnapshot.from_bytes(original.to_bytes(), expected_layout=original.layout)
+    rng = random.Random(9)
+    probes = [user(rng.uniform(0, 6), rng.uniform(0, 150)) for _ in range(50)]
+    for x in probes:
+        for trigger in ("add_to_cart", "cart_return"):
+            assert copy.response.belief(x, trigger) == original.response.belief(x, trigger)
+        assert copy.segmenter.segment(x) == original.segmenter.segment(x)
+    assert copy.response.redemption_rate("pct20") == original.response.redemption_rate("pct20")
+    assert (copy.version, copy.examples_seen) == (original.version, original.examples_seen)
+    # Learning goes on from the copy exactly as from the original (k-means' generator too).
+    for snapshot in (original, copy):
+        for x in probes:
+            snapshot.learn(x, "add_to_cart", "pct10", 1, redeemed=True)
+    assert copy.to_bytes() == original.to_bytes()
+
+
+class _Exploit:
+    """What an attacker with write access to the models topic would publish."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_pickled_snapshot_is_refused_and_never_unpickled(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    with pytest.raises(ModelError, match="never loaded"):
+        ModelSnapshot.from_bytes(pickle.dumps(_Exploit(marker)))
+    assert not marker.exists()
+
+
+def test_a_damaged_snapshot_is_refused() -> None:
+    data = _trained(50).to_bytes()
+    damaged = data.replace(b'"labels":50', b'"labels":51')
+    assert damaged != data
+    with pytest.raises(ModelError, match="checksum"):
+        ModelSnapshot.from_bytes(damaged)
