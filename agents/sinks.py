@@ -1,10 +1,19 @@
-"""Sink agents: events, decisions, outcomes, suppressions and dead letters into ClickHouse.
+"""Sinks: events, decisions, outcomes, suppressions and dead letters into ClickHouse.
 
-Each sink buffers up to ``sink_batch_size`` messages or ``sink_flush_seconds``, inserts them in
-one statement, and only then lets Faust acknowledge (and later commit) their offsets. When
-ClickHouse is down the sink retries with back-off and does not read further: the topic holds
-the backlog, nothing is dropped. Tables are ReplacingMergeTree keyed by each record's id, so
-a batch written twice (a crash between insert and commit) is counted once.
+The sinks live apart from the hot path: one plain Kafka consumer in its own consumer group
+(``<app id>-sinks``), run as a task of each worker, so the group spreads the topics'
+partitions over the workers. When ClickHouse is down, only this consumer waits: it retries
+the batch in hand with capped back-off and reads nothing further, Kafka holds the backlog,
+and decisions and offers keep flowing (a Faust agent on the clickstream would have stalled
+the hot path's shared consumer within seconds). Memory stays bounded: one batch in hand,
+plus the consumer's fetch buffer.
+
+A batch is at most ``sink_batch_size`` records or ``sink_flush_seconds`` of waiting; each
+table's rows go in one insert, and only when every insert succeeded are the batch's offsets
+committed. A crash or a stop in between leaves them uncommitted: the next owner of the
+partitions writes them again, and the ReplacingMergeTree tables (keyed by each record's id)
+count them once. Configuration errors (credentials, schema behind) are not retried: the
+worker stops, naming the setting.
 """
 
 from __future__ import annotations
@@ -12,14 +21,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Protocol, TypeAlias
 
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError
 from clickhouse_driver import Client
-from faust.types import EventT, StreamT, TopicT
 
 from agents.app import Promo
 from promo.clickhouse import connect, insert
+from promo.settings import Settings
 from schemas.codec import decode
 from schemas.dead_letters import DeadLetter
 from schemas.decisions import Decision
@@ -32,137 +46,187 @@ from streams.validation import Rejected, validate_event
 log = logging.getLogger(__name__)
 
 Row = Sequence[Any]
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
 MAX_BACKOFF_SECONDS = 30.0
 
 
-def register(promo: Promo) -> None:
-    s = promo.settings
+@dataclass(frozen=True)
+class Sink:
+    """One topic into one table."""
+
+    topic: str
+    table: str
+    columns: Sequence[str]
+    to_row: Callable[[Record], Row | None]
+
+
+def sinks(s: Settings) -> list[Sink]:
     skew_ms = s.max_future_skew_seconds * 1000
     max_age_ms = s.max_event_age_days * 86_400_000
 
-    def event_rows(events: list[EventT[bytes]]) -> list[Row]:
-        rows: list[Row] = []
+    def event_row(r: Record) -> Row | None:
         # The hot path's checks, with this sink's clock: it reads after the hot path, so it
         # can only be more lenient, and only about events that were ahead of both clocks.
-        now_ms = int(time.time() * 1000)
-        for e in events:
-            m = e.message
-            checked = validate_event(
-                m.value or b"",
-                key=m.key,
-                message_ts=int(m.timestamp * 1000),
-                max_bytes=s.max_message_bytes,
-                max_future_skew_ms=skew_ms,
-                now_ms=now_ms,
-                max_age_ms=max_age_ms,
-            )
-            if not isinstance(checked, Rejected):
-                rows.append(sink_rows.event_row(checked, m.partition, m.offset))
-        return rows
+        checked = validate_event(
+            r.value or b"",
+            key=r.key,
+            message_ts=r.timestamp,
+            max_bytes=s.max_message_bytes,
+            max_future_skew_ms=skew_ms,
+            now_ms=int(time.time() * 1000),
+            max_age_ms=max_age_ms,
+        )
+        return (
+            None
+            if isinstance(checked, Rejected)
+            else sink_rows.event_row(checked, r.partition, r.offset)
+        )
 
-    def records(
-        kind: type, to_row: Callable[[Any], Row]
-    ) -> Callable[[list[EventT[bytes]]], list[Row]]:
-        def rows(events: list[EventT[bytes]]) -> list[Row]:
-            out = []
-            for e in events:
-                try:
-                    out.append(to_row(decode(kind, e.message.value or b"")))
-                except (ValueError, TypeError, KeyError) as exc:  # our own topic: a bug, not input
-                    log.error(
-                        "unreadable %s at %s:%s: %r",
-                        kind.__name__,
-                        e.message.tp,
-                        e.message.offset,
-                        exc,
-                    )
-            return out
-
-        return rows
-
-    t = promo.topics
-    _sink(promo, t.clickstream, "events", sink_rows.EVENT_COLUMNS, event_rows)
-    _sink(
-        promo,
-        t.decisions,
-        "decisions",
-        sink_rows.DECISION_COLUMNS,
-        records(Decision, sink_rows.decision_row),
-    )
-    _sink(
-        promo,
-        t.outcomes,
-        "outcomes",
-        sink_rows.OUTCOME_COLUMNS,
-        records(Outcome, sink_rows.outcome_row),
-    )
-    _sink(
-        promo,
-        t.suppressions,
-        "suppressions",
-        sink_rows.SUPPRESSION_COLUMNS,
-        records(Suppression, sink_rows.suppression_row),
-    )
-    _sink(
-        promo,
-        t.dead_letters,
-        "dead_letters",
-        sink_rows.DEAD_LETTER_COLUMNS,
-        records(DeadLetter, sink_rows.dead_letter_row),
-    )
-
-
-def _sink(
-    promo: Promo,
-    topic: TopicT,
-    table: str,
-    columns: Sequence[str],
-    to_rows: Callable[[list[EventT[bytes]]], list[Row]],
-) -> None:
-    s = promo.settings
-    client: list[Client] = []  # one connection per sink, made on first use
-
-    def write(rows: list[Row]) -> None:
-        if not client:
-            client.append(connect(s))
-        insert(client[0], table, columns, rows)
-
-    @promo.app.agent(topic, name=f"promo.sink.{table}")
-    async def sink(stream: StreamT[bytes]) -> None:
-        async for events in stream.take_events(s.sink_batch_size, within=s.sink_flush_seconds):  # type: ignore[attr-defined]
-            # Faust acknowledges the batch when the loop moves on, and also when the worker stops
-            # and closes the loop mid-retry: our own reference on each message keeps a batch
-            # that is not written uncommitted, so the next worker writes it.
-            for event in events:
-                event.message.incref()
+    def record(kind: type, to_row: Callable[[Any], Row]) -> Callable[[Record], Row | None]:
+        def row(r: Record) -> Row | None:
             try:
-                await _write_until_done(write, to_rows(events), client)
-            except ConfigError as exc:
-                # No retry cures a bad setting: stop the worker, naming it. The batch stays
-                # unacknowledged, so the next worker writes it.
-                log.error("configuration error: %s; stopping the worker", exc)
-                await promo.app.crash(exc)
-                return
-            for event in events:
-                event.message.decref()  # written: the loop's acknowledgement is now the last
+                return to_row(decode(kind, r.value or b""))
+            except (ValueError, TypeError, KeyError) as exc:  # our own topic: a bug, not input
+                log.error("unreadable %s at %s:%s: %r", kind.__name__, r.topic, r.offset, exc)
+                return None
+
+        return row
+
+    return [
+        Sink(s.topic_clickstream, "events", sink_rows.EVENT_COLUMNS, event_row),
+        Sink(
+            s.topic_decisions,
+            "decisions",
+            sink_rows.DECISION_COLUMNS,
+            record(Decision, sink_rows.decision_row),
+        ),
+        Sink(
+            s.topic_outcomes,
+            "outcomes",
+            sink_rows.OUTCOME_COLUMNS,
+            record(Outcome, sink_rows.outcome_row),
+        ),
+        Sink(
+            s.topic_suppressions,
+            "suppressions",
+            sink_rows.SUPPRESSION_COLUMNS,
+            record(Suppression, sink_rows.suppression_row),
+        ),
+        Sink(
+            s.topic_dead_letters,
+            "dead_letters",
+            sink_rows.DEAD_LETTER_COLUMNS,
+            record(DeadLetter, sink_rows.dead_letter_row),
+        ),
+    ]
 
 
-async def _write_until_done(
-    write: Callable[[list[Row]], None], rows: list[Row], client: list[Client]
-) -> None:
-    """Retry with back-off until ClickHouse takes the batch; never drop it. A ``ConfigError``
-    (bad credentials, a schema behind) is not retried: it propagates."""
+class Consumer(Protocol):
+    """What the sink loop needs of a Kafka consumer (aiokafka's)."""
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[Record]]: ...
+
+    async def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None: ...
+
+
+Writer = Callable[[str, Sequence[str], list[Row]], None]
+
+
+async def take_batch(
+    consumer: Consumer, max_records: int, max_seconds: float
+) -> dict[TopicPartition, list[Record]]:
+    """Up to ``max_records`` records, waiting at most ``max_seconds`` for them to come."""
+    batch: dict[TopicPartition, list[Record]] = defaultdict(list)
+    taken, deadline = 0, time.monotonic() + max_seconds
+    while taken < max_records:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        more = await consumer.getmany(timeout_ms=int(left * 1000), max_records=max_records - taken)
+        for tp, records in more.items():
+            batch[tp] += records
+            taken += len(records)
+    return batch
+
+
+async def sink_batch(
+    consumer: Consumer,
+    batch: dict[TopicPartition, list[Record]],
+    by_topic: dict[str, Sink],
+    write: Writer,
+) -> int:
+    """Write a batch's rows, table by table, then commit its offsets; the rows written."""
+    rows: dict[str, list[Row]] = defaultdict(list)
+    for tp, records in batch.items():
+        sink = by_topic[tp.topic]
+        rows[sink.table] += (row for r in records if (row := sink.to_row(r)) is not None)
+    columns = {sink.table: sink.columns for sink in by_topic.values()}
+    for table, table_rows in rows.items():
+        await write_until_done(partial(write, table, columns[table], table_rows))
+    try:
+        await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+    except CommitFailedError as exc:  # a rebalance took the partitions: their owner rewrites
+        log.warning("sink offsets not committed (%s): the batch will be written again", exc)
+    return sum(len(r) for r in rows.values())
+
+
+async def write_until_done(write: Callable[[], None]) -> None:
+    """Retry with back-off until ClickHouse takes the rows; never drop them. A
+    ``ConfigError`` (bad credentials, a schema behind) is not retried: it propagates."""
     loop = asyncio.get_running_loop()
     backoff = 0.5
     while True:
         try:
-            # clickhouse-driver blocks: keep the event loop (heartbeats, agents) free.
-            await loop.run_in_executor(None, write, rows)
+            # clickhouse-driver blocks: keep the event loop (the hot path) free.
+            await loop.run_in_executor(None, write)
             return
         except ConfigError:
             raise
         except PromoError as exc:
             log.warning("%s; retrying in %.1f s", exc, backoff)
-            client.clear()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+
+
+def register(promo: Promo) -> None:
+    s = promo.settings
+    by_topic = {sink.topic: sink for sink in sinks(s)}
+    client: list[Client] = []  # one connection, made on first use and after a failure
+
+    def write(table: str, columns: Sequence[str], rows: list[Row]) -> None:
+        if not client:
+            client.append(connect(s))
+        try:
+            insert(client[0], table, columns, rows)
+        except PromoError:
+            client.clear()
+            raise
+
+    @promo.app.task  # type: ignore[untyped-decorator]
+    async def sink_to_clickhouse() -> None:
+        consumer = AIOKafkaConsumer(
+            *by_topic,
+            bootstrap_servers=s.bootstrap_servers,
+            group_id=f"{s.app_id}-sinks",
+            client_id=f"{s.app_id}-sinks",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=int(s.broker_session_timeout * 1000),
+            heartbeat_interval_ms=int(s.broker_heartbeat_interval * 1000),
+            **s.kafka_options(),
+        )
+        await consumer.start()
+        try:
+            while True:
+                batch = await take_batch(consumer, s.sink_batch_size, s.sink_flush_seconds)
+                if batch:
+                    await sink_batch(consumer, batch, by_topic, write)
+        except ConfigError as exc:
+            # No retry cures a bad setting: stop the worker, naming it. The batch stays
+            # uncommitted, so the next worker writes it.
+            log.error("configuration error: %s; stopping the worker", exc)
+            await promo.app.crash(exc)
+        finally:
+            await consumer.stop()

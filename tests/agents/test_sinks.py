@@ -1,27 +1,129 @@
-"""Sinks: a batch ClickHouse has not taken is never acknowledged, even when the worker stops."""
+"""Sinks: offsets are committed only after ClickHouse took the rows, never while it refuses.
+
+The consumer here is a stand-in with aiokafka's two calls the loop uses (getmany, commit):
+the loop's order is what these tests pin. Against the real broker and ClickHouse, the
+pipeline tests (tests/integration) check the rows, and that the hot path runs on through a
+ClickHouse outage.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import ConsumerRecord, TopicPartition
 
 from agents.app import create_app
+from agents.sinks import Record, Row, sink_batch, sinks, take_batch
+from streams.errors import ConfigError, SinkError
 from tests.agents.conftest import agent_settings
 
+SETTINGS = agent_settings()
+BY_TOPIC = {sink.topic: sink for sink in sinks(SETTINGS)}
+TP = TopicPartition(SETTINGS.topic_decisions, 3)
 
-async def test_a_batch_not_written_when_the_worker_stops_stays_uncommitted() -> None:
-    # ClickHouse at a port nothing listens on: every insert fails and the sink keeps retrying.
-    promo = create_app(agent_settings(sink_flush_seconds=0.01))
-    agent = promo.app.agents["promo.sink.decisions"]
-    async with agent.test_context() as wrapper:
-        event = await wrapper.put(b"{}", key=b"u1", wait=False)
-        # What Faust's conductor does on delivery (the test context skips it): one reference
-        # per stream reading the topic; the offset is committable when it drops to zero.
-        event.message.incref()
-        await asyncio.sleep(0.5)  # the batch is taken and the first insert has failed
-        assert not event.message.acked
-    # Leaving the context stopped the agent mid-retry: the message must still not be acked,
-    # or its offset would be committed without its row in ClickHouse.
-    assert not event.message.acked
+
+def decision(n: int) -> bytes:
+    return orjson.dumps(
+        {
+            "decision_id": f"de-{n:024x}",
+            "user_id": f"u{n}",
+            "ts": 1_700_000_000_000,
+            "trigger_event_id": f"e{n}",
+            "trigger": "add_to_cart",
+            "segment": 0,
+            "control": False,
+            "chosen_offer": "none",
+            "policy_offer": "none",
+            "propensity": 1.0,
+            "scores": {"none": 0.0},
+            "purchase_probs": {"none": 0.2},
+            "features": [0.0],
+            "expected_order_value": 50.0,
+            "offer_id": None,
+            "expires_at": 1_700_172_800_000,
+            "policy_version": "v",
+            "model_version": 0,
+        }
+    )
+
+
+def record(offset: int) -> Record:
+    return ConsumerRecord(
+        TP.topic, TP.partition, offset, 0, 0, b"u", decision(offset), None, 0, 0, ()
+    )
+
+
+class Broker:
+    """A stand-in consumer: hands out the records once, remembers what was committed."""
+
+    def __init__(self, records: list[Record]) -> None:
+        self.pending = records
+        self.committed: dict[TopicPartition, int] = {}
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[Record]]:
+        taken, self.pending = self.pending[:max_records], self.pending[max_records:]
+        if not taken:
+            await asyncio.sleep(timeout_ms / 1000)
+        return {TP: taken} if taken else {}
+
+    async def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
+        self.committed.update(offsets or {})
+
+
+async def test_rows_are_written_before_their_offsets_are_committed() -> None:
+    broker, written = Broker([record(i) for i in range(5)]), []
+
+    def write(table: str, columns: Sequence[str], rows: list[Row]) -> None:
+        assert broker.committed == {}  # nothing committed before the insert
+        written.append((table, len(rows)))
+
+    batch = await take_batch(broker, max_records=3, max_seconds=0.2)
+    assert sum(len(r) for r in batch.values()) == 3
+    assert await sink_batch(broker, batch, BY_TOPIC, write) == 3
+    assert written == [("decisions", 3)] and broker.committed == {TP: 3}
+
+
+async def test_a_batch_clickhouse_refuses_is_never_committed() -> None:
+    broker, attempts = Broker([record(0)]), []
+
+    def write(table: str, columns: Sequence[str], rows: list[Row]) -> None:
+        attempts.append(1)
+        raise SinkError("ClickHouse is down")
+
+    batch = await take_batch(broker, max_records=10, max_seconds=0.05)
+    task = asyncio.ensure_future(sink_batch(broker, batch, BY_TOPIC, write))
+    await asyncio.sleep(1.2)  # retries with back-off: 0.5 s, then 1 s
+    assert len(attempts) >= 2 and broker.committed == {}
+    task.cancel()  # the worker stops mid-retry
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert broker.committed == {}  # the next owner writes the batch
+
+
+async def test_a_configuration_error_is_not_retried() -> None:
+    broker, attempts = Broker([record(0)]), []
+
+    def write(table: str, columns: Sequence[str], rows: list[Row]) -> None:
+        attempts.append(1)
+        raise ConfigError("PROMO_CLICKHOUSE_PASSWORD: refused")
+
+    batch = await take_batch(broker, max_records=10, max_seconds=0.05)
+    with pytest.raises(ConfigError):
+        await sink_batch(broker, batch, BY_TOPIC, write)
+    assert attempts == [1] and broker.committed == {}
+
+
+def test_the_sinks_are_not_faust_agents_on_the_hot_paths_consumer() -> None:
+    """A Faust agent on the clickstream shares the hot path's consumer: when ClickHouse
+    stalled it, decisions stalled too. The sinks run as a task with their own group."""
+    agents: Any = create_app(agent_settings()).app.agents
+    assert [name for name in agents if "sink" in name] == []
 
 
 def test_the_web_server_listens_on_localhost_by_default() -> None:

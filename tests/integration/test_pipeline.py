@@ -451,3 +451,29 @@ def test_a_schema_behind_stops_the_worker_before_and_while_it_runs(pipeline: Pip
     )
     assert _exits(p.workers[-1]) != 0
     assert "run `promo migrate`" in p.workers[-1].log()
+
+
+def test_decisions_and_offers_flow_while_clickhouse_is_down(pipeline: Pipeline) -> None:
+    """The sinks wait for ClickHouse on their own consumer; the hot path does not. A worker
+    stopped during the outage exits within its grace period (its batch stays uncommitted)."""
+    p, base = pipeline, base_time()
+    database = urlsplit(p.env["PROMO_CLICKHOUSE_URL"]).path
+    p.env["PROMO_CLICKHOUSE_URL"] = f"clickhouse://default@127.0.0.1:9{database}"  # nobody
+    worker = p.start_worker()
+    assert "starting anyway, the sinks will retry" in worker.log()
+    waves = [[f"user-{w}-{n:04d}" for n in range(3000)] for w in range(3)]
+    p.clickstream.send_all([view(u, f"{u}-view", base) for u in waves[0]])
+    # The sinks wait for ClickHouse, retrying the batch they hold...
+    poll(worker.log, lambda log: "retrying in" in log, timeout=60, what="a sink retrying")
+    # ... and the hot path goes on: more events than a stalled Faust agent's buffer (4,096)
+    # holds, each user's decision on its way.
+    for wave in waves[1:]:
+        p.clickstream.send_all([view(u, f"{u}-view", base) for u in wave])
+    expected = sum(len(w) for w in waves)
+    decisions = read_topic(p.bootstrap_servers, p.names.topic("decisions"), count=expected)
+    assert len(decisions) >= expected
+
+    started = time.monotonic()
+    worker.stop(grace=15.0)
+    assert worker.process is not None and worker.process.returncode != -9  # not SIGKILLed
+    assert time.monotonic() - started < 15.0
