@@ -19,6 +19,8 @@ worker stops, naming the setting.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import time
 from collections import defaultdict
@@ -60,7 +62,44 @@ class Sink:
     to_row: Callable[[Record], Row | None]
 
 
+def pseudonymiser(key: bytes) -> Callable[[str], str]:
+    """User id -> ``p-`` and 24 hex digits of HMAC-SHA256 under ``key``: stable, so every
+    table and view still joins on it, and not reversible without the key.
+
+    >>> pseudonymiser(b"k")("u1") == pseudonymiser(b"k")("u1") != pseudonymiser(b"j")("u1")
+    True
+    """
+
+    def pseudonym(user_id: str) -> str:
+        return "p-" + hmac.new(key, user_id.encode(), hashlib.sha256).hexdigest()[:24]
+
+    return pseudonym
+
+
+def _pseudonymised(sink: Sink, pseudonym: Callable[[str], str]) -> Sink:
+    """The same sink, its user id column (``key`` of dead letters) replaced by a pseudonym."""
+    column = "user_id" if "user_id" in sink.columns else "key"
+    at = list(sink.columns).index(column)
+
+    def to_row(r: Record) -> Row | None:
+        row = sink.to_row(r)
+        if row is None or row[at] is None:
+            return row
+        return (*row[:at], pseudonym(row[at]), *row[at + 1 :])
+
+    return Sink(sink.topic, sink.table, sink.columns, to_row)
+
+
 def sinks(s: Settings) -> list[Sink]:
+    """Every topic -> table of the sinks (user ids pseudonymised if the settings say so)."""
+    plain = _plain_sinks(s)
+    if s.pseudonymise_key is None:
+        return plain
+    pseudonym = pseudonymiser(s.pseudonymise_key.get_secret_value().encode())
+    return [_pseudonymised(sink, pseudonym) for sink in plain]
+
+
+def _plain_sinks(s: Settings) -> list[Sink]:
     skew_ms = s.max_future_skew_seconds * 1000
     max_age_ms = s.max_event_age_days * 86_400_000
 

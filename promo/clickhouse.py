@@ -47,6 +47,7 @@ class ClickHouseUnavailable(PromoError):
     """ClickHouse did not answer or refused the connection; the message names the server."""
 
 
+_UNKNOWN_DATABASE = 81
 #: Server error codes that no retry can cure, and the settings that cause them: retrying a
 #: wrong password forever (with a 17-line server trace each time) helps nobody.
 _PERMANENT = {
@@ -126,8 +127,9 @@ def connect(settings: Settings) -> Client:
 def connect_url(url: str, password: str = "") -> Client:
     """A client on the database of ``clickhouse://user@host:port/database``, created if missing.
 
-    The database is created through a first connection to ``default``: a client opened on a
-    missing database fails at its first query.
+    A writer or an analyst may not create databases (least privilege), so the database is
+    tried first; only when it does not exist is it created, through a connection to
+    ``default`` (a client opened on a missing database fails at its first query).
     """
     parts = urlsplit(url)
     database = parts.path.strip("/")
@@ -145,10 +147,23 @@ def connect_url(url: str, password: str = "") -> Client:
         "connect_timeout": 5,
     }
     where = f"clickhouse://{options['user']}@{options['host']}:{options['port']}"
+    client = Client(database=database, **options)
+    try:
+        client.execute("SELECT 1")
+        return client
+    except ServerException as exc:
+        client.disconnect()
+        if exc.code != _UNKNOWN_DATABASE:
+            raise permanent_error(exc, where) or ClickHouseUnavailable(
+                f"ClickHouse at {where}: {server_message(exc)}"
+            ) from exc
+    except Exception as exc:  # socket errors: say where we tried
+        client.disconnect()
+        raise ClickHouseUnavailable(f"ClickHouse at {where}: {server_message(exc)}") from exc
     bootstrap = Client(database="default", **options)
     try:
         bootstrap.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
-    except Exception as exc:  # socket errors and server errors alike: say where we tried
+    except Exception as exc:
         raise permanent_error(exc, where) or ClickHouseUnavailable(
             f"ClickHouse at {where}: {server_message(exc)}"
         ) from exc

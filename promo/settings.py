@@ -47,6 +47,11 @@ class Settings(BaseSettings):
         description="ClickHouse native protocol: clickhouse://user@host:port/database",
     )
     clickhouse_password: SecretStr = Field(SecretStr(""), description="ClickHouse password")
+    pseudonymise_key: SecretStr | None = Field(
+        None,
+        description="Keyed hash (HMAC-SHA256) applied to user ids before they reach "
+        "ClickHouse; unset: user ids are stored as sent",
+    )
     clickhouse_ddl_dir: Path = Field(
         REPO_ROOT / "deploy" / "clickhouse", description="Folder of versioned DDL files"
     )

@@ -17,7 +17,7 @@ import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 
 from agents.app import create_app
-from agents.sinks import Record, Row, sink_batch, sinks, take_batch
+from agents.sinks import Record, Row, pseudonymiser, sink_batch, sinks, take_batch
 from streams.errors import ConfigError, SinkError
 from tests.agents.conftest import agent_settings
 
@@ -129,3 +129,16 @@ def test_the_sinks_are_not_faust_agents_on_the_hot_paths_consumer() -> None:
 def test_the_web_server_listens_on_localhost_by_default() -> None:
     """Faust's pages show table contents to anyone who can reach them."""
     assert create_app(agent_settings()).app.conf.web_bind == "127.0.0.1"
+
+
+async def test_user_ids_are_pseudonymised_before_clickhouse_when_a_key_is_set() -> None:
+    keyed = {sink.topic: sink for sink in sinks(agent_settings(pseudonymise_key="k-1"))}
+    plain_row = BY_TOPIC[TP.topic].to_row(record(7))
+    keyed_row = keyed[TP.topic].to_row(record(7))
+    assert plain_row is not None and keyed_row is not None
+    at = list(BY_TOPIC[TP.topic].columns).index("user_id")
+    assert plain_row[at] == "u7"
+    assert keyed_row[at] == pseudonymiser(b"k-1")("u7") != "u7"
+    assert keyed_row[at].startswith("p-") and len(keyed_row[at]) == 26
+    others = [c for i, c in enumerate(keyed_row) if i != at]
+    assert others == [c for i, c in enumerate(plain_row) if i != at]

@@ -13,6 +13,7 @@ import pytest
 from clickhouse_driver import Client
 
 from promo.clickhouse import AMENDED, MigrationError, apply_migrations, connect, insert
+from promo.report import build_report
 from promo.settings import Settings
 from schemas.dead_letters import DeadLetter, RejectReason
 from schemas.decisions import Decision
@@ -341,3 +342,22 @@ def test_an_event_resent_with_another_ts_is_one_row(migrated: Client) -> None:
     assert migrated.execute("SELECT count() FROM events FINAL WHERE event_id = 'e-resent'") == [
         (1,)
     ]
+
+
+def test_the_analyst_reads_everything_and_writes_nothing(
+    migrated: Client, clickhouse_url: str
+) -> None:
+    """Least privilege on the local server: `promo_analyst` is read-only (users.xml)."""
+    database = migrated.execute("SELECT currentDatabase()")[0][0]
+    parts = urlsplit(clickhouse_url)
+    netloc = f"promo_analyst@{parts.hostname}:{parts.port}"
+    analyst = connect(
+        Settings(
+            clickhouse_url=urlunsplit(parts._replace(netloc=netloc, path=f"/{database}")),
+            clickhouse_password="promo-analyst-local",
+        )
+    )
+    assert build_report(analyst, gross_margin=0.3).startswith("promo-stream report")
+    event = ClickEvent("e-1", "u1", TS, EventType.VIEW, item_id="i", category="c", price=1.0)
+    with pytest.raises(ConfigError, match="read-only"):
+        insert(analyst, "events", EVENT_COLUMNS, [event_row(event, 0, 1)])
