@@ -34,14 +34,15 @@ from aiokafka.errors import CommitFailedError
 from clickhouse_driver import Client
 
 from agents.app import Promo
-from promo.clickhouse import connect, insert
+from promo.clickhouse import RowsRejected, connect, insert
 from promo.settings import Settings
 from schemas.codec import decode
-from schemas.dead_letters import DeadLetter
+from schemas.dead_letters import DeadLetter, RejectReason
 from schemas.decisions import Decision
 from schemas.outcomes import Outcome
 from schemas.suppressions import Suppression
 from streams import sink_rows
+from streams.batch import RawMessage, dead_letter
 from streams.errors import ConfigError, PromoError
 from streams.validation import Rejected, validate_event
 
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 Row = Sequence[Any]
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 MAX_BACKOFF_SECONDS = 30.0
+REJECTED = RejectReason.REJECTED_BY_CLICKHOUSE
 
 
 @dataclass(frozen=True)
@@ -196,24 +198,61 @@ async def sink_batch(
     by_topic: dict[str, Sink],
     write: Writer,
 ) -> int:
-    """Write a batch's rows, table by table, then commit its offsets; the rows written."""
-    rows: dict[str, list[Row]] = defaultdict(list)
+    """Write a batch's rows, table by table, then commit its offsets; the rows written.
+
+    Rows ClickHouse refuses as such (a value out of range...) are isolated by halving the
+    insert and go to ``dead_letters`` with the reason, so one bad row cannot stop a table.
+    """
+    rows: dict[str, list[tuple[Row, Record]]] = defaultdict(list)
     for tp, records in batch.items():
         sink = by_topic[tp.topic]
-        rows[sink.table] += (row for r in records if (row := sink.to_row(r)) is not None)
+        rows[sink.table] += ((row, r) for r in records if (row := sink.to_row(r)) is not None)
     columns = {sink.table: sink.columns for sink in by_topic.values()}
-    for table, table_rows in rows.items():
-        await write_until_done(partial(write, table, columns[table], table_rows))
+    written, refused = 0, []
+    for table, pairs in rows.items():
+        refused += await _write_isolating(write, table, columns[table], pairs)
+        written += len(pairs)
+    if refused:
+        log.error("ClickHouse refused %d rows; they are in dead_letters", len(refused))
+        letters: list[Row] = [
+            sink_rows.dead_letter_row(dead_letter(Rejected(REJECTED, why), _raw(r)))
+            for r, why in refused
+        ]
+        await write_until_done(
+            partial(write, "dead_letters", sink_rows.DEAD_LETTER_COLUMNS, letters)
+        )
     try:
         await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
     except CommitFailedError as exc:  # a rebalance took the partitions: their owner rewrites
         log.warning("sink offsets not committed (%s): the batch will be written again", exc)
-    return sum(len(r) for r in rows.values())
+    return written - len(refused)
+
+
+async def _write_isolating(
+    write: Writer, table: str, columns: Sequence[str], pairs: list[tuple[Row, Record]]
+) -> list[tuple[Record, str]]:
+    """Insert the rows; the records of rows ClickHouse refused, with why (found by halving)."""
+    try:
+        await write_until_done(partial(write, table, columns, [row for row, _ in pairs]))
+        return []
+    except RowsRejected as exc:
+        if len(pairs) == 1:
+            return [(pairs[0][1], str(exc))]
+    half = len(pairs) // 2
+    return [
+        *await _write_isolating(write, table, columns, pairs[:half]),
+        *await _write_isolating(write, table, columns, pairs[half:]),
+    ]
+
+
+def _raw(r: Record) -> RawMessage:
+    return RawMessage(r.value or b"", r.key, r.timestamp, r.topic, r.partition, r.offset)
 
 
 async def write_until_done(write: Callable[[], None]) -> None:
     """Retry with back-off until ClickHouse takes the rows; never drop them. A
-    ``ConfigError`` (bad credentials, a schema behind) is not retried: it propagates."""
+    ``ConfigError`` (bad credentials, a schema behind) and ``RowsRejected`` (the rows
+    themselves) are not retried: they propagate."""
     loop = asyncio.get_running_loop()
     backoff = 0.5
     while True:
@@ -221,7 +260,7 @@ async def write_until_done(write: Callable[[], None]) -> None:
             # clickhouse-driver blocks: keep the event loop (the hot path) free.
             await loop.run_in_executor(None, write)
             return
-        except ConfigError:
+        except (ConfigError, RowsRejected):
             raise
         except PromoError as exc:
             log.warning("%s; retrying in %.1f s", exc, backoff)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from clickhouse_driver import Client
+from clickhouse_driver.errors import Error as DriverError
 from clickhouse_driver.errors import ServerException
 
 from promo.settings import Settings
@@ -45,6 +47,17 @@ ORDER BY version
 
 class ClickHouseUnavailable(PromoError):
     """ClickHouse did not answer or refused the connection; the message names the server."""
+
+
+class RowsRejected(SinkError):
+    """ClickHouse (or the driver, encoding them) refused the rows themselves: a value out of
+    range or of the wrong type. Retrying the same rows cannot help; the caller isolates them."""
+
+
+#: Errors about the data of an insert, not about the server: type mismatch, cannot parse,
+#: argument out of bound, cannot convert, value out of range, NULL into a plain column,
+#: illegal type, string too large, array sizes differ.
+_REJECTED_ROWS = frozenset({53, 6, 69, 70, 321, 349, 43, 131, 190})
 
 
 _UNKNOWN_DATABASE = 81
@@ -303,6 +316,12 @@ def insert(
         fatal = permanent_error(exc, where)
         if fatal:
             raise fatal from exc
+        if isinstance(exc, TypeError | ValueError | OverflowError | struct.error) or (
+            isinstance(exc, DriverError) and getattr(exc, "code", None) in _REJECTED_ROWS
+        ):
+            raise RowsRejected(
+                f"{table} refused {len(rows)} rows: {server_message(exc) or repr(exc)}"
+            ) from exc
         raise SinkError(
             f"insert of {len(rows)} rows into {table} failed: {server_message(exc) or repr(exc)}"
         ) from exc

@@ -27,6 +27,9 @@ class RejectReason(StrEnum):
     TS_IN_FUTURE = "ts_in_future"
     TS_TOO_OLD = "ts_too_old"
     KEY_MISMATCH = "key_mismatch"
+    #: A record of one of our own topics whose row ClickHouse refused (the sinks set it aside
+    #: so that one bad row cannot stop its table).
+    REJECTED_BY_CLICKHOUSE = "rejected_by_clickhouse"
 
 
 @dataclass(frozen=True, slots=True)

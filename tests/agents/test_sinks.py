@@ -26,7 +26,7 @@ BY_TOPIC = {sink.topic: sink for sink in sinks(SETTINGS)}
 TP = TopicPartition(SETTINGS.topic_decisions, 3)
 
 
-def decision(n: int) -> bytes:
+def decision(n: int, **changes: Any) -> bytes:
     return orjson.dumps(
         {
             "decision_id": f"de-{n:024x}",
@@ -48,20 +48,22 @@ def decision(n: int) -> bytes:
             "policy_version": "v",
             "model_version": 0,
         }
+        | changes
     )
 
 
-def record(offset: int) -> Record:
-    return ConsumerRecord(
-        TP.topic, TP.partition, offset, 0, 0, b"u", decision(offset), None, 0, 0, ()
-    )
+def record(offset: int, tp: TopicPartition = TP, value: bytes | None = None) -> Record:
+    value = decision(offset) if value is None else value
+    return ConsumerRecord(tp.topic, tp.partition, offset, 0, 0, b"u", value, None, 0, 0, ())
 
 
 class Broker:
-    """A stand-in consumer: hands out the records once, remembers what was committed."""
+    """A stand-in consumer of one partition: hands out the records once, remembers what was
+    committed."""
 
-    def __init__(self, records: list[Record]) -> None:
+    def __init__(self, records: list[Record], tp: TopicPartition = TP) -> None:
         self.pending = records
+        self.tp = tp
         self.committed: dict[TopicPartition, int] = {}
 
     async def getmany(
@@ -70,7 +72,7 @@ class Broker:
         taken, self.pending = self.pending[:max_records], self.pending[max_records:]
         if not taken:
             await asyncio.sleep(timeout_ms / 1000)
-        return {TP: taken} if taken else {}
+        return {self.tp: taken} if taken else {}
 
     async def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
         self.committed.update(offsets or {})
