@@ -89,6 +89,12 @@ def create_app(settings: Settings, snapshot: ModelSnapshot | None = None) -> Pro
         store=settings.store_url,
         web_port=settings.worker_port,
         web_bind=settings.worker_bind,
+        # Faust's pages that show table contents, routing and internals are unauthenticated:
+        # off. What stays is its index page, for liveness.
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
         broker_credentials=broker_credentials(settings),
         broker_session_timeout=settings.broker_session_timeout,
         broker_heartbeat_interval=settings.broker_heartbeat_interval,

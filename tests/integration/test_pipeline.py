@@ -25,7 +25,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.error import HTTPError
 from urllib.parse import urlsplit
+from urllib.request import urlopen
 
 import orjson
 import pytest
@@ -175,7 +177,14 @@ def purchase(
 
 def test_events_decisions_offers_outcomes_and_dead_letters(pipeline: Pipeline) -> None:
     p, base = pipeline, base_time()
-    p.start_worker()
+    worker = p.start_worker()
+    # The web server answers on localhost, and shows no table contents to anyone.
+    web = f"http://127.0.0.1:{worker.env['PROMO_WORKER_PORT']}"
+    assert urlopen(f"{web}/", timeout=5).status == 200
+    for page in ("/table/", "/router/", "/graph/"):
+        with pytest.raises(HTTPError) as refused:
+            urlopen(f"{web}{page}", timeout=5)
+        assert refused.value.code == 404, page
     users = [f"user-{n:03d}" for n in range(300)]
     buyers = users[::15]
     events = [view(u, f"{u}-view", base) for u in users]
