@@ -28,6 +28,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # The Kafka clients narrate every connection and offset reset at INFO: hundreds of lines
+    # before a newcomer's report. Their warnings and errors still show.
+    for chatty in ("kafka", "aiokafka"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         settings = load_settings()
         command: Callable[[Settings, argparse.Namespace], int] = args.command
