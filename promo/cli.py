@@ -316,8 +316,12 @@ def _offers(settings: Settings, args: argparse.Namespace) -> int:
     from promo.kafka_io import read_messages
     from promo.terminal import safe_for_terminal
 
+    shown = 0
     for _, _, _, value in read_messages(settings, settings.topic_offers, limit=args.limit):
         print(safe_for_terminal(value.decode("utf-8", "replace")))
+        shown += 1
+    if not shown:
+        print(f"no offers on {settings.topic_offers} at {settings.broker_url}", file=sys.stderr)
     return 0
 
 
@@ -325,7 +329,9 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
     from promo.kafka_io import read_messages
     from promo.terminal import safe_for_terminal
 
+    shown = 0
     for _, _, _, value in read_messages(settings, settings.topic_dead_letters, limit=args.limit):
+        shown += 1
         letter = orjson.loads(value)
         raw = (
             letter["raw_text"]
@@ -338,6 +344,9 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
             safe_for_terminal(f"{letter['reason']:<18} {where}: {letter['detail']}{size}")
             + f"\n{'':<19}{safe_for_terminal(raw[:160])}"
         )
+    if not shown:
+        where = f"{settings.topic_dead_letters} at {settings.broker_url}"
+        print(f"no dead letters on {where}", file=sys.stderr)
     return 0
 
 
