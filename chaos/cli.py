@@ -57,7 +57,9 @@ def run(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
         try:
             result = plans[name]()
         except Exception as exc:  # a scenario that cannot finish is a failure, with its cause
-            result = ScenarioResult(name, error=f"{exc!r}\n{traceback.format_exc(limit=5)}")
+            result = ScenarioResult(
+                name, error=f"{exc!r}"[:800] + "\n" + traceback.format_exc(limit=5)[-2000:]
+            )
         ok = ok and result.ok
         log(
             f"chaos: {name} {'ok' if result.ok else 'FAILED'} in {result.seconds:.0f} s "

@@ -70,7 +70,13 @@ def make_flood(good: list[dict[str, Any]], bad: int, seed: int, run_id: str) -> 
     event it is modelled on), every kind about equally often, the huge ones capped."""
     rng = random.Random(seed)
     injector = MalformedInjector(1.0, run_id, seed, now_ms=int(time.time() * 1000))
-    huge = [k for k, n in HUGE_PER_KIND.items() for _ in range(n)]
+    # Round-robin, so that even a small flood has one of each size.
+    huge = [
+        kind
+        for round_ in range(max(HUGE_PER_KIND.values()))
+        for kind, n in HUGE_PER_KIND.items()
+        if round_ < n
+    ]
     regular = [k for k in MalformedKind if k not in HUGE_SIZES]
     kinds = huge[: max(len(HUGE_PER_KIND), bad // 10_000)] if bad >= 100 else []
     kinds += [regular[i % len(regular)] for i in range(bad - len(kinds))]
@@ -166,7 +172,7 @@ def no_reason(run: Run) -> list[Any]:
         for row in run.query(
             "SELECT `partition`, `offset`, reason, detail FROM dead_letters FINAL "
             "WHERE reason NOT IN %(valid)s OR detail = '' LIMIT 200",
-            {"valid": valid},
+            {"valid": tuple(valid)},
         )
     ]
 
