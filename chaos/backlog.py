@@ -28,7 +28,7 @@ EVENTS_PER_USER_DAY = 9.5
 def shop_events(n_events: int, seed: int, run_id: str, days: float = DAYS) -> list[dict[str, Any]]:
     """The first ``n_events`` of a shop sized to produce them in ``days``, ending an hour
     before now (event times never ahead of the Kafka timestamps)."""
-    users = max(10, math.ceil(n_events / (EVENTS_PER_USER_DAY * days) * 1.1))
+    users = max(10, math.ceil(n_events / (EVENTS_PER_USER_DAY * days) * 1.5))
     end_ms = int(time.time() * 1000) - 3_600_000
     start_ms = end_ms - round(days * DAY_MS)
     shop = Shop(
