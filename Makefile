@@ -17,7 +17,7 @@ SERVERS := deploy/local/servers.sh
 include deploy/local/promo.env
 export $(shell sed -n 's/^\([A-Z][A-Z0-9_]*\)=.*/\1/p' deploy/local/promo.env)
 
-.PHONY: help venv install up down demo test test-unit test-current-clickhouse lint typecheck bench clean
+.PHONY: help venv install up down demo test test-unit test-current-clickhouse lint typecheck bench chaos clean
 
 help: ## list the targets
 	@echo "usage: make TARGET"
@@ -66,11 +66,17 @@ lint: install ## ruff lint and format check
 	$(BIN)/ruff format --check .
 
 typecheck: install ## mypy over the packages (strict on streams and schemas)
-	$(BIN)/mypy streams schemas agents promo simulator
+	$(BIN)/mypy streams schemas agents promo simulator chaos
 
 bench: up ## print benchmark figures: the pure per-event path, then one real worker
 	$(BIN)/python -m benchmarks
 	$(BIN)/python -m benchmarks.worker
+
+# Not part of `make test`: ~10 minutes at full size. Prints one JSON summary; fails if any
+# check failed. CI runs the same scenarios small (tests/integration/test_chaos.py).
+CHAOS_ARGS ?= --events 200000 --kills 5 --bad 100000
+chaos: up ## chaos suite on the local servers: crashes, a bad-input flood, bad settings (JSON)
+	$(BIN)/python -m chaos $(CHAOS_ARGS) --json
 
 clean: ## stop everything, remove .run/ and tool caches (keeps .venv)
 	$(SERVERS) clean

@@ -34,14 +34,7 @@ import pytest
 from clickhouse_driver import Client
 from jsonschema import Draft202012Validator
 
-from promo.settings import Settings
-from schemas import JSON_SCHEMA_DIR
-from streams.batch import DEAD_LETTER_PAYLOAD_BYTES
-from streams.feature_vector import FEATURE_INDEX, FEATURE_NAMES
-from streams.models import ModelSnapshot
-from streams.policy import in_control_group
-
-from pipeline_support import (  # isort: skip  (tests/integration is on sys.path, not a package)
+from chaos.harness import (
     HOUR_MS,
     MINUTE_MS,
     Clickstream,
@@ -54,6 +47,12 @@ from pipeline_support import (  # isort: skip  (tests/integration is on sys.path
     read_topic,
     run_migrations,
 )
+from promo.settings import Settings
+from schemas import JSON_SCHEMA_DIR
+from streams.batch import DEAD_LETTER_PAYLOAD_BYTES
+from streams.feature_vector import FEATURE_INDEX, FEATURE_NAMES
+from streams.models import ModelSnapshot
+from streams.policy import in_control_group
 
 OFFER_SCHEMA = Draft202012Validator(json.loads((JSON_SCHEMA_DIR / "offer.schema.json").read_text()))
 HOLDOUT_SALT = Settings.model_fields["holdout_salt"].default

@@ -1,5 +1,6 @@
-"""Helpers for tests/integration/test_pipeline.py: a real ``promo worker`` subprocess, a
-clickstream producer, and polling oracles for ClickHouse and Kafka.
+"""Harness for runs against the real servers, shared by the integration tests and the chaos
+suite: a real ``promo worker`` subprocess, a clickstream producer, and polling oracles for
+ClickHouse and Kafka.
 
 Nothing here trusts end offsets or lag (Tansu reports them wrong, see shared/INFRA.md): every
 check reads until it has the expected count or a deadline passes.
@@ -25,7 +26,7 @@ from clickhouse_driver import Client
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 LOCAL_PROFILE = REPO_ROOT / "deploy" / "local" / "promo.env"
 READY = re.compile(r"\[\^Worker\]: Ready")
 HOUR_MS = 3_600_000
@@ -100,6 +101,11 @@ class WorkerProcess:
 
     def start(self) -> WorkerProcess:
         self.env["PROMO_WORKER_PORT"] = str(free_port())
+        # The worker runs in another folder: it must import this checkout, not whatever
+        # `promo` the interpreter has installed.
+        path = self.env.get("PYTHONPATH", "")
+        if str(REPO_ROOT) not in path.split(os.pathsep):
+            self.env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), path) if p)
         with self.log_path.open("wb") as log:
             # cwd: Faust writes its data folder (<app id>-data) into the working directory.
             self.process = subprocess.Popen(

@@ -1,0 +1,176 @@
+"""The local servers as the chaos suite uses them, and one isolated run on them: its own
+topics, app id, ClickHouse database and work folder, removed afterwards."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from clickhouse_driver import Client
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.admin import NewTopic
+
+from chaos.harness import (
+    PipelineNames,
+    WorkerProcess,
+    delete_topics,
+    local_profile,
+    run_migrations,
+)
+
+#: The roles of PipelineNames.env whose topics a run creates before producing.
+PARTITIONS = 4
+
+
+def with_database(url: str, database: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+
+
+@dataclass(frozen=True)
+class Servers:
+    """Where the broker and ClickHouse are (deploy/local/promo.env unless overridden)."""
+
+    broker_url: str
+    clickhouse_url: str
+
+    @classmethod
+    def from_environment(cls) -> Servers:
+        profile = local_profile()
+        return cls(
+            os.environ.get("PROMO_BROKER_URL", profile["PROMO_BROKER_URL"]),
+            os.environ.get("PROMO_CLICKHOUSE_URL", profile["PROMO_CLICKHOUSE_URL"]),
+        )
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        return [a for a in self.broker_url.removeprefix("kafka://").split(";") if a]
+
+    def admin_clickhouse(self) -> Client:
+        return Client.from_url(with_database(self.clickhouse_url, "default"))
+
+    def check(self) -> None:
+        """Fails (never skips) when a server does not answer."""
+        client = self.admin_clickhouse()
+        try:
+            client.execute("SELECT 1")
+        finally:
+            client.disconnect()
+        admin = KafkaAdminClient(
+            bootstrap_servers=self.bootstrap_servers, request_timeout_ms=10_000
+        )
+        admin.close()
+
+
+@dataclass
+class Run:
+    """One isolated pipeline: names, environment, migrated database, workers."""
+
+    servers: Servers
+    names: PipelineNames
+    env: dict[str, str]
+    workdir: Path
+    ch: Client
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    def topic(self, role: str) -> str:
+        return self.names.topic(role)
+
+    def worker(self, name: str | None = None) -> WorkerProcess:
+        worker = WorkerProcess(dict(self.env), self.workdir, name or f"w{len(self.workers) + 1}")
+        self.workers.append(worker)
+        return worker
+
+    def create_topics(self, *roles: str) -> None:
+        admin = KafkaAdminClient(bootstrap_servers=self.servers.bootstrap_servers)
+        try:
+            admin.create_topics([NewTopic(self.topic(role), PARTITIONS, 1) for role in roles])
+        finally:
+            admin.close()
+
+    def count(self, table: str, where: str = "1", final: bool = True) -> int:
+        [(n,)] = self.ch.execute(
+            f"SELECT count() FROM {table} {'FINAL' if final else ''} WHERE {where}"
+        )
+        return int(n)
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        return list(self.ch.execute(sql, params or {}))
+
+    def logs(self, lines: int = 30) -> str:
+        return "\n".join(f"--- {w.name} ---\n{w.tail(lines)}" for w in self.workers)
+
+
+@contextmanager
+def isolated_run(
+    servers: Servers, label: str, pinned: dict[str, str], keep: bool = False
+) -> Iterator[Run]:
+    """A run with its own topics (suffix), app id and database; cleaned up on exit."""
+    suffix = f"chaos-{label}-{uuid.uuid4().hex[:8]}"
+    database = f"promo_chaos_{label.replace('-', '_')}_{suffix[-8:]}"
+    names = PipelineNames(suffix, database=database)
+    env = {
+        **os.environ,
+        **local_profile(),
+        **names.env(servers.broker_url, servers.clickhouse_url),
+        "PROMO_TOPIC_PARTITIONS": str(PARTITIONS),
+        **pinned,
+    }
+    admin = servers.admin_clickhouse()
+    admin.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+    workdir = Path(tempfile.mkdtemp(prefix=f"{suffix}-"))
+    ch = Client.from_url(with_database(servers.clickhouse_url, database))
+    run = Run(servers, names, env, workdir, ch)
+    try:
+        run_migrations(env)
+        yield run
+    finally:
+        for worker in run.workers:
+            worker.stop()
+        ch.disconnect()
+        if not keep:
+            delete_topics(servers.bootstrap_servers, suffix)
+            admin.execute(f"DROP DATABASE IF EXISTS {database}")
+            shutil.rmtree(workdir, ignore_errors=True)
+        admin.disconnect()
+
+
+def read_all(
+    bootstrap_servers: list[str], topic: str, *, idle_seconds: float = 5.0, timeout: float = 120.0
+) -> list[tuple[int, bytes | None, bytes | None]]:
+    """(partition, key, value) of every record of ``topic``, read until nothing new arrived
+    for ``idle_seconds`` (end offsets are wrong on Tansu, so no "until the end")."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=16 << 20,
+        fetch_max_bytes=64 << 20,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (partitions := consumer.partitions_for_topic(topic)):
+            if time.monotonic() > deadline:
+                return []
+            time.sleep(0.2)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        records: list[tuple[int, bytes | None, bytes | None]] = []
+        last_new = time.monotonic()
+        stop = time.monotonic() + timeout
+        while time.monotonic() - last_new < idle_seconds and time.monotonic() < stop:
+            for tp, batch in consumer.poll(timeout_ms=500, max_records=50_000).items():
+                records.extend((tp.partition, r.key, r.value) for r in batch)
+                last_new = time.monotonic()
+        return records
+    finally:
+        consumer.close()
