@@ -11,6 +11,7 @@ from faust.types import EventT, StreamT
 from faust.types.tuples import FutureMessage
 
 from agents.app import Promo
+from agents.replays import ReplayGuard, read_recent_decisions
 from agents.state_store import is_user_key, load_ledger, load_state, save_states, send_changelog
 from schemas.codec import encode
 from schemas.dead_letters import DeadLetter
@@ -100,10 +101,15 @@ def register(promo: Promo) -> None:
         promo.expiry,
     )
     abandon_ms = engine.config.abandon_after_ms
+    replays = ReplayGuard()
 
     @app.agent(promo.topics.clickstream, name="promo.clickstream")
     async def process_clickstream(stream: StreamT[bytes]) -> None:
         async for events in stream.take_events(s.batch_size, within=s.batch_seconds):  # type: ignore[attr-defined]
+            if replays.pending:  # partitions taken over: what was sent may come again
+                replays.pending, replays.events_since = False, 0
+                engine.replays = await read_recent_decisions(s)
+            replays.seen(len(events), engine.replays)
             result: BatchResult = process_batch(
                 engine,
                 [_raw(e) for e in events],
@@ -130,6 +136,7 @@ def register(promo: Promo) -> None:
     @app.on_partitions_assigned.connect
     async def on_assigned(*args: object, **kwargs: object) -> None:
         expiry.needs_rebuild = True  # new partitions bring users whose windows we must close
+        replays.taken_over()
 
     @app.timer(SWEEP_SECONDS)  # type: ignore[untyped-decorator]
     async def close_expired_windows() -> None:

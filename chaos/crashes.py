@@ -130,7 +130,9 @@ def crash_run(run: Run, expected: int, kills: int, rng: random.Random) -> list[f
 
 
 def wait_finished(run: Run, expected: int, timeout: float | None = None) -> None:
-    """Until every event is stored and no table has changed for ``QUIET_SECONDS``."""
+    """Until every event is stored, the hot path has committed the whole backlog, and no
+    table has changed for ``QUIET_SECONDS``. (Quiet alone is not enough: a worker restarting
+    or a group rebalancing on Tansu can be silent for longer than that.)"""
     limit = timeout if timeout is not None else 120.0 + expected / 300
     deadline = time.monotonic() + limit
     while run.count("events") < expected:
@@ -138,6 +140,13 @@ def wait_finished(run: Run, expected: int, timeout: float | None = None) -> None
             raise AssertionError(
                 f"{run.count('events')} of {expected} events stored after {limit:.0f} s\n"
                 + run.logs()
+            )
+        time.sleep(1.0)
+    while run.clickstream_lag() > 0:
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"the workers left {run.clickstream_lag()} clickstream messages uncommitted "
+                f"after {limit:.0f} s\n" + run.logs()
             )
         time.sleep(1.0)
     last: tuple[int, ...] = ()

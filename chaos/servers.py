@@ -96,6 +96,23 @@ class Run:
         finally:
             admin.close()
 
+    def clickstream_lag(self) -> int:
+        """Clickstream messages the workers' group has not committed yet (the hot path's
+        backlog; the sinks are another group)."""
+        topic = self.topic("clickstream")
+        # A consumer in the workers' group that never subscribes: it only fetches offsets.
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.servers.bootstrap_servers,
+            group_id=self.names.app_id,
+            enable_auto_commit=False,
+        )
+        try:
+            tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+            ends = consumer.end_offsets(tps)
+            return sum(max(0, end - (consumer.committed(tp) or 0)) for tp, end in ends.items())
+        finally:
+            consumer.close()
+
     def count(self, table: str, where: str = "1", final: bool = True) -> int:
         [(n,)] = self.ch.execute(
             f"SELECT count() FROM {table} {'FINAL' if final else ''} WHERE {where}"

@@ -30,7 +30,7 @@ from schemas.outcomes import Outcome
 from schemas.suppressions import Suppression
 from schemas.training import TrainingExample
 from streams.attribution import OpenDecision, attribute_event, close_expired
-from streams.budget import BudgetLedger
+from streams.budget import GATES, BudgetLedger
 from streams.catalogue import OfferSpec
 from streams.feature_vector import expected_order_value, feature_vector
 from streams.models import ModelSnapshot
@@ -157,6 +157,10 @@ class DecisionEngine:
             else None
         )
         self._offers = {o.code: o for o in config.catalogue}
+        #: Decisions already sent, by id, for messages that may be read again after a crash
+        #: (``agents.clickstream`` loads them from the decisions topic): a replay decides as
+        #: the original did, whatever model arrived since.
+        self.replays: dict[str, Decision] = {}
 
     def new_state(self) -> UserState:
         return UserState.new(self.config.abandon_after_ms)
@@ -227,51 +231,72 @@ class DecisionEngine:
         cfg, snapshot = self.config, self.snapshot
         decision_id = stable_id("de", event.user_id, event.event_id, cfg.policy_version)
         vector = feature_vector(state.features, event.ts)
-        segment = snapshot.segmenter.segment(vector)
         order_value = expected_order_value(vector)
         control = in_control_group(event.user_id, salt=cfg.holdout_salt, share=cfg.control_share)
-        # A control user may be in the cohort too: their logged policy_offer is then what the
-        # policy would have explored, so control mirrors treatment exactly.
-        explore = in_explore_cohort(event.user_id, salt=cfg.holdout_salt, share=cfg.explore_share)
-        context = DecisionContext(
-            event.user_id,
-            decision_id,
-            event.ts,
-            trigger,
-            vector,
-            order_value,
-            explore,
-            unit_hash("explore", decision_id),
-            snapshot,
-        )
-        choice = self.policy.choose(context)
-        shadow = self.shadow.choose(replace(context, explore=False)) if self.shadow else None
+        logged = self.replays.pop(decision_id, None)
+        if logged is None:
+            segment, model_version = snapshot.segmenter.segment(vector), snapshot.version
+            # A control user may be in the cohort too: their logged policy_offer is then what
+            # the policy would have explored, so control mirrors treatment exactly.
+            explore = in_explore_cohort(
+                event.user_id, salt=cfg.holdout_salt, share=cfg.explore_share
+            )
+            context = DecisionContext(
+                event.user_id,
+                decision_id,
+                event.ts,
+                trigger,
+                vector,
+                order_value,
+                explore,
+                unit_hash("explore", decision_id),
+                snapshot,
+            )
+            choice = self.policy.choose(context)
+            shadow = (
+                _shadow_of(cfg.shadow_policy, self.shadow.choose(replace(context, explore=False)))
+                if self.shadow
+                else ("", "", 0.0)
+            )
+        else:
+            # Read again after a crash, after this decision's outputs went out: decide as then,
+            # whatever model arrived since, so that a re-sent offer is the offer already sent.
+            segment, model_version = logged.segment, logged.model_version
+            choice, shadow = _logged_choice(logged), _logged_shadow(logged)
         # Control's logged action is fixed by the holdout: probability 1.
         action, propensity = choice.action, 1.0 if control else choice.propensity
-        if action != NO_OFFER:
-            cost = self.expected_cost(choice, action, order_value)
+        reason: str | None = None
+        cost = 0.0
+        if choice.action != NO_OFFER:
+            cost = self.expected_cost(choice, choice.action, order_value)
             gated = self._gate(ledger, event.ts, choice, order_value)
-            reason = None
             if control:
                 action, reason = NO_OFFER, gated[0] if gated else "control"
             elif gated:  # `none`, with the chance of every draw the gate turns into `none`
                 action, (reason, propensity) = NO_OFFER, gated
-            if reason is not None:
-                out.suppressions.append(
-                    self._suppression(event, trigger, reason, decision_id, choice.action, cost)
-                )
-            if not gated:
-                # Control too: both groups live under the same caps.
+        if logged is not None:  # the record already sent wins over a ledger that moved
+            action, propensity = logged.chosen_offer, logged.propensity
+            if action != NO_OFFER:
+                reason = None
+            elif choice.action != NO_OFFER and reason is None:
+                reason = "control" if control else "budget"
+        if reason is not None:
+            out.suppressions.append(
+                self._suppression(event, trigger, reason, decision_id, choice.action, cost)
+            )
+        if choice.action != NO_OFFER:
+            if reason not in GATES:
+                # Sent, or held back from a control user: both groups live under the same caps.
                 state.record_contact(event.ts)
             budget = cfg.ledger_budget
             if ledger is not None and budget is not None and not control:
-                ledger.commit(0.0 if gated else cost)
+                ledger.commit(cost if action != NO_OFFER else 0.0)
                 ledger.steer(event.ts, budget)
         expires_at = event.ts + cfg.attribution_window_ms
         offer = None
         if action != NO_OFFER:
             why = _describe_trigger(event, trigger, state.features.cart_value)
-            offer = self._offer(decision_id, event, why, action, segment, choice)
+            offer = self._offer(decision_id, event, why, action, segment, choice, model_version)
             out.offers.append(offer)
         state.last_decision = event.ts
         state.open_decisions.append(
@@ -284,7 +309,7 @@ class DecisionEngine:
                 offer.coupon_code if offer else None,
                 control,
                 vector,
-                snapshot.version,
+                model_version,
                 trigger=trigger,
             )
         )
@@ -307,10 +332,10 @@ class DecisionEngine:
                 offer_id=offer.offer_id if offer else None,
                 expires_at=expires_at,
                 policy_version=cfg.policy_version,
-                model_version=snapshot.version,
-                shadow_policy=cfg.shadow_policy if shadow else "",
-                shadow_offer=shadow.action if shadow else "",
-                shadow_propensity=shadow.propensity if shadow else 0.0,
+                model_version=model_version,
+                shadow_policy=shadow[0],
+                shadow_offer=shadow[1],
+                shadow_propensity=shadow[2],
             )
         )
 
@@ -374,13 +399,14 @@ class DecisionEngine:
         action: str,
         segment: int,
         choice: Choice,
+        model_version: int,
     ) -> Offer:
         spec = self._offers[action]
         offer_id = stable_id("of", decision_id)
         probs = choice.purchase_probs
         if NO_OFFER in probs and action in probs and action in choice.scores:
             reason = (
-                f"{why}; model v{self.snapshot.version} expects purchase chance "
+                f"{why}; model v{model_version} expects purchase chance "
                 f"{probs[NO_OFFER]:.0%} without an offer and "
                 f"{probs[action]:.0%} with {spec.title.lower()}, "
                 f"expected extra profit {choice.scores[action]:+.2f}"
@@ -403,8 +429,23 @@ class DecisionEngine:
             reason=reason,
             segment=segment,
             policy_version=self.config.policy_version,
-            model_version=self.snapshot.version,
+            model_version=model_version,
         )
+
+
+def _shadow_of(name: str, choice: Choice) -> tuple[str, str, float]:
+    return name, choice.action, choice.propensity
+
+
+def _logged_shadow(d: Decision) -> tuple[str, str, float]:
+    return d.shadow_policy, d.shadow_offer, d.shadow_propensity
+
+
+def _logged_choice(d: Decision) -> Choice:
+    """The policy's choice as a decision logged it. A sent offer explored exactly when its
+    propensity is below 1 (a serving choice is certain)."""
+    explored = not d.control and d.chosen_offer != NO_OFFER and d.propensity < 1.0
+    return Choice(d.policy_offer, d.propensity, d.scores, d.purchase_probs, explored=explored)
 
 
 def _describe_trigger(event: ClickEvent, trigger: str, cart_value: float) -> str:

@@ -168,3 +168,19 @@ def test_shadow_policy_is_logged_and_never_sent() -> None:
     jsonschema.validate(orjson.loads(orjson.dumps(d)), DECISION_SCHEMA)
     _, plain = run(make_engine(FixedOffer("pct10")), [view(1, T0)])
     assert (plain.decisions[0].shadow_policy, plain.decisions[0].shadow_offer) == ("", "")
+
+
+def test_a_replayed_decision_is_the_decision_already_sent_whatever_the_model() -> None:
+    """After a crash, a message whose outputs went out is read again by a worker holding a
+    newer model: the offer it re-sends must be the offer already sent, id and content."""
+    first = make_engine(FixedOffer("pct10", propensity=0.5))
+    _, sent = run(first, [view(1, T0)])
+    (decision,), (offer,) = sent.decisions, sent.offers
+    later = make_engine(FixedOffer("pct20", propensity=1.0))  # another model, another choice
+    later.snapshot.version = 7
+    later.replays[decision.decision_id] = decision
+    _, again = run(later, [view(1, T0)])
+    assert again.decisions == [decision] and again.offers == [offer]
+    assert later.replays == {}  # used once
+    _, fresh = run(later, [view(1, T0)])  # not a replay: today's model decides
+    assert fresh.decisions[0].chosen_offer == "pct20"
