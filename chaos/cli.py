@@ -11,11 +11,11 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from chaos import crashes, flood, settings_faults
+from chaos import crashes, flood, outage, settings_faults
 from chaos.outcome import ScenarioResult
 from chaos.servers import Servers
 
-SCENARIOS = ("crashes", "flood", "settings")
+SCENARIOS = ("crashes", "flood", "settings", "outage")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -48,6 +48,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
             servers, flood.FloodConfig(args.bad, args.good, args.seed + 12, args.keep)
         ),
         "settings": lambda: settings_faults.run(servers),
+        "outage": lambda: outage.run(servers, outage.OutageConfig(keep=args.keep)),
     }
     started = time.monotonic()
     results: dict[str, Any] = {}

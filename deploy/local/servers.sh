@@ -7,6 +7,7 @@
 #   servers.sh down     stop the workers, then both servers (data stays in .run/)
 #   servers.sh status   what runs and what answers
 #   servers.sh clean    down, then remove .run/
+#   servers.sh clickhouse-down    stop ClickHouse alone (the chaos suite's outage; `up` restarts it)
 #   servers.sh workers-up N | workers-down    N background workers (restarted if running)
 set -euo pipefail
 
@@ -244,6 +245,7 @@ EOF
 case "${1:-}" in
   up) tansu_up; clickhouse_up; addresses ;;
   down) servers_down ;;
+  clickhouse-down) stop clickhouse "$RUN/clickhouse/clickhouse.pid" "$RUN/clickhouse/config.xml" ;;
   status) status ;;
   clean) servers_down; rm -rf "$RUN"; log "removed $RUN" ;;
   workers-up) workers_up "${2:-}" ;;
