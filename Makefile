@@ -75,7 +75,7 @@ bench: up ## print benchmark figures: the pure per-event path, then one real wor
 # Not part of `make test`: ~10 minutes at full size. Prints one JSON summary; fails if any
 # check failed. CI runs the same scenarios small (tests/integration/test_chaos.py).
 CHAOS_ARGS ?= --events 200000 --kills 5 --bad 100000
-chaos: up ## chaos suite on the local servers: crashes, a bad-input flood, bad settings (JSON)
+chaos: up ## chaos suite on the local servers: crashes, a bad-input flood, bad settings, a ClickHouse outage (JSON)
 	$(BIN)/python -m chaos $(CHAOS_ARGS) --json
 
 clean: ## stop everything, remove .run/ and tool caches (keeps .venv)
