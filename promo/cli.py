@@ -313,41 +313,49 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _offers(settings: Settings, args: argparse.Namespace) -> int:
-    from promo.kafka_io import read_messages
-    from promo.terminal import safe_for_terminal
-
-    shown = 0
-    for _, _, _, value in read_messages(settings, settings.topic_offers, limit=args.limit):
-        print(safe_for_terminal(value.decode("utf-8", "replace")))
-        shown += 1
-    if not shown:
-        print(f"no offers on {settings.topic_offers} at {settings.broker_url}", file=sys.stderr)
-    return 0
+    return _print_topic(
+        settings,
+        settings.topic_offers,
+        args.limit,
+        "offers",
+        lambda value: [value.decode("utf-8", "replace")],
+    )
 
 
 def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+    return _print_topic(
+        settings, settings.topic_dead_letters, args.limit, "dead letters", _dead_letter_lines
+    )
+
+
+def _print_topic(
+    settings: Settings,
+    topic: str,
+    limit: int | None,
+    what: str,
+    render: Callable[[bytes], list[str]],
+) -> int:
+    """Print a topic's records, each rendered as lines whose producers' control characters
+    are escaped (line breaks too: only the layout's own separate lines); say so when there
+    are none."""
     from promo.kafka_io import read_messages
     from promo.terminal import safe_for_terminal
 
     shown = 0
-    for _, _, _, value in read_messages(settings, settings.topic_dead_letters, limit=args.limit):
+    for _, _, _, value in read_messages(settings, topic, limit=limit):
+        print("\n".join(safe_for_terminal(line) for line in render(value)))
         shown += 1
-        letter = orjson.loads(value)
-        raw = (
-            letter["raw_text"]
-            if letter["raw_text"] is not None
-            else f"(base64) {letter['raw_b64']}"
-        )
-        where = f"{letter['source_topic']}[{letter['partition']}]@{letter['offset']}"
-        size = f" ({letter['raw_size']:,} bytes, truncated)" if letter.get("truncated") else ""
-        print(
-            safe_for_terminal(f"{letter['reason']:<18} {where}: {letter['detail']}{size}")
-            + f"\n{'':<19}{safe_for_terminal(raw[:160])}"
-        )
     if not shown:
-        where = f"{settings.topic_dead_letters} at {settings.broker_url}"
-        print(f"no dead letters on {where}", file=sys.stderr)
+        print(f"no {what} on {topic} at {settings.broker_url}", file=sys.stderr)
     return 0
+
+
+def _dead_letter_lines(value: bytes) -> list[str]:
+    letter = orjson.loads(value)
+    raw = letter["raw_text"] if letter["raw_text"] is not None else f"(base64) {letter['raw_b64']}"
+    where = f"{letter['source_topic']}[{letter['partition']}]@{letter['offset']}"
+    size = f" ({letter['raw_size']:,} bytes, truncated)" if letter.get("truncated") else ""
+    return [f"{letter['reason']:<18} {where}: {letter['detail']}{size}", f"{'':<19}{raw[:160]}"]
 
 
 def _settings(settings: Settings, args: argparse.Namespace) -> int:

@@ -132,10 +132,9 @@ def process_batch(
         state = states.get(event.user_id)
         if state is None:
             state = states[event.user_id] = load_state(event.user_id) or engine.new_state()
-        if state.already_applied(message.partition, message.offset, event.event_id):
+        if not state.first_time(message.partition, message.offset, event.event_id, event.ts):
             result.duplicates += 1
             continue
-        state.mark_applied(message.partition, message.offset, event.event_id, event.ts)
         ledger = None
         if budgeted:
             ledger = ledgers.get(message.partition)

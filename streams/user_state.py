@@ -54,19 +54,20 @@ class UserState:
     #: latest: a producer's retry (same event, new offset) is skipped.
     recent_events: list[list[int]] = field(default_factory=list)
 
-    def already_applied(self, partition: int, offset: int, event_id: str) -> bool:
-        """True for a message this state has already folded in (replay or duplicate)."""
+    def first_time(self, partition: int, offset: int, event_id: str, ts: int) -> bool:
+        """Record a message as folded in; False, recording nothing, for one this state
+        already holds (a replay after a crash, or a producer's resend within the horizon)."""
         if partition == self.partition and offset <= self.offset:
-            return True
+            return False
         key = event_id_hash(event_id)
-        return any(seen == key for seen, _ in self.recent_events)
-
-    def mark_applied(self, partition: int, offset: int, event_id: str, ts: int) -> None:
+        if any(seen == key for seen, _ in self.recent_events):
+            return False
         self.partition, self.offset = partition, offset
         since = max(self.features.watermark, ts) - DEDUP_HORIZON_MS
         recent = [entry for entry in self.recent_events if entry[1] >= since]
-        recent.append([event_id_hash(event_id), ts])
+        recent.append([key, ts])
         self.recent_events = recent[-DEDUP_MAX_IDS:]
+        return True
 
     @classmethod
     def new(cls, abandon_after_ms: int) -> UserState:

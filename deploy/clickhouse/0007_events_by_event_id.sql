@@ -10,30 +10,8 @@
 DROP TABLE IF EXISTS events_before_0007
 ;
 
-CREATE TABLE IF NOT EXISTS events_by_event_id
-(
-    event_id String,
-    user_id String,
-    ts DateTime('UTC'),
-    ts_ms UInt64,
-    type String,
-    session_id String,
-    item_id String,
-    category String,
-    price Nullable(Float64),
-    quantity UInt32,
-    query String,
-    order_id String,
-    order_total Nullable(Float64),
-    item_ids Array(String),
-    item_prices Array(Float64),
-    item_quantities Array(UInt32),
-    item_categories Array(String),
-    coupon_code String,
-    offer_id String,
-    kafka_partition UInt16,
-    kafka_offset UInt64
-)
+-- The same columns as `events` (whatever migrations gave it), another sort key.
+CREATE TABLE IF NOT EXISTS events_by_event_id AS events
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(ts)
 ORDER BY (user_id, event_id)
