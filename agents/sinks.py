@@ -25,7 +25,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Protocol, TypeAlias
 
@@ -52,6 +52,12 @@ Row = Sequence[Any]
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 MAX_BACKOFF_SECONDS = 30.0
 REJECTED = RejectReason.REJECTED_BY_CLICKHOUSE
+# Current ClickHouse refuses an insert that touches more than 100 partitions
+# (max_partitions_per_insert_block), and the tables are partitioned by month of a time that
+# comes from input (dead letters: any producer's Kafka timestamp). Each insert therefore
+# holds rows of one 30-day span, which touches at most 3 monthly partitions.
+INSERT_SPAN_SECONDS = 30 * 86_400
+DEAD_LETTER_MONTH = sink_rows.DEAD_LETTER_COLUMNS.index("message_ts")
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,7 @@ class Sink:
     table: str
     columns: Sequence[str]
     to_row: Callable[[Record], Row | None]
+    month_column: str = "ts"  # the DateTime the table is partitioned by (toYYYYMM)
 
 
 def pseudonymiser(key: bytes) -> Callable[[str], str]:
@@ -89,7 +96,7 @@ def _pseudonymised(sink: Sink, pseudonym: Callable[[str], str]) -> Sink:
             return row
         return (*row[:at], pseudonym(row[at]), *row[at + 1 :])
 
-    return Sink(sink.topic, sink.table, sink.columns, to_row)
+    return replace(sink, to_row=to_row)
 
 
 def sinks(s: Settings) -> list[Sink]:
@@ -158,6 +165,7 @@ def _plain_sinks(s: Settings) -> list[Sink]:
             "dead_letters",
             sink_rows.DEAD_LETTER_COLUMNS,
             record(DeadLetter, sink_rows.dead_letter_row),
+            month_column="message_ts",
         ),
     ]
 
@@ -203,24 +211,28 @@ async def sink_batch(
     Rows ClickHouse refuses as such (a value out of range...) are isolated by halving the
     insert and go to ``dead_letters`` with the reason, so one bad row cannot stop a table.
     """
-    rows: dict[str, list[tuple[Row, Record]]] = defaultdict(list)
+    rows: dict[tuple[str, int], list[tuple[Row, Record]]] = defaultdict(list)
     for tp, records in batch.items():
         sink = by_topic[tp.topic]
-        rows[sink.table] += ((row, r) for r in records if (row := sink.to_row(r)) is not None)
+        at = list(sink.columns).index(sink.month_column)
+        for r in records:
+            if (row := sink.to_row(r)) is not None:
+                rows[sink.table, row[at] // INSERT_SPAN_SECONDS].append((row, r))
     columns = {sink.table: sink.columns for sink in by_topic.values()}
     written, refused = 0, []
-    for table, pairs in rows.items():
+    for (table, _), pairs in rows.items():
         refused += await _write_isolating(write, table, columns[table], pairs)
         written += len(pairs)
     if refused:
         log.error("ClickHouse refused %d rows; they are in dead_letters", len(refused))
-        letters: list[Row] = [
-            sink_rows.dead_letter_row(dead_letter(Rejected(REJECTED, why), _raw(r)))
-            for r, why in refused
-        ]
-        await write_until_done(
-            partial(write, "dead_letters", sink_rows.DEAD_LETTER_COLUMNS, letters)
-        )
+        by_span: dict[int, list[Row]] = defaultdict(list)
+        for r, why in refused:
+            letter = sink_rows.dead_letter_row(dead_letter(Rejected(REJECTED, why), _raw(r)))
+            by_span[letter[DEAD_LETTER_MONTH] // INSERT_SPAN_SECONDS].append(letter)
+        for letters in by_span.values():
+            await write_until_done(
+                partial(write, "dead_letters", sink_rows.DEAD_LETTER_COLUMNS, letters)
+            )
     try:
         await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
     except CommitFailedError as exc:  # a rebalance took the partitions: their owner rewrites

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -18,7 +19,11 @@ from aiokafka import ConsumerRecord, TopicPartition
 
 from agents.app import create_app
 from agents.sinks import Record, Row, pseudonymiser, sink_batch, sinks, take_batch
+from schemas.codec import encode
+from schemas.dead_letters import RejectReason
+from streams.batch import RawMessage, dead_letter
 from streams.errors import ConfigError, SinkError
+from streams.validation import Rejected
 from tests.agents.conftest import agent_settings
 
 SETTINGS = agent_settings()
@@ -119,6 +124,32 @@ async def test_a_configuration_error_is_not_retried() -> None:
     with pytest.raises(ConfigError):
         await sink_batch(broker, batch, BY_TOPIC, write)
     assert attempts == [1] and broker.committed == {}
+
+
+async def test_no_insert_spans_more_than_three_months() -> None:
+    """Current ClickHouse refuses an insert touching over 100 monthly partitions; a producer
+    choosing its Kafka timestamps could make one batch of dead letters span 10 years."""
+    tp = TopicPartition(SETTINGS.topic_dead_letters, 0)
+    month_ms = 31 * 86_400_000
+    letters = [
+        encode(
+            dead_letter(
+                Rejected(RejectReason.INVALID_JSON, "not JSON"),
+                RawMessage(b"{", b"k", 1_000_000_000_000 + i * month_ms, "clicks", 0, i),
+            )
+        )
+        for i in range(120)
+    ]
+    broker, spans = Broker([record(i, tp, v) for i, v in enumerate(letters)], tp), []
+
+    def write(table: str, columns: Sequence[str], rows: list[Row]) -> None:
+        at = list(columns).index("message_ts")
+        months = {datetime.fromtimestamp(row[at], UTC).strftime("%Y%m") for row in rows}
+        spans.append(len(months))
+
+    batch = await take_batch(broker, max_records=200, max_seconds=0.2)
+    assert await sink_batch(broker, batch, BY_TOPIC, write) == 120
+    assert max(spans) <= 3 and broker.committed == {tp: 120}
 
 
 def test_the_sinks_are_not_faust_agents_on_the_hot_paths_consumer() -> None:

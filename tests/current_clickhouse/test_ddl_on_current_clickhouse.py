@@ -16,10 +16,14 @@ Timeline (minutes from TS; every decision has its outcome records):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from aiokafka import ConsumerRecord, TopicPartition
 
+from agents.sinks import Row, sink_batch, sinks
 from promo.clickhouse import apply_migrations, insert, read_migrations
 from promo.off_policy import LOGGED_OFFERS_SQL, logged_offers, off_policy_estimates
 from promo.report import (
@@ -29,6 +33,7 @@ from promo.report import (
     _spend_section,
     _suppressions_section,
 )
+from schemas.codec import encode
 from schemas.dead_letters import DeadLetter, RejectReason
 from schemas.decisions import NO_OFFER, Decision
 from schemas.events import ClickEvent, EventType
@@ -50,7 +55,8 @@ from streams.sink_rows import (
     outcome_row,
     suppression_row,
 )
-from tests.current_clickhouse.conftest import ChdbClient
+from tests.agents.conftest import agent_settings
+from tests.current_clickhouse.conftest import ChdbClient, EngineError
 
 DDL_DIR = Path(__file__).resolve().parents[2] / "deploy" / "clickhouse"
 TS = 1_700_000_000_000
@@ -369,3 +375,42 @@ def test_the_report_spend_and_suppression_sections(loaded: ChdbClient) -> None:
     assert spend["2023-11-15"] == ["2023-11-15", "1", "0.00", "0", "0.00"]  # d3 at 00:13
     reasons = [line.split() for line in _suppressions_section(loaded).splitlines()[-2:]]
     assert reasons == [["budget", "1", "1", "2.50"], ["cooldown", "1", "1", "0.00"]]
+
+
+class _Committer:
+    """The one consumer call ``sink_batch`` makes after writing."""
+
+    async def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
+        pass
+
+
+async def test_dead_letters_from_ten_years_of_clocks_are_written(loaded: ChdbClient) -> None:
+    """One insert of rows from 120 months is refused by current ClickHouse (more than 100
+    partitions); the sinks split a batch by 30-day spans, and every row lands."""
+    topic = "promo-dead-letters"
+    letters = [
+        replace(LETTER, offset=1000 + i, message_ts=TS - i * 31 * DAY, detail=f"m{i}")
+        for i in range(120)
+    ]
+    with pytest.raises(EngineError, match="partitions"):
+        loaded.execute(
+            f"INSERT INTO dead_letters ({', '.join(DEAD_LETTER_COLUMNS)}) VALUES",
+            [dead_letter_row(letter) for letter in letters],
+        )
+    sink = replace(
+        next(s for s in sinks(agent_settings()) if s.table == "dead_letters"), topic=topic
+    )
+    tp = TopicPartition(topic, 0)
+    batch = {
+        tp: [
+            ConsumerRecord(topic, 0, i, 0, 0, b"k", encode(letter), None, 0, 0, ())
+            for i, letter in enumerate(letters)
+        ]
+    }
+
+    def write(table: str, columns: Sequence[str], rows: list[Row]) -> None:
+        insert(loaded, table, columns, rows)
+
+    assert await sink_batch(_Committer(), batch, {topic: sink}, write) == 120
+    stored = loaded.execute("SELECT count() FROM dead_letters WHERE detail LIKE 'm%%'")
+    assert stored == [(120,)]
