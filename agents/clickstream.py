@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
-from faust.types import EventT, StreamT
-from faust.types.tuples import FutureMessage
+from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
+from faust.types import EventT, StreamT, TopicT
 
 from agents.app import Promo
 from agents.replays import ReplayGuard, read_recent_decisions
 from agents.state_store import is_user_key, load_ledger, load_state, save_states, send_changelog
 from schemas.codec import encode
-from schemas.dead_letters import DeadLetter
-from streams.batch import BatchResult, RawMessage, process_batch
+from schemas.dead_letters import DeadLetter, RejectReason
+from streams.batch import BatchResult, RawMessage, dead_letter, process_batch
 from streams.budget import BudgetLedger
 from streams.engine import EngineOutput
 from streams.errors import PromoError
 from streams.user_state import UserState
+from streams.validation import Rejected
 
 log = logging.getLogger(__name__)
 
@@ -53,35 +55,86 @@ async def publish(
     *acknowledged* every output (each send's delivery result, not merely the producer's
     buffer). A crash in between replays the messages and derives the same ids again; a send
     the broker refused raises ``DeliveryError`` before any changelog is sent.
+
+    An output the broker cannot take as such (too large) would be refused again at every
+    replay: a dead letter without payload stands in for it, and the batch goes on.
     """
     changelog = save_states(promo.user_state, states, ledgers)
-    sent = [
-        promo.topics.dead_letters.send_soon(
-            key=letter.key.encode() if letter.key is not None else None, value=encode(letter)
+    outputs = [
+        (
+            promo.topics.dead_letters,
+            letter.key.encode() if letter.key is not None else None,
+            encode(letter),
         )
         for letter in dead_letters
     ]
-    sent += _send_output(promo, out)
+    outputs += _outputs(promo, out)
+    limit = promo.app.conf.producer_max_request_size - RECORD_OVERHEAD_BYTES
+    results = await _delivered(
+        [
+            topic.send_soon(key=key, value=value)
+            if len(value) + len(key or b"") <= limit
+            else _failed(MessageSizeTooLargeError(f"{len(value)} bytes"))
+            for topic, key, value in outputs
+        ]
+    )
+    stand_ins = [
+        _stand_in(topic.get_topic_name(), key, value, result)
+        for (topic, key, value), result in zip(outputs, results, strict=True)
+        if isinstance(result, NOT_PRODUCIBLE)
+    ]
+    if stand_ins:
+        log.error("%d outputs could not be produced; dead letters stand in", len(stand_ins))
+        await _delivered(
+            [promo.topics.dead_letters.send_soon(key=k, value=encode(d)) for k, d in stand_ins]
+        )
     if changelog:
-        try:
-            await asyncio.gather(*sent)
-        except Exception as exc:  # aiokafka's errors, or anything the producer failed with
-            raise DeliveryError(f"an output was not delivered: {exc!r}") from exc
         send_changelog(promo.user_state, changelog)
 
 
-def _send_output(promo: Promo, out: EngineOutput) -> list[FutureMessage]:
-    """Queue everything a batch produced; the futures resolve when the broker has it."""
+#: Errors about the record itself: sending it again can never succeed.
+NOT_PRODUCIBLE = (MessageSizeTooLargeError, RecordTooLargeError)
+#: What a record costs in a request beyond its key and value (headers, batch framing).
+RECORD_OVERHEAD_BYTES = 1024
+
+
+async def _delivered(sent: Sequence[Awaitable[object]]) -> list[object]:
+    """Each send's result or its record-level error; ``DeliveryError`` on any other error
+    (an outage, a refused topic): the batch must be read again."""
+    results = await asyncio.gather(*sent, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, NOT_PRODUCIBLE):
+            raise DeliveryError(f"an output was not delivered: {result!r}") from result
+    return results
+
+
+def _failed(exc: BaseException) -> asyncio.Future[object]:
+    future = asyncio.get_running_loop().create_future()
+    future.set_exception(exc)
+    return future
+
+
+def _stand_in(
+    topic: str, key: bytes | None, value: bytes, exc: BaseException
+) -> tuple[bytes | None, DeadLetter]:
+    """The dead letter for an output that cannot be produced: where it was going, its size and
+    hash, no payload. Its offset is the hash's first 63 bits, so a replay stores it once."""
+    digest = hashlib.sha256(value).digest()
+    offset = int.from_bytes(digest[:8], "big") >> 1
+    why = Rejected(RejectReason.OUTPUT_NOT_PRODUCIBLE, f"{type(exc).__name__}: {exc}")
+    raw = RawMessage(value, key, int(time.time() * 1000), topic, 0, offset)
+    return key, dead_letter(why, raw, keep_bytes=0)
+
+
+def _outputs(promo: Promo, out: EngineOutput) -> list[tuple[TopicT, bytes | None, bytes]]:
+    """Everything a batch produced, as (topic, key, value)."""
     t = promo.topics
     return [
-        *(t.offers.send_soon(key=o.user_id.encode(), value=encode(o)) for o in out.offers),
-        *(t.decisions.send_soon(key=d.user_id.encode(), value=encode(d)) for d in out.decisions),
-        *(t.outcomes.send_soon(key=o.user_id.encode(), value=encode(o)) for o in out.outcomes),
-        *(t.training.send_soon(key=e.decision_id.encode(), value=encode(e)) for e in out.training),
-        *(
-            t.suppressions.send_soon(key=s.user_id.encode(), value=encode(s))
-            for s in out.suppressions
-        ),
+        *((t.offers, o.user_id.encode(), encode(o)) for o in out.offers),
+        *((t.decisions, d.user_id.encode(), encode(d)) for d in out.decisions),
+        *((t.outcomes, o.user_id.encode(), encode(o)) for o in out.outcomes),
+        *((t.training, e.decision_id.encode(), encode(e)) for e in out.training),
+        *((t.suppressions, s.user_id.encode(), encode(s)) for s in out.suppressions),
     ]
 
 

@@ -30,6 +30,9 @@ class RejectReason(StrEnum):
     #: A record of one of our own topics whose row ClickHouse refused (the sinks set it aside
     #: so that one bad row cannot stop its table).
     REJECTED_BY_CLICKHOUSE = "rejected_by_clickhouse"
+    #: An output of the worker (``source_topic`` names its topic) that the broker could not
+    #: take as such (too large for it): this letter, without payload, stands in for it.
+    OUTPUT_NOT_PRODUCIBLE = "output_not_producible"
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,9 +61,11 @@ DEAD_LETTER_PAYLOAD_BYTES = 16_384
 DEAD_LETTER_KEY_CHARS = 256
 
 
-def dead_letter(rejected: Rejected, message: RawMessage) -> DeadLetter:
+def dead_letter(
+    rejected: Rejected, message: RawMessage, keep_bytes: int = DEAD_LETTER_PAYLOAD_BYTES
+) -> DeadLetter:
     value = message.value
-    kept = value[:DEAD_LETTER_PAYLOAD_BYTES]
+    kept = value[:keep_bytes]
     truncated = len(kept) < len(value)
     key = message.key
     return DeadLetter(

@@ -15,8 +15,9 @@ import base64
 from typing import Any
 
 import orjson
+from aiokafka.errors import MessageSizeTooLargeError
 
-from agents.clickstream import DeliveryError, _rebuild_index
+from agents.clickstream import RECORD_OVERHEAD_BYTES, DeliveryError, _rebuild_index
 from agents.state_store import ledger_key
 from schemas.decisions import NO_OFFER
 from streams.budget import BudgetLedger
@@ -293,6 +294,31 @@ async def test_a_refused_output_stops_the_worker_before_its_state_is_saved(
         await h.settle(0.3)
         assert h.changelog == []  # the batch will be read again, from a state without it
         assert isinstance(h.promo.app.crash_reason, DeliveryError)
+
+
+async def test_an_output_the_broker_cannot_take_becomes_a_dead_letter_not_a_crash_loop(
+    clickstream_agent: Any,
+) -> None:
+    # Refused as too large, it would be refused again at every replay of its batch.
+    users = [f"user-{n}" for n in range(12)]
+    async with clickstream_agent(explore_share=1.0, control_share=0.0, batch_size=12) as h:
+        h.refuse[h.settings.topic_offers] = MessageSizeTooLargeError()
+        # Decisions (~700 B) are too large to try at all: the producer would raise at once.
+        h.promo.app.conf.producer_max_request_size = RECORD_OVERHEAD_BYTES + 600
+        for user in users:
+            await send(h, view(user, f"{user}-v", T0))
+        await h.wait_until(lambda h: len(h.changelog) == len(users))
+        assert h.promo.app.crash_reason is None
+        assert h.decisions == [] and h.on(h.settings.topic_offers)  # offers were tried
+        letters = h.dead_letters
+        assert {d["source_topic"] for d in letters} == {
+            h.settings.topic_offers,
+            h.settings.topic_decisions,
+        }
+        for letter in letters:
+            DEAD_LETTER_SCHEMA.validate(letter)
+            assert letter["reason"] == "output_not_producible" and letter["raw_b64"] == ""
+            assert letter["raw_size"] > 0 and letter["key"] in users
 
 
 async def test_budget_ledger_is_kept_with_its_partition_and_suppressions_are_sent(
