@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Sequence
 
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
-from faust.types import EventT, StreamT, TopicT
+from faust.types import TP, EventT, StreamT, TopicT
 
 from agents.app import Promo
 from agents.replays import ReplayGuard, read_recent_decisions
@@ -159,6 +159,8 @@ def register(promo: Promo) -> None:
     @app.agent(promo.topics.clickstream, name="promo.clickstream")
     async def process_clickstream(stream: StreamT[bytes]) -> None:
         async for events in stream.take_events(s.batch_size, within=s.batch_seconds):  # type: ignore[attr-defined]
+            if expiry.needs_rebuild and not await _take_over(promo):
+                return
             if replays.pending:  # partitions taken over: what was sent may come again
                 replays.pending, replays.events_since = False, 0
                 engine.replays = await read_recent_decisions(s)
@@ -194,8 +196,9 @@ def register(promo: Promo) -> None:
     @app.timer(SWEEP_SECONDS)  # type: ignore[untyped-decorator]
     async def close_expired_windows() -> None:
         owned = _owned_partitions(promo)
-        if expiry.needs_rebuild and owned and not app.in_recovery:
-            _rebuild_index(promo)
+        taking_over = expiry.needs_rebuild and owned and not app.in_recovery
+        if taking_over and not await _take_over(promo):
+            return
         now = expiry.watermark(owned, int(time.time() * 1000))
         out, changed = EngineOutput(), {}
         for user_id in expiry.due(now):
@@ -219,11 +222,57 @@ def _owned_partitions(promo: Promo) -> set[int]:
     return {tp.partition for tp in promo.app.assignor.assigned_actives() if tp.topic == topic}
 
 
-def _rebuild_index(promo: Promo) -> None:
+class BrokerLostData(PromoError):
+    """The broker no longer holds what this worker's states were built from."""
+
+
+async def _take_over(promo: Promo) -> bool:
+    """Once partitions taken over are recovered, before their first batch: index the open
+    windows, and check the broker still holds what the states applied. False when it does
+    not: the worker is stopping."""
+    try:
+        await _check_log_holds_state(promo, _rebuild_index(promo))
+    except BrokerLostData as exc:
+        log.error("%s; stopping the worker", exc)
+        await promo.app.crash(exc)
+        return False
+    return True
+
+
+async def _check_log_holds_state(promo: Promo, applied: dict[int, int]) -> None:
+    """A partition whose states applied messages must have a clickstream and a changelog
+    that are not empty.
+
+    Empty ones lost data: a broker restarted without its storage, or topics deleted and
+    created again. The consumer would start over at offset 0 and the states would skip every
+    new message as a replay, in silence; and the states would be lost at the next restart.
+    (Emptiness, not "ends before the applied offset": Tansu's end offsets can fall short of
+    the true end on a healthy log, never to 0 while it holds a message.)
+    """
+    clickstream = promo.settings.topic_clickstream
+    changelog = promo.user_state.changelog_topic.get_topic_name()
+    owned = [p for p in sorted(_owned_partitions(promo)) if applied.get(p, -1) >= 0]
+    if not owned:
+        return
+    tps = [TP(topic, p) for topic in (clickstream, changelog) for p in owned]
+    ends = await promo.app.consumer.highwaters(*tps)
+    empty = sorted(f"{tp.topic}[{tp.partition}]" for tp in tps if ends.get(tp, 0) <= 0)
+    if empty:
+        raise BrokerLostData(
+            f"the broker lost data: {', '.join(empty)} empty, though this worker's state "
+            f"has applied clickstream messages up to offsets {applied}. It restarted without "
+            "its storage, or the topics were created again; the state no longer matches the "
+            "log, so the worker stops rather than skip new messages as replays"
+        )
+
+
+def _rebuild_index(promo: Promo) -> dict[int, int]:
     """After a (re)start or rebalance: the users with open decisions among the recovered
-    states, and how far event time had got on each partition."""
+    states, and how far event time had got on each partition; returns the last clickstream
+    offset the states applied, per partition."""
     abandon_ms = promo.engine.config.abandon_after_ms
     clocks: dict[int, list[int]] = {}
+    applied: dict[int, int] = {}
     for key, raw in list(promo.user_state.data.items()):
         if not is_user_key(key):
             continue
@@ -233,7 +282,9 @@ def _rebuild_index(promo: Promo) -> None:
             log.error("unreadable state of user %r: %s", key, exc)
             continue
         clocks.setdefault(state.partition, []).append(state.features.watermark)
+        applied[state.partition] = max(applied.get(state.partition, -1), state.offset)
         if state.open_decisions:
             promo.expiry.track(key.decode(), state)
     promo.expiry.advance(clocks)
     promo.expiry.needs_rebuild = False
+    return applied

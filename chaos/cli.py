@@ -11,11 +11,11 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from chaos import crashes, flood, outage, settings_faults
+from chaos import broker_restart, crashes, flood, outage, settings_faults
 from chaos.outcome import ScenarioResult
 from chaos.servers import Servers
 
-SCENARIOS = ("crashes", "flood", "settings", "outage")
+SCENARIOS = ("crashes", "flood", "settings", "outage", "broker")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -49,6 +49,9 @@ def run(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
         ),
         "settings": lambda: settings_faults.run(servers),
         "outage": lambda: outage.run(servers, outage.OutageConfig(keep=args.keep)),
+        "broker": lambda: broker_restart.run(
+            servers, broker_restart.BrokerRestartConfig(keep=args.keep)
+        ),
     }
     started = time.monotonic()
     results: dict[str, Any] = {}

@@ -8,6 +8,8 @@
 #   servers.sh status   what runs and what answers
 #   servers.sh clean    down, then remove .run/
 #   servers.sh clickhouse-down    stop ClickHouse alone (the chaos suite's outage; `up` restarts it)
+#   servers.sh broker-down        stop Tansu alone (the chaos suite's broker restart; `up` restarts it, empty)
+#   servers.sh broker-pause | broker-resume    freeze Tansu (SIGSTOP) and thaw it: unreachable, data kept
 #   servers.sh workers-up N | workers-down    N background workers (restarted if running)
 set -euo pipefail
 
@@ -246,6 +248,10 @@ case "${1:-}" in
   up) tansu_up; clickhouse_up; addresses ;;
   down) servers_down ;;
   clickhouse-down) stop clickhouse "$RUN/clickhouse/clickhouse.pid" "$RUN/clickhouse/config.xml" ;;
+  broker-down) stop tansu "$RUN/tansu/tansu.pid" tansu ;;
+  broker-pause | broker-resume)
+    pid=$(live_pid "$RUN/tansu/tansu.pid" tansu) || die "tansu: not started by this checkout"
+    kill "-$([[ $1 == broker-pause ]] && echo STOP || echo CONT)" "$pid" ;;
   status) status ;;
   clean) servers_down; rm -rf "$RUN"; log "removed $RUN" ;;
   workers-up) workers_up "${2:-}" ;;
