@@ -17,7 +17,6 @@ It stops the shared local broker, so it is not part of the CI-sized tests.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +25,8 @@ from chaos.backlog import as_messages, produce, shop_events
 from chaos.crashes import READY_TIMEOUT, wait_finished
 from chaos.harness import WorkerProcess
 from chaos.outcome import Check, ScenarioResult
-from chaos.servers import Servers, isolated_run
-from promo.settings import REPO_ROOT
+from chaos.servers import Servers, isolated_run, servers_sh
 
-SERVERS = REPO_ROOT / "deploy" / "local" / "servers.sh"
 #: A worker waiting for a broker uses less CPU than this share of one core.
 MAX_IDLE_CPU = 0.25
 #: How long a worker may take to notice the broker came back empty and stop.
@@ -59,19 +56,19 @@ def run(servers: Servers, config: BrokerRestartConfig) -> ScenarioResult:
         wait_finished(run, third)
 
         cpu_before = cpu_seconds(worker)
-        _servers("broker-pause")
+        servers_sh("broker-pause")
         try:
             time.sleep(config.pause_seconds)
         finally:
-            _servers("broker-resume")
+            servers_sh("broker-resume")
         paused_cpu = (cpu_seconds(worker) - cpu_before) / config.pause_seconds
         alive_after_pause = worker.process is not None and worker.process.poll() is None
         produce(servers.bootstrap_servers, topic, as_messages(events[third : 2 * third]))
         wait_finished(run, 2 * third)
         after_pause = run.count("events")
 
-        _servers("broker-down")
-        _servers("up")  # Tansu again, with nothing in it
+        servers_sh("broker-down")
+        servers_sh("up")  # Tansu again, with nothing in it
         back = time.monotonic()
         code, cpu_waiting = _wait_exit(worker, FAIL_WITHIN_SECONDS)
         failed_after = time.monotonic() - back
@@ -149,7 +146,3 @@ def cpu_seconds(worker: WorkerProcess) -> float:
         return 0.0
     utime, stime = fields.split()[11:13]
     return (int(utime) + int(stime)) / 100
-
-
-def _servers(command: str) -> None:
-    subprocess.run(["bash", str(SERVERS), command], check=True, capture_output=True, timeout=120)

@@ -12,7 +12,6 @@ It stops the shared local ClickHouse, so it is not part of the CI-sized tests.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +22,8 @@ from chaos.backlog import as_messages, produce, shop_events
 from chaos.crashes import READY_TIMEOUT, wait_finished
 from chaos.harness import WorkerProcess
 from chaos.outcome import Check, ScenarioResult
-from chaos.servers import Run, Servers, isolated_run, read_all
-from promo.settings import REPO_ROOT
+from chaos.servers import Run, Servers, isolated_run, read_all, servers_sh
 
-SERVERS = REPO_ROOT / "deploy" / "local" / "servers.sh"
 #: More than this growth of the worker's resident memory during the outage is unbounded.
 MAX_RSS_GROWTH_MB = 200.0
 GRACE_SECONDS = 30.0
@@ -54,7 +51,7 @@ def run(servers: Servers, config: OutageConfig) -> ScenarioResult:
         wait_finished(run, half)
         decided_before = len(decision_ids(run))
         rss_before = rss_mb(worker)
-        _clickhouse("clickhouse-down")
+        servers_sh("clickhouse-down")
         try:
             outage_started = time.monotonic()
             produce(servers.bootstrap_servers, topic, as_messages(events[half:]))
@@ -71,7 +68,7 @@ def run(servers: Servers, config: OutageConfig) -> ScenarioResult:
             lag_during = run.clickstream_lag()
             decided_during = len(decision_ids(run)) - decided_before
         finally:
-            _clickhouse("up")
+            servers_sh("up")
         recovered = time.monotonic()
         wait_finished(run, len(events))
         on_topic = decision_ids(run)
@@ -127,7 +124,3 @@ def rss_mb(worker: WorkerProcess) -> float:
         return 0.0
     kb = next((int(line.split()[1]) for line in status if line.startswith("VmRSS:")), 0)
     return kb / 1024
-
-
-def _clickhouse(command: str) -> None:
-    subprocess.run(["bash", str(SERVERS), command], check=True, capture_output=True, timeout=120)

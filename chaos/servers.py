@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 import uuid
@@ -26,9 +27,21 @@ from chaos.harness import (
     local_profile,
     run_migrations,
 )
+from promo.settings import REPO_ROOT
+
+SERVERS_SH = REPO_ROOT / "deploy" / "local" / "servers.sh"
 
 #: The roles of PipelineNames.env whose topics a run creates before producing.
 PARTITIONS = 4
+
+
+def servers_sh(command: str) -> None:
+    """``deploy/local/servers.sh COMMAND`` (stop or start a local server); fails with its
+    output."""
+    done = subprocess.run(["bash", str(SERVERS_SH), command], capture_output=True, timeout=120)
+    if done.returncode:
+        out = (done.stdout + done.stderr).decode(errors="replace")[-2000:]
+        raise RuntimeError(f"servers.sh {command} exited with {done.returncode}: {out}")
 
 
 def with_database(url: str, database: str) -> str:
