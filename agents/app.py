@@ -9,6 +9,7 @@ import faust
 from faust.types import TableT
 
 from agents.expiry import ExpiryIndex
+from agents.outputs import OutputProducer, Outputs
 from agents.topics import Topics
 from promo.settings import Settings
 from streams.engine import DecisionEngine, EngineConfig
@@ -28,6 +29,7 @@ class Promo:
     user_state: TableT[bytes, bytes]
     engine: DecisionEngine
     expiry: ExpiryIndex
+    outputs: Outputs
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -114,7 +116,12 @@ def create_app(settings: Settings, snapshot: ModelSnapshot | None = None) -> Pro
     config = engine_config(settings)
     engine = DecisionEngine(config, snapshot or initial_snapshot(settings, config))
     expiry = ExpiryIndex(allowed_lateness_ms=config.decision_lateness_ms)
-    promo = Promo(app, settings, topics, user_state, engine, expiry)
+    outputs = OutputProducer(settings)
+    promo = Promo(app, settings, topics, user_state, engine, expiry, outputs)
+
+    @app.on_before_shutdown.connect  # after the consumer stopped, before Faust's producer
+    async def flush_outputs(*args: object, **kwargs: object) -> None:
+        await outputs.stop()
 
     from agents import clickstream, learner, sinks
 

@@ -9,11 +9,12 @@ import time
 from collections.abc import Awaitable, Sequence
 
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
-from faust.types import TP, EventT, StreamT, TopicT
+from faust.types import TP, EventT, StreamT
 
 from agents.app import Promo
 from agents.replays import ReplayGuard, read_recent_decisions
 from agents.state_store import is_user_key, load_ledger, load_state, save_states, send_changelog
+from promo.settings import Settings
 from schemas.codec import encode
 from schemas.dead_letters import DeadLetter, RejectReason
 from streams.batch import BatchResult, RawMessage, dead_letter, process_batch
@@ -60,34 +61,30 @@ async def publish(
     replay: a dead letter without payload stands in for it, and the batch goes on.
     """
     changelog = save_states(promo.user_state, states, ledgers)
+    t = promo.settings
     outputs = [
-        (
-            promo.topics.dead_letters,
-            letter.key.encode() if letter.key is not None else None,
-            encode(letter),
-        )
-        for letter in dead_letters
+        (t.topic_dead_letters, None if d.key is None else d.key.encode(), encode(d))
+        for d in dead_letters
     ]
-    outputs += _outputs(promo, out)
-    limit = promo.app.conf.producer_max_request_size - RECORD_OVERHEAD_BYTES
+    outputs += _outputs(t, out)
+    send = promo.outputs.send
+    limit = promo.outputs.max_request_size - RECORD_OVERHEAD_BYTES
     results = await _delivered(
         [
-            topic.send_soon(key=key, value=value)
+            await send(topic, key, value)
             if len(value) + len(key or b"") <= limit
             else _failed(MessageSizeTooLargeError(f"{len(value)} bytes"))
             for topic, key, value in outputs
         ]
     )
     stand_ins = [
-        _stand_in(topic.get_topic_name(), key, value, result)
+        _stand_in(topic, key, value, result)
         for (topic, key, value), result in zip(outputs, results, strict=True)
         if isinstance(result, NOT_PRODUCIBLE)
     ]
     if stand_ins:
         log.error("%d outputs could not be produced; dead letters stand in", len(stand_ins))
-        await _delivered(
-            [promo.topics.dead_letters.send_soon(key=k, value=encode(d)) for k, d in stand_ins]
-        )
+        await _delivered([await send(t.topic_dead_letters, k, encode(d)) for k, d in stand_ins])
     if changelog:
         send_changelog(promo.user_state, changelog)
 
@@ -126,15 +123,14 @@ def _stand_in(
     return key, dead_letter(why, raw, keep_bytes=0)
 
 
-def _outputs(promo: Promo, out: EngineOutput) -> list[tuple[TopicT, bytes | None, bytes]]:
+def _outputs(t: Settings, out: EngineOutput) -> list[tuple[str, bytes | None, bytes]]:
     """Everything a batch produced, as (topic, key, value)."""
-    t = promo.topics
     return [
-        *((t.offers, o.user_id.encode(), encode(o)) for o in out.offers),
-        *((t.decisions, d.user_id.encode(), encode(d)) for d in out.decisions),
-        *((t.outcomes, o.user_id.encode(), encode(o)) for o in out.outcomes),
-        *((t.training, e.decision_id.encode(), encode(e)) for e in out.training),
-        *((t.suppressions, s.user_id.encode(), encode(s)) for s in out.suppressions),
+        *((t.topic_offers, o.user_id.encode(), encode(o)) for o in out.offers),
+        *((t.topic_decisions, d.user_id.encode(), encode(d)) for d in out.decisions),
+        *((t.topic_outcomes, o.user_id.encode(), encode(o)) for o in out.outcomes),
+        *((t.topic_training, e.decision_id.encode(), encode(e)) for e in out.training),
+        *((t.topic_suppressions, s.user_id.encode(), encode(s)) for s in out.suppressions),
     ]
 
 

@@ -5,12 +5,12 @@ listens on: the test context never connects. A message is put on the agent's tes
 raw bytes with its key, partition, offset and Kafka timestamp, exactly as the consumer would
 deliver it, and runs through the agent's own ``stream.take_events`` batching.
 
-What the agent sends with ``send_soon`` lands in the app producer's buffer, which is only
-drained by a running producer. The harness reads that buffer: every record the agent sent
-(offers, decisions, dead letters, outcomes, training examples, changelog entries) is observed
-on its way out, topic, key, partition and bytes as they would reach the broker. It also plays
-the broker's acknowledgement: each record it takes is delivered at once, or held (a slow
-broker, until ``release``), or refused (``refuse``), as a test asks.
+The agent's outputs (offers, decisions, dead letters, outcomes, training examples) go through
+``promo.outputs``, which the harness replaces by a recorder; the changelog goes through Faust's
+producer, whose buffer (drained only by a running producer) the harness reads. Either way
+every record is observed on its way out, topic, key and bytes as they would reach the broker.
+The harness also plays the broker's acknowledgement: each record is delivered at once, or
+held (a slow broker, until ``release``), or refused (``refuse``), as a test asks.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,26 +98,29 @@ class AgentHarness:
             future.set_result(None)
         self.held.clear()
 
+    max_request_size = 1_048_576
+
+    async def send(self, topic: str, key: bytes | None, value: bytes) -> Awaitable[object]:
+        """``Outputs.send``: the agent's outputs come here instead of to a producer."""
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._deliver(future, Sent(topic, key, value, None))
+        return future
+
+    def _deliver(self, future: Any, sent: Sent) -> None:
+        if sent.topic in self.refuse:
+            future.set_exception(self.refuse[sent.topic])
+        elif self.hold:
+            self.held.append(future)
+        else:
+            future.set_result(None)
+        self.sent.append(sent)
+
     def _drain(self) -> None:
         pending: asyncio.Queue[Any] = self.promo.app.producer.buffer.pending
         while not pending.empty():
             future = pending.get_nowait()
-            message = future.message
-            topic = message.channel.get_topic_name()
-            if topic in self.refuse:
-                future.set_exception(self.refuse[topic])
-            elif self.hold:
-                self.held.append(future)
-            else:
-                future.set_result(None)
-            self.sent.append(
-                Sent(
-                    topic,
-                    message.key,
-                    message.value,
-                    message.partition,
-                )
-            )
+            m = future.message
+            self._deliver(future, Sent(m.channel.get_topic_name(), m.key, m.value, m.partition))
 
     async def wait_until(self, done: Callable[[AgentHarness], bool], timeout: float = 3.0) -> None:
         """Wait until ``done(self)`` holds for what the agent sent so far, or fail."""
@@ -205,8 +208,10 @@ def clickstream_agent() -> Callable[..., Any]:
         promo = create_app(agent_settings(**overrides))
         agent = promo.app.agents["promo.clickstream"]
         async with agent.test_context() as wrapper:
-            # No producer runs here: the harness takes the records out of the producer's
-            # buffer, which is where it observes them, and acknowledges them.
-            yield AgentHarness(promo, wrapper)
+            # No producer runs here: the harness takes the outputs in place of the output
+            # producer, and the changelog out of Faust's producer buffer, and acknowledges them.
+            harness = AgentHarness(promo, wrapper)
+            promo.outputs = harness
+            yield harness
 
     return running

@@ -304,7 +304,7 @@ async def test_an_output_the_broker_cannot_take_becomes_a_dead_letter_not_a_cras
     async with clickstream_agent(explore_share=1.0, control_share=0.0, batch_size=12) as h:
         h.refuse[h.settings.topic_offers] = MessageSizeTooLargeError()
         # Decisions (~700 B) are too large to try at all: the producer would raise at once.
-        h.promo.app.conf.producer_max_request_size = RECORD_OVERHEAD_BYTES + 600
+        h.max_request_size = RECORD_OVERHEAD_BYTES + 600
         for user in users:
             await send(h, view(user, f"{user}-v", T0))
         await h.wait_until(lambda h: len(h.changelog) == len(users))
