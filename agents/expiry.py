@@ -17,6 +17,7 @@ never ahead of the wall clock (no real event happens in the future).
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from streams.user_state import UserState
@@ -31,6 +32,8 @@ class ExpiryIndex:
     #: How far behind its partition's latest event a purchase may still arrive.
     allowed_lateness_ms: int = 0
     needs_rebuild: bool = True
+    #: The keys the scan for idle users has still to look at (a snapshot of the table's).
+    idle_scan: list[bytes] = field(default_factory=list)
 
     def track(self, user_id: str, state: UserState) -> None:
         if state.open_decisions:
@@ -53,6 +56,15 @@ class ExpiryIndex:
         if not marks:
             return -1
         return min(min(marks) - self.allowed_lateness_ms, wall_clock_ms)
+
+    def keys_to_check(self, table_keys: Callable[[], Iterable[bytes]], n: int) -> list[bytes]:
+        """The next ``n`` keys of a pass over the table for idle users; a pass ended, the next
+        starts from a new snapshot of its keys."""
+        if not self.idle_scan:
+            self.idle_scan = list(table_keys())
+        taken = self.idle_scan[-n:]
+        del self.idle_scan[-n:]
+        return taken
 
     def due(self, now: int) -> list[str]:
         """Users whose earliest window ended by event time ``now``."""

@@ -13,8 +13,8 @@ from faust.types import TableT
 from streams.budget import BudgetLedger
 from streams.user_state import UserState
 
-#: (partition, key, value) of one user-state changelog record
-Changelog = tuple[int, bytes, bytes]
+#: (partition, key, value) of one user-state changelog record; None deletes the key
+Changelog = tuple[int, bytes, bytes | None]
 #: Keys of the table that are not users: a NUL byte never starts a valid user id.
 RESERVED_PREFIX = b"\x00"
 
@@ -51,7 +51,7 @@ def save_states(
     (see ``agents.clickstream.publish``): a replayed message is skipped when the recovered
     state already holds it, so its outputs must never be lost behind its state.
     """
-    entries = []
+    entries: list[Changelog] = []
     for user_id, state in states.items():
         key, value = user_id.encode(), state.to_bytes()
         table.data[key] = value

@@ -20,7 +20,7 @@ import orjson
 
 from streams.attribution import OpenDecision
 from streams.errors import PromoError
-from streams.features import NEVER, SlidingWindowFeatures
+from streams.features import CART_MAX_AGE, DAY, NEVER, SlidingWindowFeatures
 
 STATE_FORMAT = 3
 WEEK_MS = 7 * 86_400_000
@@ -31,6 +31,12 @@ DEDUP_HORIZON_MS = 3_600_000
 #: At most this many event ids within the horizon are kept (a bound on the state's size; only
 #: a user with more events than this in an hour can see a retry counted twice).
 DEDUP_MAX_IDS = 128
+#: A user idle this long in event time has nothing left that a feature, a cap or a window
+#: reads: the longest window, the "hours since" cap and the cart's age limit are 30 days, and
+#: a daily bucket can hold an event up to a day longer. Only category interest remains, decayed
+#: to under 5 % (half-life 7 days). Such a user can leave the table: if they come back they
+#: start again, as a new user would, with that same feature vector.
+IDLE_EVICTION_MS = CART_MAX_AGE + DAY
 
 
 def event_id_hash(event_id: str) -> int:
@@ -53,6 +59,10 @@ class UserState:
     #: [hash of the event id, event time] of the events within ``DEDUP_HORIZON_MS`` of the
     #: latest: a producer's retry (same event, new offset) is skipped.
     recent_events: list[list[int]] = field(default_factory=list)
+
+    def evictable(self, now: int) -> bool:
+        """Idle for ``IDLE_EVICTION_MS`` of event time ``now``, with no window left open."""
+        return not self.open_decisions and now - self.features.watermark > IDLE_EVICTION_MS
 
     def first_time(self, partition: int, offset: int, event_id: str, ts: int) -> bool:
         """Record a message as folded in; False, recording nothing, for one this state

@@ -17,13 +17,13 @@ from typing import Any
 import orjson
 from aiokafka.errors import MessageSizeTooLargeError
 
-from agents.clickstream import RECORD_OVERHEAD_BYTES, DeliveryError, _rebuild_index
+from agents.clickstream import RECORD_OVERHEAD_BYTES, DeliveryError, _rebuild_index, evict_idle
 from agents.state_store import ledger_key
 from schemas.decisions import NO_OFFER
 from streams.budget import BudgetLedger
 from streams.feature_vector import FEATURE_INDEX, FEATURE_NAMES
 from streams.policy import in_control_group
-from streams.user_state import UserState
+from streams.user_state import IDLE_EVICTION_MS, UserState
 from tests.agents.conftest import MINUTE_MS, AgentHarness, schema_validator
 
 T0 = 1_700_000_000_000
@@ -217,6 +217,26 @@ async def test_table_holds_the_users_state_after_the_batch(clickstream_agent: An
         assert entries[b"user-2"].partition == 2
         for key, entry in entries.items():
             assert entry.value == h.promo.user_state.data[key]
+
+
+async def test_users_idle_past_every_window_leave_the_table_with_a_tombstone(
+    clickstream_agent: Any,
+) -> None:
+    search = {"event_id": "s-1", "user_id": "idle", "ts": T0, "type": "search", "query": "q"}
+    async with clickstream_agent() as h:
+        await send(h, search, partition=3)  # no decision point: nothing left open
+        await send(h, {**search, "event_id": "s-2", "user_id": "elsewhere"}, partition=4)
+        await send(h, view("open", "v-1", T0), partition=3)  # a decision, its window open
+        await h.wait_until(lambda h: len(h.changelog) == 3)
+        assert state_of(h, "open").open_decisions
+
+        assert evict_idle(h.promo, T0 + IDLE_EVICTION_MS, owned={3, 4}) == 0  # not yet
+        assert evict_idle(h.promo, T0 + IDLE_EVICTION_MS + 1, owned={3}) == 1
+        await h.settle()
+        table = h.promo.user_state.data
+        assert b"idle" not in table and {b"open", b"elsewhere"} <= set(table)
+        (tombstone,) = [s for s in h.changelog if s.value is None]
+        assert (tombstone.key, tombstone.partition) == (b"idle", 3)
 
 
 async def test_state_carries_over_to_the_next_batch(clickstream_agent: Any) -> None:

@@ -6,7 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams.feature_vector import FEATURE_INDEX, feature_vector
 from streams.features import DAY, HOUR, MINUTE, TYPES, SlidingWindowFeatures
+from streams.user_state import IDLE_EVICTION_MS
 
 # A window of length W counts the W/width most recent buckets (10 min, 1 h, 1 d wide):
 #   t:   0     50m    2h          26h             8d
@@ -145,3 +147,28 @@ def test_cart_is_bounded_and_expires() -> None:
     assert f.cart_items == 100 and "i149" in f.cart and "i0" not in f.cart
     f.update("view", ts=40 * DAY, category="x")  # back after 40 days
     assert f.cart == {} and not f.returning_to_cart
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(TYPES), st.integers(0, 10 * DAY), st.sampled_from("xyz")),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_a_user_idle_past_the_eviction_horizon_looks_new(
+    events: list[tuple[str, int, str]],
+) -> None:
+    """Evicting idle users (``IDLE_EVICTION_MS``) changes no feature but category interest:
+    back after that long, the kept state and a new one give the same vector."""
+    kept, new = SlidingWindowFeatures(), SlidingWindowFeatures()
+    for event_type, ts, category in sorted(events, key=lambda e: e[1]):
+        kept.update(event_type, ts=ts, category=category, amount=3.0, item_id=category)
+    back = kept.watermark + IDLE_EVICTION_MS + 1
+    for f in (kept, new):
+        f.update("view", ts=back, category="x", item_id="x")
+    interest = FEATURE_INDEX["top_category_share"]
+    assert [v for i, v in enumerate(feature_vector(kept, back)) if i != interest] == [
+        v for i, v in enumerate(feature_vector(new, back)) if i != interest
+    ]
