@@ -290,7 +290,7 @@ async def _check_log_holds_state(promo: Promo, applied: dict[int, int]) -> None:
         return
     tps = [TP(topic, p) for topic in (clickstream, changelog) for p in owned]
     ends = await promo.app.consumer.highwaters(*tps)
-    empty = sorted(f"{tp.topic}[{tp.partition}]" for tp in tps if ends.get(tp, 0) <= 0)
+    empty = sorted(f"{tp.topic}[{tp.partition}]" for tp in tps if tp in ends and ends[tp] <= 0)
     if empty:
         raise BrokerLostData(
             f"the broker lost data: {', '.join(empty)} empty, though this worker's state "

@@ -12,7 +12,8 @@ A third of a backlog is stored, then:
    rather than hang, spin, or skip new messages as replays of ones it applied.
 3. **Started again**, a new worker begins from the empty broker and the last third is stored.
 
-It stops the shared local broker, so it is not part of the CI-sized tests.
+It stops the local broker: the CI-sized
+test runs after every other test, and only on servers this checkout started.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ backlog; decisions reach the decisions topic), the worker's memory stays bounded
 stopped during the outage exits within its grace period, and once ClickHouse is back the
 sinks catch up: every event stored, every decision on the topic in the table.
 
-It stops the shared local ClickHouse, so it is not part of the CI-sized tests.
+It stops the local ClickHouse: the CI-sized
+test runs after every other test, and only on servers this checkout started.
 """
 
 from __future__ import annotations

@@ -247,8 +247,16 @@ EOF
 case "${1:-}" in
   up) tansu_up; clickhouse_up; addresses ;;
   down) servers_down ;;
-  clickhouse-down) stop clickhouse "$RUN/clickhouse/clickhouse.pid" "$RUN/clickhouse/config.xml" ;;
-  broker-down) stop tansu "$RUN/tansu/tansu.pid" tansu ;;
+  # The chaos suite's faults: they must really stop a server, so one this checkout did not
+  # start is an error, never a silent no-op.
+  clickhouse-down)
+    live_pid "$RUN/clickhouse/clickhouse.pid" "$RUN/clickhouse/config.xml" >/dev/null \
+      || die "clickhouse: not started by this checkout (run make down where it was started)"
+    stop clickhouse "$RUN/clickhouse/clickhouse.pid" "$RUN/clickhouse/config.xml" ;;
+  broker-down)
+    live_pid "$RUN/tansu/tansu.pid" tansu >/dev/null \
+      || die "tansu: not started by this checkout (run make down where it was started)"
+    stop tansu "$RUN/tansu/tansu.pid" tansu ;;
   broker-pause | broker-resume)
     pid=$(live_pid "$RUN/tansu/tansu.pid" tansu) || die "tansu: not started by this checkout"
     kill "-$([[ $1 == broker-pause ]] && echo STOP || echo CONT)" "$pid" ;;

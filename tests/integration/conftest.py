@@ -31,6 +31,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.is_relative_to(HERE):
             item.add_marker(pytest.mark.integration)
+    # Tests that stop a local server (and may bring the broker back empty) run last.
+    items.sort(key=lambda item: item.get_closest_marker("stops_servers") is not None)
 
 
 def _env_flag(name: str) -> bool:

@@ -1,6 +1,9 @@
 """The chaos suite at CI size, on the real servers (see README "Chaos suite"): crashes with
-learning on, a flood of every malformed kind, and bad settings. ``make chaos`` runs the same
-scenarios at full size. A server that does not answer fails these tests under CI (conftest)."""
+learning on, a flood of every malformed kind, bad settings, a ClickHouse outage, and the broker
+frozen then restarted empty. ``make chaos`` runs the same scenarios at full size. A server that
+does not answer fails these tests under CI (conftest). The last two stop the local servers, so
+they need servers this checkout started (``make up`` here, not in another checkout), and run
+after every other test."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import json
 
 import pytest
 
-from chaos import crashes, flood, settings_faults
+from chaos import broker_restart, crashes, flood, outage, settings_faults
 from chaos.outcome import ScenarioResult
 from chaos.servers import Servers
 
@@ -36,3 +39,14 @@ def test_bad_input_flood(servers: Servers) -> None:
 
 def test_bad_settings(servers: Servers) -> None:
     _passed(settings_faults.run(servers))
+
+
+@pytest.mark.stops_servers
+def test_clickhouse_outage(servers: Servers) -> None:
+    _passed(outage.run(servers, outage.OutageConfig(events=6_000, outage_seconds=20.0, seed=7)))
+
+
+@pytest.mark.stops_servers
+def test_broker_frozen_then_restarted_empty(servers: Servers) -> None:
+    config = broker_restart.BrokerRestartConfig(events=3_000, pause_seconds=10.0, seed=9)
+    _passed(broker_restart.run(servers, config))
