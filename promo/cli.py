@@ -165,7 +165,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    from agents.app import create_app, engine_config
+    from agents.app import create_app, engine_config, run_worker
     from promo.clickhouse import ClickHouseUnavailable, check_schema
     from promo.kafka_io import ensure_topics, latest_snapshot
     from streams.feature_vector import FEATURE_NAMES
@@ -179,13 +179,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     created = ensure_topics(settings, promo.topics.partitions())
     if created:
         logging.getLogger("promo").info("created topics %s", ", ".join(created))
-    sys.argv = [
-        "promo",
-        "worker",
-        f"--loglevel={settings.worker_log_level}",
-        f"--web-port={settings.worker_port}",
-    ]
-    promo.app.main()  # returns only through SystemExit when the worker stops
+    run_worker(promo.app, settings)
     return 0
 
 
