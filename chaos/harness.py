@@ -237,11 +237,19 @@ class Clickstream:
         self.topic = topic
         self.producer = KafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=5)
 
-    def send(self, event: dict[str, Any] | bytes, key: str | None = None) -> None:
+    def send(
+        self, event: dict[str, Any] | bytes, key: str | None = None, timestamp_ms: int | None = None
+    ) -> None:
+        """Send one event; the Kafka timestamp is ``timestamp_ms``, or the time of sending."""
         value = event if isinstance(event, bytes) else orjson.dumps(event)
         if key is None and isinstance(event, dict):
             key = event["user_id"]
-        self.producer.send(self.topic, key=key.encode() if key is not None else None, value=value)
+        self.producer.send(
+            self.topic,
+            key=key.encode() if key is not None else None,
+            value=value,
+            timestamp_ms=timestamp_ms,
+        )
 
     def send_all(self, events: Iterable[dict[str, Any]]) -> int:
         n = 0
