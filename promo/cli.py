@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -160,6 +161,18 @@ def _parser() -> argparse.ArgumentParser:
         "dead-letters", _dead_letters, "Print rejected clickstream messages with their reasons."
     )
     dead.add_argument("--limit", type=int, default=10)
+    bench = command(
+        "bench",
+        _bench,
+        "Measure every speed figure on the local servers and print them as one JSON object: "
+        "the transport and framework ceilings, the full pipeline with one and two workers, "
+        "CPU per event and per stage, latency at half load, state bytes per user, the memory "
+        "of a million users' states. Minutes, and it loads the servers: not part of the tests.",
+    )
+    bench.add_argument(
+        "--events", type=int, default=None, help="backlog events (default 150000; --quick 20000)"
+    )
+    bench.add_argument("--quick", action="store_true", help="a smoke run of about a minute")
     command("settings", _settings, "Print the effective settings (secrets masked).")
     return parser
 
@@ -350,6 +363,15 @@ def _dead_letter_lines(value: bytes) -> list[str]:
     where = f"{letter['source_topic']}[{letter['partition']}]@{letter['offset']}"
     size = f" ({letter['raw_size']:,} bytes, truncated)" if letter.get("truncated") else ""
     return [f"{letter['reason']:<18} {where}: {letter['detail']}{size}", f"{'':<19}{raw[:160]}"]
+
+
+def _bench(settings: Settings, args: argparse.Namespace) -> int:
+    from benchmarks.bench import run
+
+    command = shlex.join(["promo", *sys.argv[1:]])
+    figures = run(args.events, args.quick, command, lambda line: print(line, file=sys.stderr))
+    print(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode())
+    return 0
 
 
 def _settings(settings: Settings, args: argparse.Namespace) -> int:
