@@ -30,8 +30,9 @@ from chaos.backlog import DAYS
 from chaos.servers import PARTITIONS, Servers, isolated_run
 from promo.settings import load_settings
 
-#: About 6 minutes in all on 2 cores; --quick about 1.
-DEFAULT_EVENTS = 150_000
+#: About 6 minutes in all on 2 cores (each 100,000 events add about 55 s to some 2 minutes
+#: of start-ups, clean-ups and the latency phase); --quick about 1.
+DEFAULT_EVENTS = 400_000
 QUICK_EVENTS = 20_000
 STATE_METHOD = (
     "the latest value per user key on the one-worker run's user-state changelog topic, read "

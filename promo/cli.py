@@ -170,7 +170,10 @@ def _parser() -> argparse.ArgumentParser:
         "of a million users' states. Minutes, and it loads the servers: not part of the tests.",
     )
     bench.add_argument(
-        "--events", type=int, default=None, help="backlog events (default 150000; --quick 20000)"
+        "--events",
+        type=int,
+        default=None,
+        help="backlog events (default: sized for about 6 minutes on 2 cores)",
     )
     bench.add_argument("--quick", action="store_true", help="a smoke run of about a minute")
     command("settings", _settings, "Print the effective settings (secrets masked).")

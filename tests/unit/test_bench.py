@@ -20,6 +20,7 @@ from benchmarks.figures import latency_summary, output_latencies, percentile, ra
 from benchmarks.latency import LatencyFigures
 from benchmarks.pipeline import PipelineFigures
 from benchmarks.stages import STAGES, StageFigures, measure_stages
+from benchmarks.table import markdown_table
 from chaos.backlog import shop_events
 from promo.cli import _bench, _parser
 from promo.settings import load_settings
@@ -33,6 +34,7 @@ MODULES = [
     "benchmarks.pipeline",
     "benchmarks.memory",
     "benchmarks.server_cpu",
+    "benchmarks.table",
     "chaos.harness",
 ]
 
@@ -75,6 +77,7 @@ REQUIRED = [
     "state_bytes_per_user.mean_bytes",
     "state_bytes_per_user.p95_bytes",
     "state_bytes_per_user.max_bytes",
+    "memory_1m_users.users",
     "memory_1m_users.rss_mb",
     "memory_1m_users.synthetic",
     "memory_1m_users.method",
@@ -164,7 +167,14 @@ def fake_measured(stages: StageFigures) -> Measured:
             1_000, 15.0, 3.0, 15_000, [(0, 900), (20_000, 1_300)], [(0, 950)], 3.1, 2.0, servers
         ),
         state_sizes=[700, 900, 1_400],
-        memory={"method": "synthetic", "synthetic": True, "users": 1_000_000, "rss_mb": 1_300.0},
+        memory={
+            "method": "synthetic",
+            "synthetic": True,
+            "users": 1_000_000,
+            "rss_mb_empty": 50.0,
+            "rss_mb": 1_300.0,
+            "bytes_per_user": 1_310.7,
+        },
     )
 
 
@@ -185,6 +195,17 @@ def test_the_json_holds_every_required_figure(stages: StageFigures) -> None:
     assert figures["ratios"]["pipeline_to_framework"] == 0.25  # 2,000 / 8,000 events/s
     assert figures["two_workers"]["ratio_to_one_worker"] == 1.25  # 2,500 / 2,000
     assert figures["latency"]["event_to_decision_p50_ms_per_10_s"] == [900, None, 1_300]
+
+
+def test_the_readme_table_shows_every_figure(stages: StageFigures) -> None:
+    machine = {"cores": 2, "python": "3.11.7", "cpu": "test"}
+    figures = report(fake_measured(stages), Options.of(800, True), "promo bench", machine, 1.0)
+    table = markdown_table(figures)
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 11  # the header and ten figures
+    assert "`promo bench` on 2 cores" in table and "| 2,000 events/s |" in table
+    assert "900 / 900 / 900 / 900 ms (n = 1)" not in table  # both decisions counted
+    assert "900 / 1,300 / 1,300 / 1,300 ms (n = 2)" in table
 
 
 def test_bench_is_a_command_with_a_quick_mode() -> None:
