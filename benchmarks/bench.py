@@ -4,9 +4,9 @@ On the local servers (``make up``), each run in its own topics, app ids and Clic
 databases, removed afterwards: a backlog of simulated shop traffic; the transport ceiling
 (a plain aiokafka consumer) and the framework ceiling (a Faust worker that only decodes) on
 it; the cost of each stage in process; two ``promo worker`` processes through it, then one;
-on that warm worker, latency at half its throughput; the state bytes per user on its
-changelog; and the memory of a million users' states (a synthetic fill). Figures, never
-assertions: nothing here fails on a slow machine.
+its state bytes per user and writes per event on its changelog; on that warm worker,
+latency at a quarter, then half, of its throughput; and the memory of a million users'
+states (a synthetic fill). Figures, never assertions: nothing here fails on a slow machine.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib.metadata import version
 from typing import Any
 
@@ -23,17 +23,21 @@ from benchmarks import memory
 from benchmarks.ceilings import Ceiling, framework_ceiling, produce_backlog, transport_ceiling
 from benchmarks.figures import ratio, size_summary
 from benchmarks.latency import LatencyFigures, paced_latency
-from benchmarks.pipeline import PipelineFigures, drain, pipeline_run, state_sizes
+from benchmarks.pipeline import Changelog, PipelineFigures, drain, pipeline_run
 from benchmarks.server_cpu import server_pids
 from benchmarks.stages import StageFigures, measure_stages
 from chaos.backlog import DAYS
 from chaos.servers import PARTITIONS, Servers, isolated_run
 from promo.settings import load_settings
 
-#: About 6 minutes in all on 2 cores (each 100,000 events add about 55 s to some 2 minutes
-#: of start-ups, clean-ups and the latency phase); --quick about 1.
+#: About 6.5 minutes in all on 2 cores (each 100,000 events add about 55 s to some 2.5
+#: minutes of start-ups, clean-ups and the latency phases); --quick about 1.5.
 DEFAULT_EVENTS = 400_000
 QUICK_EVENTS = 20_000
+#: Paced phases on the warm worker: (share of its catch-up rate, share of latency_seconds).
+#: The issue asks for half the rate; a quarter, first, shows latency where the 2 shared
+#: cores keep up in real time.
+LATENCY_PHASES = ((0.25, 0.5), (0.5, 1.0))
 STATE_METHOD = (
     "the latest value per user key on the one-worker run's user-state changelog topic, read "
     "record by record once the backlog was drained (budget ledgers left out): what the "
@@ -79,6 +83,7 @@ class Measured:
     one_worker: PipelineFigures
     two_workers: PipelineFigures
     latency: LatencyFigures
+    latency_at_quarter_rate: LatencyFigures
     state_sizes: list[int]
     memory: dict[str, Any]
 
@@ -103,23 +108,36 @@ def measure(options: Options, servers: Servers, log: Callable[[str], None]) -> M
         log("bench: one worker")
         with pipeline_run(servers, backlog, "bench-one") as run:
             one = drain(run, backlog, 1, pids, options.timeout)
-            sizes = state_sizes(run)
-            log(f"bench: latency at {one.events_per_s / 2:,.0f} events/s")
-            latency = paced_latency(
-                run,
-                backlog,
-                run.workers[0],
-                pids,
-                rate=one.events_per_s / 2,
-                seconds=options.latency_seconds,
-                warmup_seconds=options.warmup_seconds,
-                seed=options.seed + 1,
-                timeout=options.timeout,
-            )
+            changelog = Changelog.read(run)
+            one = replace(one, state_writes=changelog.state_writes())
+            sizes, read_to = changelog.state_sizes(), changelog.ends
+            committed = sum(backlog.ends.values())
+            latencies: list[LatencyFigures] = []
+            for share, seconds in LATENCY_PHASES:
+                rate = one.events_per_s * share
+                log(f"bench: latency at {rate:,.0f} events/s")
+                latency = paced_latency(
+                    run,
+                    backlog,
+                    run.workers[0],
+                    pids,
+                    share=share,
+                    rate=rate,
+                    seconds=options.latency_seconds * seconds,
+                    warmup_seconds=options.warmup_seconds,
+                    seed=options.seed + len(latencies) + 1,
+                    committed_before=committed,
+                    timeout=options.timeout,
+                )
+                committed += latency.events_sent
+                written = Changelog.read(run, start=read_to)
+                read_to = {**read_to, **written.ends}
+                latencies.append(replace(latency, state_writes=written.state_writes()))
     log(f"bench: memory of {options.memory_users:,} users' states")
     held = memory.measure(options.memory_users, sizes, options.seed)
+    quarter, half = latencies
     return Measured(
-        backlog.events, users, transport, framework, stages, one, two, latency, sizes, held
+        backlog.events, users, transport, framework, stages, one, two, half, quarter, sizes, held
     )
 
 
@@ -162,6 +180,7 @@ def report(
         },
         "stages": m.stages.to_json(),
         "latency": m.latency.to_json(),
+        "latency_at_quarter_rate": m.latency_at_quarter_rate.to_json(),
         "state_bytes_per_user": {"method": STATE_METHOD, **size_summary(m.state_sizes)},
         "memory_1m_users": m.memory,
         "two_workers": {

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 
 from agents.state_store import is_user_key
 from benchmarks.ceilings import READY_TIMEOUT, Backlog
@@ -48,6 +49,8 @@ class PipelineFigures:
     rss_mb: tuple[float, ...]
     counts: dict[str, int]
     server_cpu_seconds: dict[str, float | None]
+    #: users' states written to the changelog (read afterwards; None if not read)
+    state_writes: int | None = None
 
     @property
     def events_per_s(self) -> float:
@@ -70,8 +73,14 @@ class PipelineFigures:
             "hot_path_seconds": round(self.hot_path_seconds, 1),
             "startup_seconds": round(self.startup_seconds, 1),
             "worker_rss_mb": [round(mb, 1) for mb in self.rss_mb],
+            "state_writes_per_event": writes_per_event(self.state_writes, self.events),
             **self.counts,
         }
+
+
+def writes_per_event(writes: int | None, events: int) -> float | None:
+    """State writes per event, to a thousandth (None when not counted)."""
+    return None if writes is None else round(writes / events, 3)
 
 
 @contextmanager
@@ -209,10 +218,31 @@ def stored_counts(run: Run) -> dict[str, int]:
     }
 
 
-def state_sizes(run: Run) -> list[int]:
-    """Bytes of each user's latest state on the run's user-state changelog (budget ledgers
-    left out): what the worker's memory store holds."""
-    topic = f"{run.names.app_id}-user-state-changelog"
-    records = read_records(run.servers.bootstrap_servers, topic, idle_seconds=2.0)
-    sizes = latest_value_sizes((r.key, r.value) for r in records)
-    return [size for key, size in sizes.items() if is_user_key(key)]
+@dataclass(frozen=True)
+class Changelog:
+    """The user-state changelog records a run's workers wrote (from ``start`` on)."""
+
+    records: list[ConsumerRecord]
+
+    @classmethod
+    def read(cls, run: Run, start: dict[int, int] | None = None) -> Changelog:
+        topic = f"{run.names.app_id}-user-state-changelog"
+        bootstrap = run.servers.bootstrap_servers
+        return cls(read_records(bootstrap, topic, idle_seconds=2.0, start=start))
+
+    @property
+    def ends(self) -> dict[int, int]:
+        """Per partition, the offset after the last record read: where to read on from."""
+        ends: dict[int, int] = {}
+        for r in self.records:
+            ends[r.partition] = max(ends.get(r.partition, 0), r.offset + 1)
+        return ends
+
+    def state_writes(self) -> int:
+        """Users' states written (budget ledgers left out)."""
+        return sum(1 for r in self.records if r.key is not None and is_user_key(r.key))
+
+    def state_sizes(self) -> list[int]:
+        """Bytes of each user's latest state: what the worker's memory store holds."""
+        sizes = latest_value_sizes((r.key, r.value) for r in self.records)
+        return [size for key, size in sizes.items() if is_user_key(key)]

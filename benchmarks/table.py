@@ -50,6 +50,28 @@ def _servers(figures: dict[str, Any]) -> str:
     )
 
 
+def _latency_rows(lat: dict[str, Any]) -> list[tuple[str, str, str]]:
+    share = lat["share_of_pipeline_rate"]
+    rate = f"{_n(lat['rate_events_per_s'])} events/s ({share:g} of the pipeline's)"
+    return [
+        (
+            f"event → decision at {rate}, p50 / p95 / p99 / max",
+            _latency(lat["event_to_decision"]),
+            f"p50 per 10 s of sending: {_trend(lat['event_to_decision_p50_ms_per_10_s'])} ms; "
+            f"drained {_n(lat['drain_seconds_after_last_send'], 1)} s after the last send",
+        ),
+        (
+            f"event → offer at {_n(lat['rate_events_per_s'])} events/s",
+            _latency(lat["event_to_offer"]),
+            f"worker {lat['worker_cpu_share_of_a_core']} of a core, broker "
+            f"{lat.get('broker_cpu_share_of_a_core')}, ClickHouse "
+            f"{lat.get('clickhouse_cpu_share_of_a_core')}, the bench's sender "
+            f"{lat['sender_cpu_share_of_a_core']}; "
+            f"{lat['state_writes_per_event']} state writes per event",
+        ),
+    ]
+
+
 def markdown_table(bench: dict[str, Any]) -> str:
     """The table of every figure, with the command and machine that measured them."""
     t, f, p, two = (
@@ -58,7 +80,7 @@ def markdown_table(bench: dict[str, Any]) -> str:
         bench["pipeline"],
         bench["two_workers"],
     )
-    r, s, lat = bench["ratios"], bench["stages"], bench["latency"]
+    r, s = bench["ratios"], bench["stages"]
     state, mem, m = bench["state_bytes_per_user"], bench["memory_1m_users"], bench["machine"]
     stages = ", ".join(
         f"{name} {_n(s['us_per_event'][key], 1)}" for key, name in STAGE_NAMES.items()
@@ -78,7 +100,8 @@ def markdown_table(bench: dict[str, Any]) -> str:
             "full pipeline, 1 worker, until every event and decision is in ClickHouse",
             f"{_n(p['events_per_s'])} events/s",
             f"{_n(p['cpu_us_per_event'], 1)} µs CPU/event in the worker; {_servers(p)}; "
-            f"hot path alone {_n(p['hot_path_events_per_s'])} events/s",
+            f"hot path alone {_n(p['hot_path_events_per_s'])} events/s; "
+            f"{p['state_writes_per_event']} state writes per event",
         ),
         (
             "ratios",
@@ -97,19 +120,8 @@ def markdown_table(bench: dict[str, Any]) -> str:
             f"{_n(s['total_plain_cpu_us_per_event'], 1)} µs CPU/event in all",
             f"{stages}; {r['stages_cpu_to_pipeline_cpu']} of the worker's CPU per event",
         ),
-        (
-            f"event → decision at {_n(lat['rate_events_per_s'])} events/s "
-            "(half the pipeline's rate), p50 / p95 / p99 / max",
-            _latency(lat["event_to_decision"]),
-            f"p50 per 10 s of sending: {_trend(lat['event_to_decision_p50_ms_per_10_s'])} ms",
-        ),
-        (
-            "event → offer, same run",
-            _latency(lat["event_to_offer"]),
-            f"worker {lat['worker_cpu_share_of_a_core']} of a core, broker "
-            f"{lat.get('broker_cpu_share_of_a_core')}, ClickHouse "
-            f"{lat.get('clickhouse_cpu_share_of_a_core')}",
-        ),
+        *_latency_rows(bench["latency_at_quarter_rate"]),
+        *_latency_rows(bench["latency"]),
         (
             "state per user (changelog, latest value per key)",
             f"mean {_n(state['mean_bytes'])} B",

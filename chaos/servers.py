@@ -186,10 +186,16 @@ def read_all(
 
 
 def read_records(
-    bootstrap_servers: list[str], topic: str, *, idle_seconds: float = 5.0, timeout: float = 120.0
+    bootstrap_servers: list[str],
+    topic: str,
+    *,
+    idle_seconds: float = 5.0,
+    timeout: float = 120.0,
+    start: dict[int, int] | None = None,
 ) -> list[ConsumerRecord]:
-    """Every record of ``topic`` (with its offset and timestamp), read until nothing new
-    arrived for ``idle_seconds``."""
+    """Every record of ``topic`` (with its offset and timestamp), from the beginning or the
+    ``start`` offset of each partition, read until nothing new arrived for
+    ``idle_seconds``."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap_servers,
         group_id=None,
@@ -205,7 +211,11 @@ def read_records(
             time.sleep(0.2)
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
+        if start is None:
+            consumer.seek_to_beginning(*tps)
+        else:
+            for tp in tps:
+                consumer.seek(tp, start.get(tp.partition, 0))
         records: list[ConsumerRecord] = []
         last_new = time.monotonic()
         stop = time.monotonic() + timeout

@@ -164,7 +164,31 @@ def fake_measured(stages: StageFigures) -> Measured:
         one_worker=pipeline,
         two_workers=PipelineFigures(2, 800, 6.0, 0.3, 0.32, 0.13, (200.0, 190.0), {}, servers),
         latency=LatencyFigures(
-            1_000, 15.0, 3.0, 15_000, [(0, 900), (20_000, 1_300)], [(0, 950)], 3.1, 2.0, servers
+            share=0.5,
+            rate=1_000,
+            seconds=15.0,
+            warmup_seconds=3.0,
+            events_sent=15_000,
+            to_decision=[(0, 900), (20_000, 1_300)],
+            to_offer=[(0, 950)],
+            drain_seconds=3.1,
+            worker_cpu_seconds=2.0,
+            server_cpu_seconds=servers,
+            sender_cpu_seconds=4.0,
+        ),
+        latency_at_quarter_rate=LatencyFigures(
+            share=0.25,
+            rate=500,
+            seconds=7.5,
+            warmup_seconds=3.0,
+            events_sent=3_750,
+            to_decision=[(0, 400)],
+            to_offer=[],
+            drain_seconds=2.9,
+            worker_cpu_seconds=0.5,
+            server_cpu_seconds=servers,
+            sender_cpu_seconds=1.0,
+            state_writes=3_700,
         ),
         state_sizes=[700, 900, 1_400],
         memory={
@@ -195,6 +219,8 @@ def test_the_json_holds_every_required_figure(stages: StageFigures) -> None:
     assert figures["ratios"]["pipeline_to_framework"] == 0.25  # 2,000 / 8,000 events/s
     assert figures["two_workers"]["ratio_to_one_worker"] == 1.25  # 2,500 / 2,000
     assert figures["latency"]["event_to_decision_p50_ms_per_10_s"] == [900, None, 1_300]
+    quarter = figures["latency_at_quarter_rate"]
+    assert (quarter["state_writes_per_event"], quarter["event_to_offer"]["p50_ms"]) == (0.987, None)
 
 
 def test_the_readme_table_shows_every_figure(stages: StageFigures) -> None:
@@ -202,7 +228,7 @@ def test_the_readme_table_shows_every_figure(stages: StageFigures) -> None:
     figures = report(fake_measured(stages), Options.of(800, True), "promo bench", machine, 1.0)
     table = markdown_table(figures)
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(rows) == 11  # the header and ten figures
+    assert len(rows) == 13  # the header and twelve figures
     assert "`promo bench` on 2 cores" in table and "| 2,000 events/s |" in table
     assert "900 / 900 / 900 / 900 ms (n = 1)" not in table  # both decisions counted
     assert "900 / 1,300 / 1,300 / 1,300 ms (n = 2)" in table
