@@ -20,7 +20,13 @@ from importlib.metadata import version
 from typing import Any
 
 from benchmarks import memory
-from benchmarks.ceilings import Ceiling, framework_ceiling, produce_backlog, transport_ceiling
+from benchmarks.ceilings import (
+    Backlog,
+    Ceiling,
+    framework_ceiling,
+    produce_backlog,
+    transport_ceiling,
+)
 from benchmarks.figures import ratio, size_summary
 from benchmarks.latency import LatencyFigures, paced_latency
 from benchmarks.pipeline import Changelog, PipelineFigures, drain, pipeline_run
@@ -106,39 +112,50 @@ def measure(options: Options, servers: Servers, log: Callable[[str], None]) -> M
         with pipeline_run(servers, backlog, "bench-two") as run:
             two = drain(run, backlog, 2, pids, options.timeout)
         log("bench: one worker")
-        with pipeline_run(servers, backlog, "bench-one") as run:
-            one = drain(run, backlog, 1, pids, options.timeout)
-            changelog = Changelog.read(run)
-            one = replace(one, state_writes=changelog.state_writes())
-            sizes, read_to = changelog.state_sizes(), changelog.ends
-            committed = sum(backlog.ends.values())
-            latencies: list[LatencyFigures] = []
-            for share, seconds in LATENCY_PHASES:
-                rate = one.events_per_s * share
-                log(f"bench: latency at {rate:,.0f} events/s")
-                latency = paced_latency(
-                    run,
-                    backlog,
-                    run.workers[0],
-                    pids,
-                    share=share,
-                    rate=rate,
-                    seconds=options.latency_seconds * seconds,
-                    warmup_seconds=options.warmup_seconds,
-                    seed=options.seed + len(latencies) + 1,
-                    committed_before=committed,
-                    timeout=options.timeout,
-                )
-                committed += latency.events_sent
-                written = Changelog.read(run, start=read_to)
-                read_to = {**read_to, **written.ends}
-                latencies.append(replace(latency, state_writes=written.state_writes()))
+        one, sizes, (quarter, half) = one_worker_then_latency(servers, backlog, pids, options, log)
     log(f"bench: memory of {options.memory_users:,} users' states")
     held = memory.measure(options.memory_users, sizes, options.seed)
-    quarter, half = latencies
     return Measured(
         backlog.events, users, transport, framework, stages, one, two, half, quarter, sizes, held
     )
+
+
+def one_worker_then_latency(
+    servers: Servers,
+    backlog: Backlog,
+    pids: dict[str, int | None],
+    options: Options,
+    log: Callable[[str], None],
+) -> tuple[PipelineFigures, list[int], list[LatencyFigures]]:
+    """One worker through the backlog, its changelog read, then each paced phase of
+    ``LATENCY_PHASES`` on it; returns its figures, its users' state sizes and the phases'."""
+    with pipeline_run(servers, backlog, "bench-one") as run:
+        one = drain(run, backlog, 1, pids, options.timeout)
+        changelog = Changelog.read(run)
+        one = replace(one, state_writes=changelog.state_writes())
+        read_to, committed = changelog.ends, sum(backlog.ends.values())
+        latencies: list[LatencyFigures] = []
+        for share, seconds in LATENCY_PHASES:
+            rate = one.events_per_s * share
+            log(f"bench: latency at {rate:,.0f} events/s")
+            latency = paced_latency(
+                run,
+                backlog,
+                run.workers[0],
+                pids,
+                share=share,
+                rate=rate,
+                seconds=options.latency_seconds * seconds,
+                warmup_seconds=options.warmup_seconds,
+                seed=options.seed + len(latencies) + 1,
+                committed_before=committed,
+                timeout=options.timeout,
+            )
+            committed += latency.events_sent
+            written = Changelog.read(run, start=read_to)
+            read_to = {**read_to, **written.ends}
+            latencies.append(replace(latency, state_writes=written.state_writes()))
+    return one, changelog.state_sizes(), latencies
 
 
 def report(
