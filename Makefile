@@ -66,11 +66,13 @@ lint: install ## ruff lint and format check
 	$(BIN)/ruff format --check .
 
 typecheck: install ## mypy over the packages (strict on streams and schemas)
-	$(BIN)/mypy streams schemas agents promo simulator chaos
+	$(BIN)/mypy streams schemas agents promo simulator chaos benchmarks
 
-bench: up ## print benchmark figures: the pure per-event path, then one real worker
-	$(BIN)/python -m benchmarks
-	$(BIN)/python -m benchmarks.worker
+# Not part of `make test`: minutes, and it loads the shared servers. Prints one JSON object;
+# BENCH_ARGS=--quick for a smoke run of about a minute.
+BENCH_ARGS ?=
+bench: up ## every speed figure on the local servers, as one JSON object (promo bench)
+	$(BIN)/promo bench $(BENCH_ARGS)
 
 # Not part of `make test`: ~10 minutes at full size. Prints one JSON summary; fails if any
 # check failed. CI runs the same scenarios small (tests/integration/test_chaos.py).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -83,9 +84,10 @@ def initial_snapshot(settings: Settings, config: EngineConfig) -> ModelSnapshot:
     return ModelSnapshot.initial(config.actions, settings.n_segments, settings.model_seed)
 
 
-def create_app(settings: Settings, snapshot: ModelSnapshot | None = None) -> Promo:
-    """The worker's app. ``snapshot``: the latest published models, if known at start."""
-    app = faust.App(
+def faust_app(settings: Settings) -> faust.App:
+    """A Faust app with the worker's broker, store, web and consumer options, no agents yet
+    (``promo bench`` runs its framework ceiling on this same app)."""
+    return faust.App(
         settings.app_id,
         broker=settings.broker_url,
         store=settings.store_url,
@@ -106,6 +108,23 @@ def create_app(settings: Settings, snapshot: ModelSnapshot | None = None) -> Pro
         consumer_auto_offset_reset="earliest",
         processing_guarantee="at_least_once",
     )
+
+
+def run_worker(app: faust.App, settings: Settings) -> None:
+    """Faust's worker for ``app`` in the foreground until SIGTERM, with the settings' log level
+    and web port. Returns only through SystemExit when the worker stops."""
+    sys.argv = [
+        "promo",
+        "worker",
+        f"--loglevel={settings.worker_log_level}",
+        f"--web-port={settings.worker_port}",
+    ]
+    app.main()
+
+
+def create_app(settings: Settings, snapshot: ModelSnapshot | None = None) -> Promo:
+    """The worker's app. ``snapshot``: the latest published models, if known at start."""
+    app = faust_app(settings)
     topics = Topics.declare(app, settings)
     user_state = app.Table(
         "user-state",

@@ -86,14 +86,20 @@ class PipelineNames:
         }
 
 
+#: ``python -m promo.cli worker``: what a WorkerProcess runs unless told otherwise.
+PROMO_WORKER = ("-m", "promo.cli", "worker")
+
+
 @dataclass
 class WorkerProcess:
-    """One ``promo worker`` subprocess with its log file."""
+    """One ``promo worker`` subprocess (or another Python command: ``args``) with its log
+    file."""
 
     env: dict[str, str]
     workdir: Path
     name: str
     process: subprocess.Popen[bytes] | None = None
+    args: tuple[str, ...] = PROMO_WORKER
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -109,7 +115,7 @@ class WorkerProcess:
         with self.log_path.open("wb") as log:
             # cwd: Faust writes its data folder (<app id>-data) into the working directory.
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "promo.cli", "worker"],
+                [sys.executable, *self.args],
                 env=self.env,
                 cwd=self.workdir,
                 stdout=log,
@@ -138,6 +144,14 @@ class WorkerProcess:
             time.sleep(0.2)
         raise AssertionError(f"worker {self.name} not ready after {timeout} s:\n{self.tail()}")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process so far (0 before it starts)."""
+        return process_cpu_seconds(self.process.pid) if self.process is not None else 0.0
+
+    def rss_mb(self) -> float:
+        """Resident memory of the process, MB (0 before it starts and once it is gone)."""
+        return process_rss_mb(self.process.pid) if self.process is not None else 0.0
+
     def kill(self) -> None:
         """SIGKILL: no shutdown, no final commit, no producer flush."""
         assert self.process is not None
@@ -154,6 +168,37 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc; 0 once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text("ascii")
+    except OSError:
+        return 0.0
+    return cpu_seconds_of_stat(stat, os.sysconf("SC_CLK_TCK"))
+
+
+def cpu_seconds_of_stat(stat: str, ticks_per_second: int) -> float:
+    """utime + stime of a /proc/PID/stat line, in seconds. The command name (in parentheses)
+    may hold spaces, so fields are counted from its closing parenthesis.
+
+    >>> cpu_seconds_of_stat("42 (promo worker) S 1 2 3 4 5 6 7 8 9 10 150 50 0 0", 100)
+    2.0
+    """
+    fields = stat[stat.rindex(")") + 2 :].split()
+    # Fields 14 and 15 of the line (utime, stime); the state, field 3, is fields[0] here.
+    return (int(fields[11]) + int(fields[12])) / ticks_per_second
+
+
+def process_rss_mb(pid: int) -> float:
+    """Resident memory of a process, MB, from /proc; 0 once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text("ascii").splitlines()
+    except OSError:
+        return 0.0
+    kb = next((int(line.split()[1]) for line in status if line.startswith("VmRSS:")), 0)
+    return kb / 1024
 
 
 def poll(
@@ -192,11 +237,19 @@ class Clickstream:
         self.topic = topic
         self.producer = KafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=5)
 
-    def send(self, event: dict[str, Any] | bytes, key: str | None = None) -> None:
+    def send(
+        self, event: dict[str, Any] | bytes, key: str | None = None, timestamp_ms: int | None = None
+    ) -> None:
+        """Send one event; the Kafka timestamp is ``timestamp_ms``, or the time of sending."""
         value = event if isinstance(event, bytes) else orjson.dumps(event)
         if key is None and isinstance(event, dict):
             key = event["user_id"]
-        self.producer.send(self.topic, key=key.encode() if key is not None else None, value=value)
+        self.producer.send(
+            self.topic,
+            key=key.encode() if key is not None else None,
+            value=value,
+            timestamp_ms=timestamp_ms,
+        )
 
     def send_all(self, events: Iterable[dict[str, Any]]) -> int:
         n = 0

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import orjson
 
 from chaos.backlog import as_messages, produce, shop_events
 from chaos.crashes import READY_TIMEOUT, wait_finished
-from chaos.harness import WorkerProcess
 from chaos.outcome import Check, ScenarioResult
 from chaos.servers import Run, Servers, isolated_run, read_all, servers_sh
 
@@ -51,7 +49,7 @@ def run(servers: Servers, config: OutageConfig) -> ScenarioResult:
         produce(servers.bootstrap_servers, topic, as_messages(events[:half]))
         wait_finished(run, half)
         decided_before = len(decision_ids(run))
-        rss_before = rss_mb(worker)
+        rss_before = worker.rss_mb()
         servers_sh("clickhouse-down")
         try:
             outage_started = time.monotonic()
@@ -64,7 +62,7 @@ def run(servers: Servers, config: OutageConfig) -> ScenarioResult:
             killed = second.process is not None and second.process.returncode == -9
             peak = rss_before
             while time.monotonic() - outage_started < config.outage_seconds:
-                peak = max(peak, rss_mb(worker))
+                peak = max(peak, worker.rss_mb())
                 time.sleep(2.0)
             lag_during = run.clickstream_lag()
             decided_during = len(decision_ids(run)) - decided_before
@@ -113,15 +111,3 @@ def run(servers: Servers, config: OutageConfig) -> ScenarioResult:
 def decision_ids(run: Run) -> set[str]:
     records = read_all(run.servers.bootstrap_servers, run.topic("decisions"), idle_seconds=3.0)
     return {orjson.loads(value)["decision_id"] for _, _, value in records if value}
-
-
-def rss_mb(worker: WorkerProcess) -> float:
-    """Resident memory of the worker process, MB (0 once it is gone)."""
-    if worker.process is None:
-        return 0.0
-    try:
-        status = Path(f"/proc/{worker.process.pid}/status").read_text("ascii").splitlines()
-    except OSError:
-        return 0.0
-    kb = next((int(line.split()[1]) for line in status if line.startswith("VmRSS:")), 0)
-    return kb / 1024

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 from clickhouse_driver import Client
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
+from kafka.consumer.fetcher import ConsumerRecord
 
 from chaos.harness import (
     PipelineNames,
@@ -178,6 +179,23 @@ def read_all(
 ) -> list[tuple[int, bytes | None, bytes | None]]:
     """(partition, key, value) of every record of ``topic``, read until nothing new arrived
     for ``idle_seconds`` (end offsets are wrong on Tansu, so no "until the end")."""
+    return [
+        (r.partition, r.key, r.value)
+        for r in read_records(bootstrap_servers, topic, idle_seconds=idle_seconds, timeout=timeout)
+    ]
+
+
+def read_records(
+    bootstrap_servers: list[str],
+    topic: str,
+    *,
+    idle_seconds: float = 5.0,
+    timeout: float = 120.0,
+    start: dict[int, int] | None = None,
+) -> list[ConsumerRecord]:
+    """Every record of ``topic`` (with its offset and timestamp), from the beginning or the
+    ``start`` offset of each partition, read until nothing new arrived for
+    ``idle_seconds``."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap_servers,
         group_id=None,
@@ -193,13 +211,17 @@ def read_all(
             time.sleep(0.2)
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        records: list[tuple[int, bytes | None, bytes | None]] = []
+        if start is None:
+            consumer.seek_to_beginning(*tps)
+        else:
+            for tp in tps:
+                consumer.seek(tp, start.get(tp.partition, 0))
+        records: list[ConsumerRecord] = []
         last_new = time.monotonic()
         stop = time.monotonic() + timeout
         while time.monotonic() - last_new < idle_seconds and time.monotonic() < stop:
-            for tp, batch in consumer.poll(timeout_ms=500, max_records=50_000).items():
-                records.extend((tp.partition, r.key, r.value) for r in batch)
+            for batch in consumer.poll(timeout_ms=500, max_records=50_000).values():
+                records.extend(batch)
                 last_new = time.monotonic()
         return records
     finally:

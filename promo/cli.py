@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -160,12 +161,27 @@ def _parser() -> argparse.ArgumentParser:
         "dead-letters", _dead_letters, "Print rejected clickstream messages with their reasons."
     )
     dead.add_argument("--limit", type=int, default=10)
+    bench = command(
+        "bench",
+        _bench,
+        "Measure every speed figure on the local servers and print them as one JSON object: "
+        "the transport and framework ceilings, the full pipeline with one and two workers, "
+        "CPU per event and per stage, latency at half load, state bytes per user, the memory "
+        "of a million users' states. Minutes, and it loads the servers: not part of the tests.",
+    )
+    bench.add_argument(
+        "--events",
+        type=int,
+        default=None,
+        help="backlog events (default: sized for about 6.5 minutes on 2 cores)",
+    )
+    bench.add_argument("--quick", action="store_true", help="a smoke run of a minute or two")
     command("settings", _settings, "Print the effective settings (secrets masked).")
     return parser
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    from agents.app import create_app, engine_config
+    from agents.app import create_app, engine_config, run_worker
     from promo.clickhouse import ClickHouseUnavailable, check_schema
     from promo.kafka_io import ensure_topics, latest_snapshot
     from streams.feature_vector import FEATURE_NAMES
@@ -179,13 +195,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     created = ensure_topics(settings, promo.topics.partitions())
     if created:
         logging.getLogger("promo").info("created topics %s", ", ".join(created))
-    sys.argv = [
-        "promo",
-        "worker",
-        f"--loglevel={settings.worker_log_level}",
-        f"--web-port={settings.worker_port}",
-    ]
-    promo.app.main()  # returns only through SystemExit when the worker stops
+    run_worker(promo.app, settings)
     return 0
 
 
@@ -356,6 +366,15 @@ def _dead_letter_lines(value: bytes) -> list[str]:
     where = f"{letter['source_topic']}[{letter['partition']}]@{letter['offset']}"
     size = f" ({letter['raw_size']:,} bytes, truncated)" if letter.get("truncated") else ""
     return [f"{letter['reason']:<18} {where}: {letter['detail']}{size}", f"{'':<19}{raw[:160]}"]
+
+
+def _bench(settings: Settings, args: argparse.Namespace) -> int:
+    from benchmarks.bench import run
+
+    command = shlex.join(["promo", *sys.argv[1:]])
+    figures = run(args.events, args.quick, command, lambda line: print(line, file=sys.stderr))
+    print(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode())
+    return 0
 
 
 def _settings(settings: Settings, args: argparse.Namespace) -> int:
