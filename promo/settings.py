@@ -82,8 +82,13 @@ class Settings(BaseSettings):
     broker_session_timeout: float = Field(60.0, gt=0, description="Consumer session timeout, s")
     broker_heartbeat_interval: float = Field(3.0, gt=0, description="Consumer heartbeat, s")
     producer_max_batch_size: int = Field(16384, ge=1, description="Producer batch size, bytes")
+    consumer_fetch_max_wait_ms: int = Field(
+        1500, ge=1, le=60_000, description="Longest the broker may hold the worker's fetch, ms"
+    )
     batch_size: int = Field(500, ge=1, le=100_000, description="Clickstream events per batch")
-    batch_seconds: float = Field(0.2, gt=0, le=60, description="Longest wait to fill a batch, s")
+    batch_seconds: float = Field(
+        0.05, gt=0, le=60, description="Longest wait to fill a batch, s (latency when light)"
+    )
     sink_batch_size: int = Field(10_000, ge=1, le=1_000_000, description="Rows per insert")
     sink_flush_seconds: float = Field(1.0, gt=0, le=300, description="Longest wait to insert, s")
     max_message_bytes: int = Field(
