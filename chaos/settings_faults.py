@@ -45,6 +45,10 @@ def _schema_behind(run: Run) -> None:
     )
 
 
+def _database_missing(run: Run) -> None:
+    run.ch.execute(f"DROP DATABASE {run.names.database}")
+
+
 FAULTS = [
     Fault("invalid value", {"PROMO_CONTROL_SHARE": "2"}, "PROMO_CONTROL_SHARE", 2),
     Fault("invalid number", {"PROMO_BATCH_SIZE": "lots"}, "PROMO_BATCH_SIZE", 2),
@@ -70,6 +74,9 @@ FAULTS = [
         2,
     ),
     Fault("schema behind", {}, "promo migrate", 2, prepare=_schema_behind),
+    # The worker creates a missing database when its user may (a writer may not: it is then
+    # refused, named), and finds no schema in it.
+    Fault("missing database", {}, "promo migrate", 2, prepare=_database_missing),
 ]
 
 
