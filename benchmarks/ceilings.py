@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from benchmarks.figures import events_per_second, us_per_event
+from benchmarks.figures import RunRates
 from benchmarks.server_cpu import CpuSpan, per_event
 from chaos.backlog import as_messages, produce, shop_events
 from chaos.harness import WorkerProcess, poll
@@ -55,7 +55,7 @@ class Backlog:
 
 
 @dataclass(frozen=True)
-class Ceiling:
+class Ceiling(RunRates):
     """Events read in ``seconds`` of wall time, using ``cpu_seconds`` of CPU."""
 
     method: str
@@ -65,14 +65,6 @@ class Ceiling:
     server_cpu_seconds: dict[str, float | None]
     startup_seconds: float | None = None
     first_event_after_ready_seconds: float | None = None
-
-    @property
-    def events_per_s(self) -> float:
-        return events_per_second(self.events, self.seconds)
-
-    @property
-    def cpu_us_per_event(self) -> float:
-        return us_per_event(self.cpu_seconds, self.events)
 
     def to_json(self) -> dict[str, Any]:
         figures: dict[str, Any] = {

@@ -80,6 +80,23 @@ def us_per_event(seconds: float, events: int) -> float:
     return round(seconds * 1e6 / events, 1)
 
 
+class RunRates:
+    """Throughput and CPU per event of a run that read ``events`` in ``seconds`` of wall time
+    using ``cpu_seconds`` of CPU (a mixin for the figures' dataclasses)."""
+
+    events: int
+    seconds: float
+    cpu_seconds: float
+
+    @property
+    def events_per_s(self) -> float:
+        return events_per_second(self.events, self.seconds)
+
+    @property
+    def cpu_us_per_event(self) -> float:
+        return us_per_event(self.cpu_seconds, self.events)
+
+
 def ratio(numerator: float, denominator: float) -> float | None:
     """``numerator / denominator`` to three decimals; None when the denominator is 0.
 

@@ -23,7 +23,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from agents.state_store import is_user_key
 from benchmarks.ceilings import READY_TIMEOUT, Backlog
-from benchmarks.figures import events_per_second, latest_value_sizes, us_per_event
+from benchmarks.figures import RunRates, events_per_second, latest_value_sizes
 from benchmarks.server_cpu import CpuSpan, per_event
 from chaos.harness import poll
 from chaos.servers import Run, Servers, isolated_run, read_records
@@ -39,7 +39,7 @@ METHOD = (
 
 
 @dataclass(frozen=True)
-class PipelineFigures:
+class PipelineFigures(RunRates):
     workers: int
     events: int
     startup_seconds: float
@@ -51,14 +51,6 @@ class PipelineFigures:
     server_cpu_seconds: dict[str, float | None]
     #: users' states written to the changelog (read afterwards; None if not read)
     state_writes: int | None = None
-
-    @property
-    def events_per_s(self) -> float:
-        return events_per_second(self.events, self.seconds)
-
-    @property
-    def cpu_us_per_event(self) -> float:
-        return us_per_event(self.cpu_seconds, self.events)
 
     def to_json(self) -> dict[str, Any]:
         return {
