@@ -12,6 +12,7 @@ from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 from faust.types import TP, EventT, StreamT
 
 from agents.app import Promo
+from agents.expiry import STALL_SECONDS, PartitionProgress
 from agents.replays import ReplayGuard, read_recent_decisions
 from agents.state_store import (
     Changelog,
@@ -158,6 +159,7 @@ def register(promo: Promo) -> None:
     )
     abandon_ms = engine.config.abandon_after_ms
     replays = ReplayGuard()
+    progress = PartitionProgress()
 
     @app.agent(promo.topics.clickstream, name="promo.clickstream")
     async def process_clickstream(stream: StreamT[bytes]) -> None:
@@ -168,6 +170,9 @@ def register(promo: Promo) -> None:
                 replays.pending, replays.events_since = False, 0
                 engine.replays = await read_recent_decisions(s)
             replays.seen(len(events), engine.replays)
+            moved = time.monotonic()
+            for event in events:
+                progress.seen(event.message.partition, event.message.offset, moved)
             result: BatchResult = process_batch(
                 engine,
                 [_raw(e) for e in events],
@@ -195,6 +200,8 @@ def register(promo: Promo) -> None:
     async def on_assigned(*args: object, **kwargs: object) -> None:
         expiry.needs_rebuild = True  # new partitions bring users whose windows we must close
         replays.taken_over()
+        progress.last.clear()
+        progress.stalls.clear()
 
     @app.timer(SWEEP_SECONDS)  # type: ignore[untyped-decorator]
     async def close_expired_windows() -> None:
@@ -221,6 +228,7 @@ def register(promo: Promo) -> None:
             return
         if now >= 0:
             evict_idle(promo, now, owned)
+        await _unstall(promo, progress, owned)
 
 
 #: Users looked at per sweep for idleness. Decoding a state costs ~17 µs: 500 make ~8 ms, a
@@ -255,6 +263,45 @@ def evict_idle(promo: Promo, now: int, owned: set[int]) -> int:
 def _owned_partitions(promo: Promo) -> set[int]:
     topic = promo.settings.topic_clickstream
     return {tp.partition for tp in promo.app.assignor.assigned_actives() if tp.topic == topic}
+
+
+class PartitionStalled(PromoError):
+    """The consumer stopped delivering a partition with messages waiting, and resuming it did
+    not help: the worker stops, so that its partitions go to a fresh consumer."""
+
+
+async def _unstall(promo: Promo, progress: PartitionProgress, owned: set[int]) -> None:
+    """Owned partitions with messages waiting where the agent got nothing for
+    ``STALL_SECONDS``: say so loudly with Faust's view of them and resume them; a partition
+    still stalled a period later stops the worker (its restart rejoins the group)."""
+    quiet = progress.quiet(owned, time.monotonic())
+    if not quiet:
+        return
+    topic = promo.settings.topic_clickstream
+    consumer = promo.app.consumer
+    ends = await consumer.highwaters(*(TP(topic, p) for p in quiet))
+    now = time.monotonic()
+    for tp, end in ends.items():
+        expected = quiet[tp.partition]
+        if end <= expected:
+            progress.last[tp.partition] = (expected - 1, now)  # nothing waits: idle, fine
+            continue
+        state = (
+            f"{tp.topic}[{tp.partition}]: the agent expects offset {expected}, the log ends at "
+            f"{end}, nothing received for {STALL_SECONDS:.0f} s (Faust: "
+            f"paused={tp in getattr(consumer, '_paused_partitions', ())}, "
+            f"active={tp in (getattr(consumer, '_active_partitions', None) or ())}, "
+            f"assigned={tp in consumer.assignment()})"
+        )
+        if progress.stalls.get(tp.partition, 0) >= 1:
+            exc = PartitionStalled(f"still stalled after a resume: {state}")
+            log.error("%s; stopping the worker", exc)
+            await promo.app.crash(exc)
+            return
+        log.error("stalled partition %s; resuming it", state)
+        progress.stalls[tp.partition] = progress.stalls.get(tp.partition, 0) + 1
+        progress.last[tp.partition] = (expected - 1, now)
+        consumer.resume_partitions({tp})
 
 
 class BrokerLostData(PromoError):

@@ -69,3 +69,35 @@ class ExpiryIndex:
     def due(self, now: int) -> list[str]:
         """Users whose earliest window ended by event time ``now``."""
         return [u for u, t in self.due_at.items() if t <= now]
+
+
+#: A partition with messages waiting that the agent has not advanced on for this long is
+#: stalled. (Faust commits and fetches every few seconds; a rebalance takes well under this.)
+STALL_SECONDS = 60.0
+
+
+@dataclass
+class PartitionProgress:
+    """Where the hot path got on each clickstream partition, and when it last moved: a
+    partition the consumer stops delivering must not stall its users in silence."""
+
+    #: partition -> (last offset the agent received, monotonic time it moved)
+    last: dict[int, tuple[int, float]] = field(default_factory=dict)
+    #: partition -> times it was found stalled and resumed since it last moved
+    stalls: dict[int, int] = field(default_factory=dict)
+
+    def seen(self, partition: int, offset: int, now: float) -> None:
+        if offset > self.last.get(partition, (-1, 0.0))[0]:
+            self.last[partition] = (offset, now)
+            self.stalls.pop(partition, None)
+
+    def quiet(self, owned: set[int], now: float) -> dict[int, int]:
+        """Owned partitions without progress for ``STALL_SECONDS``: partition -> the next
+        offset the agent expects (0 if it never received one). Whether messages wait there
+        is for the caller to ask the broker."""
+        quiet = {}
+        for partition in owned:
+            offset, moved = self.last.setdefault(partition, (-1, now))
+            if now - moved > STALL_SECONDS:
+                quiet[partition] = offset + 1
+        return quiet

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agents.expiry import ExpiryIndex
+from agents.expiry import STALL_SECONDS, ExpiryIndex, PartitionProgress
 
 HOUR = 3_600_000
 NOW = 1_800_000_000_000
@@ -38,3 +38,15 @@ def test_a_replay_of_older_days_gets_its_own_clock() -> None:
     index.advance({0: [NOW, NOW - HOUR]})
     index.advance({0: [NOW - 30 * HOUR, NOW - 29 * HOUR, NOW - 31 * HOUR]})
     assert index.watermark({0}, wall_clock_ms=NOW) == NOW - 30 * HOUR
+
+
+def test_a_partition_without_progress_is_quiet_after_the_stall_period() -> None:
+    progress = PartitionProgress()
+    progress.seen(0, 41, now=100.0)
+    progress.seen(1, 7, now=100.0)
+    progress.seen(0, 40, now=150.0)  # an older offset (a replay) is no progress
+    assert progress.quiet({0, 1, 2}, now=100.0 + STALL_SECONDS) == {}
+    # Partition 2 was never received: its clock started at the first look.
+    assert progress.quiet({0, 1, 2}, now=101.0 + STALL_SECONDS) == {0: 42, 1: 8}
+    progress.seen(1, 9, now=130.0 + STALL_SECONDS)
+    assert progress.quiet({0, 1, 2}, now=101.0 + 2 * STALL_SECONDS) == {0: 42, 2: 0}
