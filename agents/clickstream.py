@@ -281,9 +281,13 @@ async def _unstall(promo: Promo, progress: PartitionProgress, owned: set[int]) -
     consumer = promo.app.consumer
     ends = await consumer.highwaters(*(TP(topic, p) for p in quiet))
     now = time.monotonic()
+    committed = getattr(consumer, "_committed_offset", {})
     for tp, end in ends.items():
-        expected = quiet[tp.partition]
-        if end <= expected:
+        # Nothing received since the partition was assigned: the group's committed offset
+        # (Faust's record of it) says where the consumer stands; a log that ends there, give
+        # or take one, is simply read to its end.
+        expected = max(quiet[tp.partition], committed.get(tp) or 0)
+        if end <= expected + 1:
             progress.last[tp.partition] = (expected - 1, now)  # nothing waits: idle, fine
             continue
         state = (
