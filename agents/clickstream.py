@@ -160,6 +160,11 @@ def register(promo: Promo) -> None:
     abandon_ms = engine.config.abandon_after_ms
     replays = ReplayGuard()
     progress = PartitionProgress()
+    # The agent and the sweep both load states, change them and publish them. Publishing
+    # waits for the broker, and the changelog entries are the states as they were saved: if
+    # the two interleaved, the older entry of a user could reach the changelog last and a
+    # restart would recover a state without an event (seen in make chaos). One at a time.
+    publishing = asyncio.Lock()
 
     @app.agent(promo.topics.clickstream, name="promo.clickstream")
     async def process_clickstream(stream: StreamT[bytes]) -> None:
@@ -173,28 +178,29 @@ def register(promo: Promo) -> None:
             moved = time.monotonic()
             for event in events:
                 progress.seen(event.message.partition, event.message.offset, moved)
-            result: BatchResult = process_batch(
-                engine,
-                [_raw(e) for e in events],
-                lambda user_id: load_state(table, user_id, abandon_ms),
-                max_bytes=s.max_message_bytes,
-                max_future_skew_ms=s.max_future_skew_seconds * 1000,
-                now_ms=int(time.time() * 1000),
-                max_age_ms=s.max_event_age_days * 86_400_000,
-                load_ledger=lambda partition: load_ledger(table, partition),
-            )
-            clocks: dict[int, list[int]] = {}
-            for user_id, state in result.states.items():
-                expiry.track(user_id, state)
-                clocks.setdefault(state.partition, []).append(state.features.watermark)
-            expiry.advance(clocks)
-            try:
-                await publish(
-                    promo, result.output, result.states, result.dead_letters, result.ledgers
+            async with publishing:
+                result: BatchResult = process_batch(
+                    engine,
+                    [_raw(e) for e in events],
+                    lambda user_id: load_state(table, user_id, abandon_ms),
+                    max_bytes=s.max_message_bytes,
+                    max_future_skew_ms=s.max_future_skew_seconds * 1000,
+                    now_ms=int(time.time() * 1000),
+                    max_age_ms=s.max_event_age_days * 86_400_000,
+                    load_ledger=lambda partition: load_ledger(table, partition),
                 )
-            except DeliveryError as exc:
-                await _stop_on_lost_output(promo, exc)
-                return
+                clocks: dict[int, list[int]] = {}
+                for user_id, state in result.states.items():
+                    expiry.track(user_id, state)
+                    clocks.setdefault(state.partition, []).append(state.features.watermark)
+                expiry.advance(clocks)
+                try:
+                    await publish(
+                        promo, result.output, result.states, result.dead_letters, result.ledgers
+                    )
+                except DeliveryError as exc:
+                    await _stop_on_lost_output(promo, exc)
+                    return
 
     @app.on_partitions_assigned.connect
     async def on_assigned(*args: object, **kwargs: object) -> None:
@@ -209,25 +215,27 @@ def register(promo: Promo) -> None:
         taking_over = expiry.needs_rebuild and owned and not app.in_recovery
         if taking_over and not await _take_over(promo):
             return
-        now = expiry.watermark(owned, int(time.time() * 1000))
-        out, changed = EngineOutput(), {}
-        for user_id in expiry.due(now):
-            state = load_state(table, user_id, abandon_ms)
-            if state is None or state.partition not in owned:
-                expiry.due_at.pop(user_id, None)  # moved to another worker by a rebalance
-                continue
-            if engine.close_expired(state, user_id, now, out):
-                changed[user_id] = state
-            expiry.track(user_id, state)
-        if out.outcomes:
-            log.info("closed %d attribution windows without a purchase", len(out.outcomes))
-        try:
-            await publish(promo, out, changed)
-        except DeliveryError as exc:
-            await _stop_on_lost_output(promo, exc)
-            return
+        async with publishing:
+            now = expiry.watermark(owned, int(time.time() * 1000))
+            out, changed = EngineOutput(), {}
+            for user_id in expiry.due(now):
+                state = load_state(table, user_id, abandon_ms)
+                if state is None or state.partition not in owned:
+                    expiry.due_at.pop(user_id, None)  # moved to another worker by a rebalance
+                    continue
+                if engine.close_expired(state, user_id, now, out):
+                    changed[user_id] = state
+                expiry.track(user_id, state)
+            if out.outcomes:
+                log.info("closed %d attribution windows without a purchase", len(out.outcomes))
+            try:
+                await publish(promo, out, changed)
+            except DeliveryError as exc:
+                await _stop_on_lost_output(promo, exc)
+                return
         if now >= 0:
-            evict_idle(promo, now, owned)
+            async with publishing:  # its tombstones are changelog entries too
+                evict_idle(promo, now, owned)
         await _unstall(promo, progress, owned)
 
 
