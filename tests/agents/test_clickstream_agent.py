@@ -11,12 +11,17 @@ Timeline of one user in most tests (event time, minutes after T0)::
 
 from __future__ import annotations
 
+import asyncio
 import base64
-from typing import Any
+import inspect
+from collections.abc import Callable, Coroutine
+from typing import Any, cast
 
 import orjson
+import pytest
 from aiokafka.errors import MessageSizeTooLargeError
 
+from agents import clickstream
 from agents.clickstream import RECORD_OVERHEAD_BYTES, DeliveryError, _rebuild_index, evict_idle
 from agents.state_store import ledger_key
 from schemas.decisions import NO_OFFER
@@ -69,7 +74,11 @@ async def send(h: AgentHarness, event: dict[str, Any], partition: int = 0) -> in
 
 
 def state_of(h: AgentHarness, user: str) -> UserState:
-    raw = h.promo.user_state.data[user.encode()]
+    return state_from(h, h.promo.user_state.data[user.encode()])
+
+
+def state_from(h: AgentHarness, raw: bytes | None) -> UserState:
+    assert raw is not None, "a tombstone, not a state"
     return UserState.from_bytes(raw, h.promo.engine.config.abandon_after_ms)
 
 
@@ -302,6 +311,68 @@ async def test_state_reaches_the_changelog_only_after_its_outputs_are_delivered(
         assert h.changelog == []
         h.release()
         await h.wait_until(lambda h: len(h.changelog) == 1)
+
+
+def close_expired_windows(h: AgentHarness) -> Callable[[], Coroutine[Any, Any, None]]:
+    """The sweep itself, as ``register`` defined it, to run once when a test says (its timer
+    is not started by the agent's test context; Faust keeps it, wrapped, in the app's tasks)."""
+    (sweep,) = [
+        inspect.unwrap(task)
+        for task in h.promo.app._app_tasks
+        if task.__name__ == "close_expired_windows"
+    ]
+    return cast(Callable[[], Coroutine[Any, Any, None]], sweep)
+
+
+async def loop_turns(n: int) -> None:
+    """Let every other task run ``n`` times. Turns of the event loop, not wall time: the same
+    on a loaded machine, and what the agent can do in them does not depend on its speed."""
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+async def test_a_users_changelog_entries_go_out_in_the_order_their_states_were_made(
+    clickstream_agent: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The agent and the sweep both change users' states and publish them, and publishing
+    # waits for the broker between saving a state and sending its changelog entry. Should the
+    # agent save and send a newer state of a user meanwhile, the sweep's older entry would
+    # reach the changelog last, and a restart would recover a state without the agent's event
+    # (the worker has committed past it: lost for good). make chaos found exactly this.
+    user, partition = "user-1", 2
+    monkeypatch.setattr(clickstream, "_owned_partitions", lambda promo: {partition})
+    async with clickstream_agent(batch_size=1, batch_seconds=5.0) as h:
+        t = h.settings
+        closed_by = T0 + int(
+            (t.attribution_window_hours * 60 + t.decision_lateness_minutes + 1) * MINUTE_MS
+        )
+        first = await send(h, view(user, "v-0", T0), partition=partition)  # opens a window
+        # Another user's view moves the partition's event-time clock past the window's end:
+        # the sweep will close user-1's window, user-1 having said nothing since.
+        await send(h, view("user-2", "v-x", closed_by), partition=partition)
+        await h.wait_until(lambda h: len(h.changelog) == 2)
+
+        # The sweep closes the window, saves the state and sends the outcome, whose delivery
+        # the broker is slow to acknowledge: the state's changelog entry waits for it.
+        h.hold = True
+        sweeping = asyncio.create_task(close_expired_windows(h)())
+        await h.wait_until(lambda h: len(h.on(t.topic_outcomes)) == 1)
+        h.hold = False  # only the sweep's deliveries are slow; the agent's are not
+        # Meanwhile user-1 comes back. Not waiting for the sweep, the agent would load the state
+        # the sweep saved, add v-1 and send its entry well within these turns (it takes six),
+        # ahead of the sweep's; waiting, it makes its state only once the sweep's entry is out.
+        second = await send(h, view(user, "v-1", closed_by + MINUTE_MS), partition=partition)
+        await loop_turns(100)
+        h.release()
+        await sweeping
+        await h.wait_until(lambda h: len(h.changelog) == 4)
+
+        entries = [s for s in h.changelog if s.key == user.encode()]
+        applied = [state_from(h, e.value).offset for e in entries]
+        # Made in this order: the view, its window closed by the sweep, the second view.
+        assert applied == [first, first, second], "an older state of the user was sent last"
+        # The last entry is what a restart recovers: the state the worker holds.
+        assert entries[-1].value == h.promo.user_state.data[user.encode()]
 
 
 async def test_a_refused_output_stops_the_worker_before_its_state_is_saved(
