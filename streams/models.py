@@ -94,7 +94,7 @@ def _segment_inputs(vector: tuple[float, ...]) -> dict[str, float]:
 
 #: Part of every snapshot's layout: a snapshot of another kind of model (an older worker's,
 #: still on the compacted models topic) is ignored rather than loaded into this code.
-MODEL_KIND = "model=uplift-cells-v2"
+MODEL_KIND = "model=uplift-cells-v3"
 #: Layout of a snapshot's bytes: JSON data with a checksum, never pickle (whoever can write
 #: to the models topic must not be able to run code on every worker).
 SNAPSHOT_FORMAT = 1

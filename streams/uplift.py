@@ -7,8 +7,14 @@ Two parts, each learned from labelled decisions (bought within the decision's wi
   users the policy sent nothing). These are plentiful, so a point estimate is fine.
 - **Effect of each offer**: a shift on the log-odds scale, estimated per *cell* of users with
   similar behaviour (purchase rate or browsing in 30 days, how they answered past offers,
-  the decision point) from counts: buyers among the cell's decisions that took the offer against
-  buyers among its decisions that took none. Counts give an honest standard error. Each
+  the decision point) from counts: buyers among the cell's decisions that took the offer
+  against buyers among its decisions that took none, each *against what the baseline model
+  expected of those very decisions* (observed / expected). The policy chooses who gets an
+  offer from the baseline's prediction, so inside a cell the offered users are not like the
+  ones sent nothing: a plain comparison of the two rates credits the offer with the
+  difference between them (selection bias; it made offers to users who buy anyway look
+  profitable). The same counts calibrate the baseline per cell: its no-offer rate against
+  what the model predicted there. Counts give an honest standard error. Each
   cell's estimate is shrunk towards the offer's overall effect, by as much as the cells'
   scatter says they differ (random effects, estimated from the data), and the overall effect
   itself starts from a sceptical prior centred on *no effect* (``EFFECT_PRIOR_SD``). An
@@ -16,7 +22,7 @@ Two parts, each learned from labelled decisions (bought within the decision's wi
   policy stay silent where there is no evidence; an optimistic estimate from a handful of
   lucky decisions is pulled back.
 
-P(purchase | user, offer a) = sigmoid(logit(baseline) + effect[a, cell]).
+P(purchase | user, offer a) = sigmoid(logit(model) + calibration[cell] + effect[a, cell]).
 
 >>> model = UpliftModel(("none", "pct10"))
 >>> x = (0.0,) * len(FEATURE_NAMES)
@@ -27,8 +33,8 @@ P(purchase | user, offer a) = sigmoid(logit(baseline) + effect[a, cell]).
 ...     model.learn(x, "add_to_cart", "pct10", int(i % 10 < 4), redeemed=True)
 ...     model.learn(x, "add_to_cart", "none", int(i % 10 < 2), redeemed=False)
 >>> b = model.belief(x, "add_to_cart")
->>> round(b.effect_mean["pct10"], 1)  # log-odds: logit(0.4) - logit(0.2) = 0.98
-1.0
+>>> abs(b.effect_mean["pct10"] - 0.98) < 0.1  # log-odds: logit(0.4) - logit(0.2) = 0.98
+True
 >>> b.effect_var["pct10"] < 0.05
 True
 """
@@ -41,6 +47,7 @@ from typing import Any
 
 from river import linear_model, optim, preprocessing
 
+from schemas.decisions import NO_OFFER
 from streams.feature_vector import FEATURE_INDEX, FEATURE_NAMES
 from streams.river_state import dump_logistic, dump_scaler, load_logistic, load_scaler
 
@@ -53,7 +60,8 @@ MAX_CELL_SPREAD = 1.0
 #: Prior on the share of an offer's purchases that redeem it: Beta(4, 1), i.e. assume most
 #: do, so an untried offer is costed as if nearly every buyer uses it.
 REDEEM_PRIOR = (4.0, 1.0)
-#: Pseudo-decisions pulling a cell's no-offer rate towards the shop-wide one.
+#: Pseudo-decisions pulling a cell's no-offer rate towards what the baseline model predicts
+#: there (a small cell's calibration stays near none).
 BASELINE_PSEUDO = 20.0
 
 _PURCHASES = FEATURE_INDEX["purchases_30d"]
@@ -121,8 +129,9 @@ class UpliftModel:
         self._baseline = linear_model.LogisticRegression(
             optimizer=optim.SGD(learning_rate), intercept_lr=learning_rate, l2=1e-4
         )
-        #: (action, cell) -> [decisions, buyers]; action "none" included
-        self.counts: dict[tuple[str, str], list[int]] = {}
+        #: (action, cell) -> [decisions, buyers, buyers the baseline model expected of them
+        #: (sum of its P(purchase | none) when each was learned)]; action "none" included
+        self.counts: dict[tuple[str, str], list[float]] = {}
         #: action -> [decisions, buyers] over all cells
         self.totals: dict[str, list[int]] = {a: [0, 0] for a in actions}
         #: labels learned so far; the overall effects are recomputed only when it moves
@@ -138,7 +147,7 @@ class UpliftModel:
             "learning_rate": self.learning_rate,
             "scaler": dump_scaler(self._scaler),
             "baseline": dump_logistic(self._baseline),
-            "counts": [[a, cell, n, k] for (a, cell), (n, k) in self.counts.items()],
+            "counts": [[a, cell, *counts] for (a, cell), counts in self.counts.items()],
             "totals": self.totals,
             "labels": self.labels,
             "redemptions": self.redemptions,
@@ -149,21 +158,39 @@ class UpliftModel:
         model = cls(tuple(state["actions"]), state["learning_rate"])
         load_scaler(model._scaler, state["scaler"])
         load_logistic(model._baseline, state["baseline"])
-        model.counts = {(a, cell): [n, k] for a, cell, n, k in state["counts"]}
+        model.counts = {(a, cell): counts for a, cell, *counts in state["counts"]}
         model.totals = state["totals"]
         model.labels = state["labels"]
         model.redemptions = state["redemptions"]
         return model
 
     def belief(self, vector: tuple[float, ...], trigger: str) -> Belief:
-        scaled = self._scaler.transform_one(_log_features(vector))  # type: ignore[no-untyped-call]
-        proba = self._baseline.predict_proba_one(scaled)  # type: ignore[no-untyped-call]
-        baseline = float(proba.get(True, 0.5))
         cell = cell_of(vector, trigger)
+        a0, b0, _ = self._no_offer_rate(cell, self._predict(_log_features(vector)))
         means, variances = {}, {}
         for action in self.actions[1:]:
             means[action], variances[action] = self._effect(action, cell)
-        return Belief(min(max(baseline, 1e-4), 1 - 1e-4), means, variances)
+        return Belief(_clip(a0 / (a0 + b0)), means, variances)
+
+    def _predict(self, raw: dict[str, float]) -> float:
+        """The baseline model's P(purchase | none), before the cell's calibration."""
+        scaled = self._scaler.transform_one(raw)  # type: ignore[no-untyped-call]
+        proba = self._baseline.predict_proba_one(scaled)  # type: ignore[no-untyped-call]
+        return _clip(float(proba.get(True, 0.5)))
+
+    def _no_offer_rate(self, cell: str, predicted: float) -> tuple[float, float, float]:
+        """Beta(a, b) of the cell's no-offer purchase rate for decisions the model gives
+        ``predicted``: the model, moved on the log-odds scale by how the cell's ``none``
+        decisions bought against what it expected of them (``BASELINE_PSEUDO`` pulling a
+        small cell towards the model). Also returns that shift's reference, the model's mean
+        prediction over the cell's ``none`` decisions."""
+        n0, k0, e0 = self.counts.get((NO_OFFER, cell), (0, 0, 0.0))
+        expected = _clip(e0 / n0) if n0 else predicted
+        a0 = k0 + BASELINE_PSEUDO * expected
+        b0 = n0 - k0 + BASELINE_PSEUDO * (1.0 - expected)
+        rate = _sigmoid(_logit(predicted) + math.log(a0 / b0) - _logit(expected))
+        # The same evidence (a0 + b0 decisions), centred on this prediction.
+        return rate * (a0 + b0), (1.0 - rate) * (a0 + b0), expected
 
     def _effect(self, action: str, cell: str) -> tuple[float, float]:
         """Posterior mean and variance of the offer's log-odds effect in ``cell``."""
@@ -203,17 +230,20 @@ class UpliftModel:
         return result
 
     def _cell_estimate(self, action: str, cell: str) -> tuple[float, float] | None:
-        """Log-odds difference offer vs none in ``cell`` and its variance, from counts."""
+        """The offer's log-odds effect in ``cell`` and its variance, from counts.
+
+        Observed against expected: the offered decisions' buyers against the baseline's
+        prediction for those decisions, calibrated by how the cell's ``none`` decisions did
+        against theirs, so that whom the policy chose to offer does not pass for the
+        offer's effect.
+        """
         treated = self.counts.get((action, cell))
         if not treated or treated[0] == 0:
             return None
-        n0, k0 = self.counts.get(("none", cell), (0, 0))
-        shop_n, shop_k = self.totals[self.actions[0]]
-        shop_rate = (shop_k + 1.0) / (shop_n + 2.0)
-        # The cell's no-offer rate, pulled towards the shop's where the cell is small.
-        a0 = k0 + BASELINE_PSEUDO * shop_rate
-        b0 = n0 - k0 + BASELINE_PSEUDO * (1.0 - shop_rate)
-        n1, k1 = treated
+        n1, k1, e1 = treated
+        # The no-offer rate of *these* decisions: the model's mean prediction for them,
+        # calibrated by the cell's none decisions.
+        a0, b0, _ = self._no_offer_rate(cell, _clip(e1 / n1))
         a1, b1 = k1 + 0.5, n1 - k1 + 0.5
         value = math.log(a1 / b1) - math.log(a0 / b0)
         return value, 1.0 / a1 + 1.0 / b1 + 1.0 / a0 + 1.0 / b0
@@ -230,14 +260,15 @@ class UpliftModel:
         if action not in self.totals:
             return  # an offer since removed from the catalogue: its label teaches nothing now
         self.labels += 1
-        for counts in (
-            self.counts.setdefault((action, cell_of(vector, trigger)), [0, 0]),
-            self.totals[action],
-        ):
-            counts[0] += 1
-            counts[1] += int(bool(label))
+        raw = _log_features(vector)
+        cell = self.counts.setdefault((action, cell_of(vector, trigger)), [0, 0, 0.0])
+        cell[0] += 1
+        cell[1] += int(bool(label))
+        cell[2] += self._predict(raw)  # before learning from it: what was expected
+        total = self.totals[action]
+        total[0] += 1
+        total[1] += int(bool(label))
         if action == self.actions[0]:
-            raw = _log_features(vector)
             self._scaler.learn_one(raw)  # type: ignore[no-untyped-call]
             scaled = self._scaler.transform_one(raw)  # type: ignore[no-untyped-call]
             self._baseline.learn_one(scaled, bool(label))
@@ -263,6 +294,10 @@ def _between_cell_variance(estimates: list[tuple[float, float]]) -> float:
     q = sum(w * (v - mean) ** 2 for w, (v, _) in zip(weights, estimates, strict=True))
     scale = total - sum(w * w for w in weights) / total
     return min(max(0.0, (q - (len(estimates) - 1)) / scale), MAX_CELL_SPREAD**2)
+
+
+def _clip(p: float) -> float:
+    return min(max(p, 1e-4), 1.0 - 1e-4)
 
 
 def _logit(p: float) -> float:

@@ -43,6 +43,29 @@ def test_learns_that_the_offer_helps_only_some_users() -> None:
     assert r.redemption_rate("pct10") > 0.95
 
 
+def test_whom_the_policy_chose_to_offer_does_not_pass_for_the_offers_effect() -> None:
+    # One behaviour cell, two kinds of user the baseline model tells apart (carts today): 10 %
+    # and 50 % buy, offer or not. The offer went only to the eager ones, as a policy that
+    # targets on the baseline does; their 50 % against the cell's 30 % without an offer is
+    # selection, not effect.
+    rng = random.Random(5)
+    snapshot = ModelSnapshot.initial(ACTIONS, n_segments=2, seed=1)
+
+    def eager(carts: float) -> tuple[float, ...]:
+        v = list(user(0.0))
+        v[FEATURE_INDEX["cart_adds_24h"]] = carts
+        return tuple(v)
+
+    for i in range(12000):
+        carts = rng.choice([0.0, 5.0])
+        action = "pct10" if carts and i % 2 else "none"
+        bought = int(rng.random() < (0.5 if carts else 0.1))
+        snapshot.learn(eager(carts), "add_to_cart", action, bought, redeemed=True)
+    belief = snapshot.response.belief(eager(5.0), "add_to_cart")
+    assert abs(belief.effect_mean["pct10"]) < 0.15
+    assert belief.purchase_probability("none") > 0.4  # the eager ones, not the cell's 30 %
+
+
 def test_an_untried_offer_stays_uncertain_however_much_else_is_known() -> None:
     snapshot = ModelSnapshot.initial(("none", "pct10", "pct20"), n_segments=2, seed=1)
     for i in range(3000):
