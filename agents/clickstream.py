@@ -287,32 +287,32 @@ async def _unstall(promo: Promo, progress: PartitionProgress, owned: set[int]) -
         return
     topic = promo.settings.topic_clickstream
     consumer = promo.app.consumer
-    ends = await consumer.highwaters(*(TP(topic, p) for p in quiet))
-    now = time.monotonic()
+    tps = {p: TP(topic, p) for p in quiet}
+    ends = await consumer.highwaters(*tps.values())
     committed = getattr(consumer, "_committed_offset", {})
-    for tp, end in ends.items():
-        # Nothing received since the partition was assigned: the group's committed offset
-        # (Faust's record of it) says where the consumer stands; a log that ends there, give
-        # or take one, is simply read to its end.
-        expected = max(quiet[tp.partition], committed.get(tp) or 0)
-        if end <= expected + 1:
-            progress.last[tp.partition] = (expected - 1, now)  # nothing waits: idle, fine
+    verdicts = progress.judge(
+        quiet,
+        {tp.partition: end for tp, end in ends.items()},
+        {p: committed[tp] for p, tp in tps.items() if committed.get(tp) is not None},
+        time.monotonic(),
+    )
+    for partition, (verdict, expected) in verdicts.items():
+        if verdict == "idle":
             continue
+        tp = tps[partition]
         state = (
-            f"{tp.topic}[{tp.partition}]: the agent expects offset {expected}, the log ends at "
-            f"{end}, nothing received for {STALL_SECONDS:.0f} s (Faust: "
+            f"{topic}[{partition}]: the agent expects offset {expected}, the log ends at "
+            f"{ends.get(tp)}, nothing received for {STALL_SECONDS:.0f} s (Faust: "
             f"paused={tp in getattr(consumer, '_paused_partitions', ())}, "
             f"active={tp in (getattr(consumer, '_active_partitions', None) or ())}, "
             f"assigned={tp in consumer.assignment()})"
         )
-        if progress.stalls.get(tp.partition, 0) >= 1:
+        if verdict == "stop":
             exc = PartitionStalled(f"still stalled after a resume: {state}")
             log.error("%s; stopping the worker", exc)
             await promo.app.crash(exc)
             return
         log.error("stalled partition %s; resuming it", state)
-        progress.stalls[tp.partition] = progress.stalls.get(tp.partition, 0) + 1
-        progress.last[tp.partition] = (expected - 1, now)
         consumer.resume_partitions({tp})
 
 

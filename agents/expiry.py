@@ -91,6 +91,33 @@ class PartitionProgress:
             self.last[partition] = (offset, now)
             self.stalls.pop(partition, None)
 
+    def judge(
+        self, quiet: dict[int, int], ends: dict[int, int], committed: dict[int, int], now: float
+    ) -> dict[int, tuple[str, int]]:
+        """What to do about each quiet partition, given where its log ``ends`` and the
+        group's ``committed`` offset: ``idle`` (read to its end: nothing waits), ``resume``
+        (messages wait: a first stall), or ``stop`` (still stalled a period after a resume),
+        with the offset the agent expects. A partition found idle or resumed is given
+        another period.
+        """
+        verdicts = {}
+        for partition, next_offset in quiet.items():
+            # Nothing received since the partition was assigned: the group's committed offset
+            # says where the consumer stands; a log that ends there, give or take one, is
+            # simply read to its end.
+            expected = max(next_offset, committed.get(partition) or 0)
+            if ends.get(partition, 0) <= expected + 1:
+                verdict = "idle"
+            elif self.stalls.get(partition, 0) >= 1:
+                verdict = "stop"
+            else:
+                verdict = "resume"
+                self.stalls[partition] = self.stalls.get(partition, 0) + 1
+            if verdict != "stop":
+                self.last[partition] = (expected - 1, now)
+            verdicts[partition] = (verdict, expected)
+        return verdicts
+
     def quiet(self, owned: set[int], now: float) -> dict[int, int]:
         """Owned partitions without progress for ``STALL_SECONDS``: partition -> the next
         offset the agent expects (0 if it never received one). Whether messages wait there

@@ -50,3 +50,26 @@ def test_a_partition_without_progress_is_quiet_after_the_stall_period() -> None:
     assert progress.quiet({0, 1, 2}, now=101.0 + STALL_SECONDS) == {0: 42, 1: 8}
     progress.seen(1, 9, now=130.0 + STALL_SECONDS)
     assert progress.quiet({0, 1, 2}, now=101.0 + 2 * STALL_SECONDS) == {0: 42, 2: 0}
+
+
+def test_a_stalled_partition_is_resumed_once_then_stops_the_worker_and_an_idle_one_is_left() -> (
+    None
+):
+    progress = PartitionProgress()
+    progress.seen(0, 41, now=0.0)
+    progress.seen(1, 6, now=0.0)
+    now = 1.0 + STALL_SECONDS
+    quiet = progress.quiet({0, 1, 2}, now)
+    assert quiet == {0: 42, 1: 7}
+    # 0 is read to its end; 1 has 83 messages waiting; 2 was never received but the group's
+    # committed offset is one short of its end (Faust commits the offset to read next).
+    verdicts = progress.judge({**quiet, 2: 0}, {0: 42, 1: 90, 2: 13}, {2: 12}, now)
+    assert verdicts == {0: ("idle", 42), 1: ("resume", 7), 2: ("idle", 12)}
+    # Each is given another period before it is looked at again.
+    assert progress.quiet({0, 1, 2}, now + STALL_SECONDS) == {}
+    later = now + 2 * STALL_SECONDS
+    assert progress.judge(progress.quiet({1}, later), {1: 90}, {}, later) == {1: ("stop", 7)}
+    # Progress after a resume clears the stall: the next quiet period resumes again first.
+    progress.seen(1, 7, now=later)
+    again = later + 2 * STALL_SECONDS
+    assert progress.judge(progress.quiet({1}, again), {1: 90}, {}, again) == {1: ("resume", 8)}
