@@ -12,6 +12,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TableT
 
 from agents.expiry import ExpiryIndex
+from agents.metrics import WorkerMetrics, serve_metrics
 from agents.outputs import OutputProducer, Outputs
 from agents.topics import Topics
 from promo.settings import Settings
@@ -33,6 +34,7 @@ class Promo:
     engine: DecisionEngine
     expiry: ExpiryIndex
     outputs: Outputs
+    metrics: WorkerMetrics
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -97,7 +99,7 @@ def faust_app(settings: Settings) -> faust.App:
         web_port=settings.worker_port,
         web_bind=settings.worker_bind,
         # Faust's pages that show table contents, routing and internals are unauthenticated:
-        # off. What stays is its index page, for liveness.
+        # off. What stays is its index page, and ours: /metrics, /health, /ready.
         web_tables_enabled=False,
         web_router_enabled=False,
         web_graph_enabled=False,
@@ -159,7 +161,10 @@ def create_app(settings: Settings, snapshot: ModelSnapshot | None = None) -> Pro
     engine = DecisionEngine(config, snapshot or initial_snapshot(settings, config))
     expiry = ExpiryIndex(allowed_lateness_ms=config.decision_lateness_ms)
     outputs = OutputProducer(settings)
-    promo = Promo(app, settings, topics, user_state, engine, expiry, outputs)
+    metrics = WorkerMetrics()
+    metrics.record_model(engine.snapshot.version, engine.snapshot.response.labels)
+    promo = Promo(app, settings, topics, user_state, engine, expiry, outputs, metrics)
+    serve_metrics(promo)
 
     @app.on_before_shutdown.connect  # after the consumer stopped, before Faust's producer
     async def flush_outputs(*args: object, **kwargs: object) -> None:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Sequence
 
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
+from faust.exceptions import ConsumerNotStarted
 from faust.types import TP, EventT, StreamT
 
 from agents.app import Promo
@@ -175,6 +176,7 @@ def register(promo: Promo) -> None:
                 replays.pending, replays.events_since = False, 0
                 engine.replays = await read_recent_decisions(s)
             replays.seen(len(events), engine.replays)
+            started = time.time()
             moved = time.monotonic()
             for event in events:
                 progress.seen(event.message.partition, event.message.offset, moved)
@@ -201,6 +203,7 @@ def register(promo: Promo) -> None:
                 except DeliveryError as exc:
                     await _stop_on_lost_output(promo, exc)
                     return
+            promo.metrics.record_batch(result, started, time.time())
 
     @app.on_partitions_assigned.connect
     async def on_assigned(*args: object, **kwargs: object) -> None:
@@ -208,6 +211,7 @@ def register(promo: Promo) -> None:
         replays.taken_over()
         progress.last.clear()
         progress.stalls.clear()
+        promo.metrics.assigned = True
 
     @app.timer(SWEEP_SECONDS)  # type: ignore[untyped-decorator]
     async def close_expired_windows() -> None:
@@ -228,6 +232,7 @@ def register(promo: Promo) -> None:
                 expiry.track(user_id, state)
             if out.outcomes:
                 log.info("closed %d attribution windows without a purchase", len(out.outcomes))
+                promo.metrics.record_outcomes(out.outcomes)
             try:
                 await publish(promo, out, changed)
             except DeliveryError as exc:
@@ -237,6 +242,7 @@ def register(promo: Promo) -> None:
             async with publishing:  # its tombstones are changelog entries too
                 evict_idle(promo, now, owned)
         await _unstall(promo, progress, owned)
+        _record_lag(promo, progress, owned)
 
 
 #: Users looked at per sweep for idleness. Decoding a state costs ~17 µs: 500 make ~8 ms, a
@@ -266,6 +272,21 @@ def evict_idle(promo: Promo, now: int, owned: set[int]) -> int:
             gone.append((state.partition, key, None))
     send_changelog(table, gone)
     return len(gone)
+
+
+def _record_lag(promo: Promo, progress: PartitionProgress, owned: set[int]) -> None:
+    """Messages waiting per owned partition: the consumer's latest known log end (from its
+    fetches, no request) beyond the next offset the agent expects."""
+    consumer, topic = promo.app.consumer, promo.settings.topic_clickstream
+    lag = {}
+    try:
+        for partition in owned:
+            end = consumer.highwater(TP(topic, partition))
+            if end is not None and partition in progress.last:
+                lag[partition] = max(end - progress.last[partition][0] - 1, 0)
+    except ConsumerNotStarted:  # a worker starting or stopping: nothing to measure yet
+        return
+    promo.metrics.record_lag(lag, owned)
 
 
 def _owned_partitions(promo: Promo) -> set[int]:

@@ -73,6 +73,7 @@ def register(promo: Promo) -> None:
                     continue
                 if snapshot.version > engine.snapshot.version:
                     engine.snapshot = snapshot
+                    promo.metrics.record_model(snapshot.version, snapshot.response.labels)
                     log.info("deciding with models v%d", snapshot.version)
         except asyncio.CancelledError:
             raise

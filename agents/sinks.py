@@ -285,14 +285,25 @@ def register(promo: Promo) -> None:
     by_topic = {sink.topic: sink for sink in sinks(s)}
     client: list[Client] = []  # one connection, made on first use and after a failure
 
+    metrics = promo.metrics
+
     def write(table: str, columns: Sequence[str], rows: list[Row]) -> None:
-        if not client:
-            client.append(connect(s))
+        started = time.monotonic()
         try:
+            if not client:
+                client.append(connect(s))
             insert(client[0], table, columns, rows)
-        except PromoError:
+        except RowsRejected:
+            metrics.sink_failures.labels(table, "rejected").inc()
             client.clear()
             raise
+        except PromoError as exc:
+            kind = "configuration" if isinstance(exc, ConfigError) else "outage"
+            metrics.sink_failures.labels(table, kind).inc()
+            client.clear()
+            raise
+        metrics.sink_rows.labels(table).observe(len(rows))
+        metrics.sink_seconds.labels(table).observe(time.monotonic() - started)
 
     @promo.app.task  # type: ignore[untyped-decorator]
     async def sink_to_clickhouse() -> None:

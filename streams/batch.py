@@ -47,6 +47,11 @@ class BatchResult:
     #: partition -> its budget ledger, when the engine has a daily budget (saved likewise)
     ledgers: dict[int, BudgetLedger] = field(default_factory=dict)
     events: int = 0
+    #: Events processed, by type (the operators' per-type counts)
+    event_types: dict[str, int] = field(default_factory=dict)
+    #: Kafka timestamp (ms) of the message behind each decision, in ``output.decisions``
+    #: order: where the decision latency is measured from
+    decision_message_ts: list[int] = field(default_factory=list)
     #: Messages skipped because the user's state already holds them (replay after a crash,
     #: or a producer's retry of the same event id). ClickHouse stores them once anyway.
     duplicates: int = 0
@@ -144,6 +149,12 @@ def process_batch(
                 ledger = ledgers[message.partition] = (
                     load_ledger(message.partition) or BudgetLedger()
                 )
+        decided = len(result.output.decisions)
         engine.handle(state, event, result.output, ledger)
+        decided = len(result.output.decisions) - decided
+        if decided:
+            result.decision_message_ts.extend([message.timestamp_ms] * decided)
         result.events += 1
+        kind = event.type.value
+        result.event_types[kind] = result.event_types.get(kind, 0) + 1
     return result

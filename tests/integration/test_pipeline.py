@@ -33,6 +33,7 @@ import orjson
 import pytest
 from clickhouse_driver import Client
 from jsonschema import Draft202012Validator
+from prometheus_client.parser import text_string_to_metric_families
 
 from chaos.harness import (
     HOUR_MS,
@@ -307,6 +308,76 @@ def test_events_decisions_offers_outcomes_and_dead_letters(pipeline: Pipeline) -
     assert snapshots, "no model snapshot published"
     newest = max((ModelSnapshot.from_bytes(v) for _, v in snapshots), key=lambda s: s.version)
     assert newest.version >= 1 and newest.examples_seen >= 1
+
+
+def _metrics(web: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The worker's /metrics as {(sample name, sorted labels): value}."""
+    text = urlopen(f"{web}/metrics", timeout=5).read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_operators_see_metrics_health_and_readiness(pipeline: Pipeline) -> None:
+    p, base = pipeline, base_time()
+    worker = p.start_worker()
+    web = f"http://127.0.0.1:{worker.env['PROMO_WORKER_PORT']}"
+    assert orjson.loads(urlopen(f"{web}/health", timeout=5).read()) == {"status": "ok"}
+    users = [f"user-{n:03d}" for n in range(40)]
+    events = [view(u, f"{u}-view", base) for u in users]
+    events += [add_to_cart(u, f"{u}-cart", base + MINUTE_MS) for u in users[:10]]
+    sent = p.clickstream.send_all(events)
+    p.clickstream.send(b"{not json", key="user-bad")
+    p.clickstream.flush()
+    p.wait_count("decisions", len(users))
+    p.wait_count("dead_letters", 1)
+
+    # Ready once the partitions are taken over (it is deciding, so they are).
+    deadline = time.monotonic() + 30
+    while (status := _ready_status(web)) != 200 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert status == 200
+
+    seen = _metrics(web)
+
+    def total(name: str, **labels: str) -> float:
+        want = set(labels.items())
+        return sum(v for (n, ls), v in seen.items() if n == name and want <= set(ls))
+
+    assert total("promo_events_total", type="view") == len(users)
+    assert total("promo_events_total", type="add_to_cart") == 10
+    assert total("promo_events_total") == sent
+    assert total("promo_dead_letters_total", reason="invalid_json") == 1
+    assert total("promo_decisions_total") == len(users)
+    assert total("promo_decisions_total", arm="control") == sum(
+        in_control_group(u, salt=HOLDOUT_SALT, share=CONTROL_SHARE) for u in users
+    )
+    assert total("promo_suppressions_total", reason="cooldown") == 10
+    assert total("promo_decision_latency_seconds_count") == len(users)
+    # Every decision was in ClickHouse before we looked: its insert was measured.
+    assert total("promo_sink_rows_sum", table="decisions") >= len(users)
+    assert total("promo_sink_write_seconds_count", table="events") >= 1
+    assert total("promo_sink_failures_total") == 0
+
+    # The sweep (every 5 s) measures the lag of the partitions the worker owns: all read.
+    def lag() -> dict[str, float]:
+        return {
+            dict(ls)["partition"]: v
+            for (n, ls), v in _metrics(web).items()
+            if n == "promo_consumer_lag"
+        }
+
+    measured = poll(lag, bool, timeout=15, what="consumer lag", context=p.logs)
+    assert set(measured.values()) == {0.0}, measured
+
+
+def _ready_status(web: str) -> int:
+    try:
+        return int(urlopen(f"{web}/ready", timeout=5).status)
+    except HTTPError as exc:
+        return exc.code
 
 
 def test_restarted_worker_resumes_with_per_user_state(pipeline: Pipeline) -> None:
