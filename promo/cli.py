@@ -184,14 +184,18 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from agents.app import create_app, engine_config, run_worker
     from promo.clickhouse import ClickHouseUnavailable, check_schema
     from promo.kafka_io import ensure_topics, latest_snapshot
-    from streams.feature_vector import FEATURE_NAMES
+    from streams.models import ModelSnapshot
 
     config = engine_config(settings)  # a bad catalogue fails here, before any connection
     try:
         check_schema(settings)  # bad credentials or a schema behind stop here, named
     except ClickHouseUnavailable as exc:  # an outage: decisions need no ClickHouse
         logging.getLogger("promo").warning("%s; starting anyway, the sinks will retry", exc)
-    promo = create_app(settings, latest_snapshot(settings, FEATURE_NAMES + config.actions))
+    # The newest published models, so that a restarted worker decides as its predecessor did.
+    snapshot = latest_snapshot(settings, ModelSnapshot.layout_for(config.actions))
+    if snapshot is not None:
+        logging.getLogger("promo").info("starting with published models v%d", snapshot.version)
+    promo = create_app(settings, snapshot)
     created = ensure_topics(settings, promo.topics.partitions())
     if created:
         logging.getLogger("promo").info("created topics %s", ", ".join(created))

@@ -118,8 +118,12 @@ class ModelSnapshot:
         seed: int,
     ) -> ModelSnapshot:
         """Version 0: the priors (every offer's effect unknown, so nothing is sent)."""
-        layout = (*FEATURE_NAMES, *actions, MODEL_KIND)
-        return cls(0, layout, UpliftModel(actions), Segmenter(n_segments, seed))
+        return cls(0, cls.layout_for(actions), UpliftModel(actions), Segmenter(n_segments, seed))
+
+    @staticmethod
+    def layout_for(actions: tuple[str, ...]) -> tuple[str, ...]:
+        """The layout of this code's snapshots for ``actions``: what a worker accepts."""
+        return (*FEATURE_NAMES, *actions, MODEL_KIND)
 
     @property
     def actions(self) -> tuple[str, ...]:

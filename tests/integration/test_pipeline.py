@@ -33,8 +33,11 @@ import orjson
 import pytest
 from clickhouse_driver import Client
 from jsonschema import Draft202012Validator
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
+from agents.app import engine_config
 from chaos.harness import (
     HOUR_MS,
     MINUTE_MS,
@@ -378,6 +381,27 @@ def _ready_status(web: str) -> int:
         return int(urlopen(f"{web}/ready", timeout=5).status)
     except HTTPError as exc:
         return exc.code
+
+
+def test_a_starting_worker_decides_with_the_newest_published_models(pipeline: Pipeline) -> None:
+    p = pipeline
+    topic = p.names.topic("models")
+    admin = KafkaAdminClient(bootstrap_servers=p.bootstrap_servers)
+    try:
+        admin.create_topics([NewTopic(topic, 1, 1)])
+    finally:
+        admin.close()
+    actions = engine_config(Settings()).actions
+    snapshot = ModelSnapshot.initial(actions, n_segments=6, seed=42)
+    snapshot.version = 7  # as the learner publishes it
+    producer = KafkaProducer(bootstrap_servers=p.bootstrap_servers)
+    producer.send(topic, key=b"snapshot", value=snapshot.to_bytes()).get(timeout=30)
+    producer.close()
+    worker = p.start_worker()
+    # Read before the worker starts, not by its follower later: a restarted worker must decide
+    # from its first event with what its predecessor decided with.
+    assert "starting with published models v7" in worker.log(), worker.tail()
+    assert "skipping model snapshot" not in worker.log()
 
 
 def test_restarted_worker_resumes_with_per_user_state(pipeline: Pipeline) -> None:
