@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
+from pathlib import Path
 
 import orjson
 
@@ -104,6 +105,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--no-truth", action="store_true", help="do not write ground truth to ClickHouse"
+    )
+    rp = command(
+        "replay",
+        _replay,
+        "Backtest on a shop's own history: send a recorded JSON-lines file of clickstream "
+        "events (the event contract) to the clickstream topic, keyed by user, in file order; "
+        "the workers decide, attribute and store as for live traffic. Lines that are not "
+        "events are sent as they are and become dead letters.",
+    )
+    rp.add_argument("file", type=Path, help="JSON lines, one clickstream event per line")
+    rp.add_argument(
+        "--shift-to-now",
+        action="store_true",
+        help="move every event by whole days so that the newest lands within the last day "
+        "(the workers reject events older than PROMO_MAX_EVENT_AGE_DAYS)",
+    )
+    rp.add_argument("--rate", type=float, help="max events per second (default: no limit)")
+    rp.add_argument(
+        "--speed",
+        type=float,
+        help="send at the recorded pace, this many times faster (default: as fast as possible)",
     )
     wait = command(
         "wait-drained",
@@ -243,6 +265,50 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         tail_seconds=args.tail_seconds,
     )
     summary = run_simulation(config)
+    print(summary.format())
+    return 0
+
+
+def _replay(settings: Settings, args: argparse.Namespace) -> int:
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    from promo import replay
+    from promo.kafka_io import BrokerUnavailable
+
+    if not args.file.is_file():
+        raise PromoError(f"promo replay: no such file: {args.file}")
+    for name in ("rate", "speed"):
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
+            raise PromoError(f"promo replay --{name}: must be positive")
+    shift = 0
+    if args.shift_to_now:
+        latest = replay.latest_ts(replay.read_lines(args.file))
+        if latest is not None:
+            shift = replay.shift_to_now(latest, int(time.time() * 1000))
+    try:
+        producer = KafkaProducer(
+            bootstrap_servers=settings.bootstrap_servers, linger_ms=5, **settings.kafka_options()
+        )
+    except KafkaError as exc:
+        raise BrokerUnavailable(
+            f"no Kafka broker at {settings.broker_url} (PROMO_BROKER_URL)"
+        ) from exc
+    topic = settings.topic_clickstream
+    failures: list[BaseException] = []
+
+    def send(message: replay.ReplayMessage) -> None:
+        producer.send(topic, key=message.key, value=message.value).add_errback(failures.append)
+
+    try:
+        messages = (replay.to_message(line, shift) for line in replay.read_lines(args.file))
+        summary = replay.replay(messages, send, rate=args.rate, speed=args.speed)
+        producer.flush(timeout=60)
+    finally:
+        producer.close(timeout=30)
+    if failures:
+        raise PromoError(f"{len(failures)} messages to {topic!r} failed; first: {failures[0]!r}")
+    summary.shift_days = shift // replay.DAY_MS
     print(summary.format())
     return 0
 
