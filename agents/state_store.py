@@ -8,7 +8,7 @@ worker recovers each user's state with the partition that holds their events.
 
 from __future__ import annotations
 
-from faust.types import TableT
+from faust.types import FutureMessage, TableT
 
 from streams.budget import BudgetLedger
 from streams.user_state import UserState
@@ -63,6 +63,6 @@ def save_states(
     return entries
 
 
-def send_changelog(table: TableT[bytes, bytes], entries: list[Changelog]) -> None:
-    for partition, key, value in entries:
-        table.send_changelog(partition, key, value)
+def send_changelog(table: TableT[bytes, bytes], entries: list[Changelog]) -> list[FutureMessage]:
+    """Queue the entries on Faust's producer; each future resolves when the broker has it."""
+    return [table.send_changelog(partition, key, value) for partition, key, value in entries]

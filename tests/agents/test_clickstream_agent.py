@@ -364,8 +364,9 @@ async def test_a_users_changelog_entries_go_out_in_the_order_their_states_were_m
         second = await send(h, view(user, "v-1", closed_by + MINUTE_MS), partition=partition)
         await loop_turns(100)
         h.release()
+        # (The harness acknowledges changelog entries as it reads them, here.)
+        await h.wait_until(lambda h: sweeping.done() and len(h.changelog) == 4)
         await sweeping
-        await h.wait_until(lambda h: len(h.changelog) == 4)
 
         entries = [s for s in h.changelog if s.key == user.encode()]
         applied = [state_from(h, e.value).offset for e in entries]
@@ -373,6 +374,31 @@ async def test_a_users_changelog_entries_go_out_in_the_order_their_states_were_m
         assert applied == [first, first, second], "an older state of the user was sent last"
         # The last entry is what a restart recovers: the state the worker holds.
         assert entries[-1].value == h.promo.user_state.data[user.encode()]
+
+
+async def test_a_batch_is_acknowledged_only_once_its_states_changelog_entries_are_delivered(
+    clickstream_agent: Any,
+) -> None:
+    # Faust commits the offsets of acknowledged messages, and its own flush before a commit
+    # gives up after 0.1 s without a send: were the batch acknowledged with its states'
+    # entries still buffered, a crash after the commit would lose its events from the states.
+    async with clickstream_agent(batch_size=1) as h:
+        h.hold = True  # a slow broker
+        event = await h.agent.put(
+            orjson.dumps(view("user-1", "v-0", T0)),
+            key=b"user-1",
+            partition=2,
+            timestamp=T0 / 1000,
+            wait=False,
+        )
+        await h.wait_until(lambda h: len(h.decisions) == 1)
+        h.release()  # the outputs arrive; the changelog entry that follows will be held
+        h.hold = True
+        await h.wait_until(lambda h: len(h.changelog) == 1)  # sent, not yet acknowledged
+        await loop_turns(100)
+        assert not event.message.acked
+        h.release()
+        await h.wait_until(lambda h: event.message.acked)
 
 
 async def test_a_refused_output_stops_the_worker_before_its_state_is_saved(
