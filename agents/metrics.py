@@ -79,8 +79,8 @@ class WorkerMetrics:
         )
         self.latency = Histogram(
             "promo_decision_latency_seconds",
-            "From the Kafka timestamp of the event that triggered a decision to the broker's "
-            "acknowledgement of the decision's outputs (offer included)",
+            "From the Kafka timestamp of the event that triggered a decision to the end of its "
+            "batch: outputs (offer included) and states' changelog acknowledged by the broker",
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
