@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Protocol, TypeAlias
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError
 from clickhouse_driver import Client
 
@@ -280,6 +280,25 @@ async def write_until_done(write: Callable[[], None]) -> None:
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
 
+class AssignmentLog(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Say which partitions the sinks' consumer holds after each rebalance: a partition no
+    live member consumes (seen in make chaos after SIGKILLs, cause unknown) is then found
+    in the workers' logs."""
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        log.info("sinks: partitions revoked: %s", _partitions(revoked))
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        log.info("sinks: partitions assigned: %s", _partitions(assigned))
+
+
+def _partitions(tps: Sequence[TopicPartition]) -> str:
+    by_topic: dict[str, list[int]] = defaultdict(list)
+    for tp in tps:
+        by_topic[tp.topic].append(tp.partition)
+    return "; ".join(f"{t} {sorted(p)}" for t, p in sorted(by_topic.items())) or "none"
+
+
 def register(promo: Promo) -> None:
     s = promo.settings
     by_topic = {sink.topic: sink for sink in sinks(s)}
@@ -308,7 +327,6 @@ def register(promo: Promo) -> None:
     @promo.app.task  # type: ignore[untyped-decorator]
     async def sink_to_clickhouse() -> None:
         consumer = AIOKafkaConsumer(
-            *by_topic,
             bootstrap_servers=s.bootstrap_servers,
             group_id=f"{s.app_id}-sinks",
             client_id=f"{s.app_id}-sinks",
@@ -318,6 +336,7 @@ def register(promo: Promo) -> None:
             heartbeat_interval_ms=int(s.broker_heartbeat_interval * 1000),
             **s.kafka_options(),
         )
+        consumer.subscribe(list(by_topic), listener=AssignmentLog())
         await consumer.start()
         try:
             while True:
