@@ -23,6 +23,7 @@ from agents.state_store import (
     save_states,
     send_changelog,
 )
+from agents.topics import owned_partitions
 from promo.settings import Settings
 from schemas.codec import encode
 from schemas.dead_letters import DeadLetter, RejectReason
@@ -100,11 +101,8 @@ async def publish(
         # (ProducerBuffer.flush_atmost), so offsets could be committed for states whose
         # changelog entries were still buffered; a crash then lost those events from the
         # states for good (make chaos: views missing from 25 decisions' features).
-        results = await asyncio.gather(
-            *send_changelog(promo.user_state, changelog), return_exceptions=True
-        )
-        for result in results:
-            if isinstance(result, BaseException):
+        for result in await _delivered(send_changelog(promo.user_state, changelog)):
+            if isinstance(result, BaseException):  # too large for the broker: a bug, no input
                 raise DeliveryError(f"a state's changelog entry was not delivered: {result!r}")
 
 
@@ -188,8 +186,11 @@ def register(promo: Promo) -> None:
             replays.seen(len(events), engine.replays)
             started = time.time()
             moved = time.monotonic()
-            for event in events:
-                progress.seen(event.message.partition, event.message.offset, moved)
+            # A partition's messages come in offset order: its last one in the batch is its
+            # progress (one dict write per event here, one call per partition below).
+            newest = {e.message.partition: e.message.offset for e in events}
+            for partition, offset in newest.items():
+                progress.seen(partition, offset, moved)
             async with publishing:
                 result: BatchResult = process_batch(
                     engine,
@@ -300,8 +301,7 @@ def _record_lag(promo: Promo, progress: PartitionProgress, owned: set[int]) -> N
 
 
 def _owned_partitions(promo: Promo) -> set[int]:
-    topic = promo.settings.topic_clickstream
-    return {tp.partition for tp in promo.app.assignor.assigned_actives() if tp.topic == topic}
+    return owned_partitions(promo.app, promo.settings.topic_clickstream)
 
 
 class PartitionStalled(PromoError):

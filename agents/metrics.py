@@ -28,6 +28,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from agents.topics import owned_partitions
 from schemas.outcomes import Outcome
 from streams.batch import BatchResult
 
@@ -202,8 +203,6 @@ def not_ready(promo: Promo) -> str | None:
         return "rebalancing"
     if app.in_recovery:
         return "recovering state from the changelog"
-    topic = promo.settings.topic_clickstream
-    owned = [tp for tp in app.assignor.assigned_actives() if tp.topic == topic]
-    if promo.expiry.needs_rebuild and owned:
+    if promo.expiry.needs_rebuild and owned_partitions(app, promo.settings.topic_clickstream):
         return "taking over partitions"
     return None

@@ -303,7 +303,6 @@ def register(promo: Promo) -> None:
     s = promo.settings
     by_topic = {sink.topic: sink for sink in sinks(s)}
     client: list[Client] = []  # one connection, made on first use and after a failure
-
     metrics = promo.metrics
 
     def write(table: str, columns: Sequence[str], rows: list[Row]) -> None:
@@ -312,12 +311,14 @@ def register(promo: Promo) -> None:
             if not client:
                 client.append(connect(s))
             insert(client[0], table, columns, rows)
-        except RowsRejected:
-            metrics.sink_failures.labels(table, "rejected").inc()
-            client.clear()
-            raise
-        except PromoError as exc:
-            kind = "configuration" if isinstance(exc, ConfigError) else "outage"
+        except PromoError as exc:  # RowsRejected and ConfigError included
+            kind = (
+                "rejected"
+                if isinstance(exc, RowsRejected)
+                else "configuration"
+                if isinstance(exc, ConfigError)
+                else "outage"
+            )
             metrics.sink_failures.labels(table, kind).inc()
             client.clear()
             raise

@@ -60,3 +60,8 @@ class Topics:
             self.suppressions,
         )
         return {t.get_topic_name(): t.partitions or 1 for t in topics}
+
+
+def owned_partitions(app: faust.App, topic: str) -> set[int]:
+    """Partitions of ``topic`` this worker actively owns (not its standbys)."""
+    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}

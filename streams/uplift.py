@@ -166,7 +166,7 @@ class UpliftModel:
 
     def belief(self, vector: tuple[float, ...], trigger: str) -> Belief:
         cell = cell_of(vector, trigger)
-        a0, b0, _ = self._no_offer_rate(cell, self._predict(_log_features(vector)))
+        a0, b0 = self._no_offer_rate(cell, self._predict(_log_features(vector)))
         means, variances = {}, {}
         for action in self.actions[1:]:
             means[action], variances[action] = self._effect(action, cell)
@@ -178,19 +178,18 @@ class UpliftModel:
         proba = self._baseline.predict_proba_one(scaled)  # type: ignore[no-untyped-call]
         return _clip(float(proba.get(True, 0.5)))
 
-    def _no_offer_rate(self, cell: str, predicted: float) -> tuple[float, float, float]:
+    def _no_offer_rate(self, cell: str, predicted: float) -> tuple[float, float]:
         """Beta(a, b) of the cell's no-offer purchase rate for decisions the model gives
         ``predicted``: the model, moved on the log-odds scale by how the cell's ``none``
         decisions bought against what it expected of them (``BASELINE_PSEUDO`` pulling a
-        small cell towards the model). Also returns that shift's reference, the model's mean
-        prediction over the cell's ``none`` decisions."""
+        small cell towards the model)."""
         n0, k0, e0 = self.counts.get((NO_OFFER, cell), (0, 0, 0.0))
         expected = _clip(e0 / n0) if n0 else predicted
         a0 = k0 + BASELINE_PSEUDO * expected
         b0 = n0 - k0 + BASELINE_PSEUDO * (1.0 - expected)
         rate = _sigmoid(_logit(predicted) + math.log(a0 / b0) - _logit(expected))
         # The same evidence (a0 + b0 decisions), centred on this prediction.
-        return rate * (a0 + b0), (1.0 - rate) * (a0 + b0), expected
+        return rate * (a0 + b0), (1.0 - rate) * (a0 + b0)
 
     def _effect(self, action: str, cell: str) -> tuple[float, float]:
         """Posterior mean and variance of the offer's log-odds effect in ``cell``."""
@@ -243,7 +242,7 @@ class UpliftModel:
         n1, k1, e1 = treated
         # The no-offer rate of *these* decisions: the model's mean prediction for them,
         # calibrated by the cell's none decisions.
-        a0, b0, _ = self._no_offer_rate(cell, _clip(e1 / n1))
+        a0, b0 = self._no_offer_rate(cell, _clip(e1 / n1))
         a1, b1 = k1 + 0.5, n1 - k1 + 0.5
         value = math.log(a1 / b1) - math.log(a0 / b0)
         return value, 1.0 / a1 + 1.0 / b1 + 1.0 / a0 + 1.0 / b0
