@@ -344,7 +344,15 @@ def test_operators_see_metrics_health_and_readiness(pipeline: Pipeline) -> None:
         time.sleep(0.5)
     assert status == 200
 
-    seen = _metrics(web)
+    # Every row is in ClickHouse; a sink's insert is measured just after it returns, so the
+    # scrape waits for the inserts' counts (sinks of events and decisions) to show it.
+    p.wait_count("events", sent)
+
+    def written(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> bool:
+        tables = {dict(ls).get("table") for (n, ls), v in metrics.items() if v > 0}
+        return {"events", "decisions"} <= tables
+
+    seen = poll(lambda: _metrics(web), written, timeout=15, what="sink metrics", context=p.logs)
 
     def total(name: str, **labels: str) -> float:
         want = set(labels.items())
