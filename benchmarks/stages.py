@@ -62,7 +62,7 @@ TIMED: tuple[tuple[object, str, str], ...] = (
     (UserState, "to_bytes", "state_encode"),
     (SlidingWindowFeatures, "update", "features"),
     (streams.engine, "feature_vector", "features"),
-    (streams.engine, "expected_order_value", "features"),
+    (UpliftModel, "order_value", "models"),
     (Segmenter, "segment", "models"),
     (UpliftModel, "belief", "models"),
     (UpliftModel, "redemption_rate", "models"),

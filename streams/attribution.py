@@ -47,6 +47,9 @@ class OpenDecision:
     redeemed: bool = False
     #: The decision point (view, add_to_cart, cart_return): the models learn per trigger.
     trigger: str = "view"
+    #: Items value (before any coupon) of the window's first purchase, 0 without one: the
+    #: models learn from it what an order is worth.
+    order_value: float = 0.0
 
     def to_compact(self) -> list[Any]:
         return [
@@ -64,6 +67,7 @@ class OpenDecision:
             self.clicked,
             self.redeemed,
             self.trigger,
+            self.order_value,
         ]
 
     @classmethod
@@ -106,6 +110,7 @@ def _example(decision: OpenDecision) -> TrainingExample:
         model_version=decision.model_version,
         redeemed=decision.redeemed,
         trigger=decision.trigger,
+        order_value=decision.order_value,
     )
 
 
@@ -180,6 +185,8 @@ def _attribute_purchase(
                     discount,
                 )
             )
+        if not d.converted:
+            d.order_value = round(items_total if items_total > 0 else total + discount, 2)
         d.converted = True
 
 

@@ -32,7 +32,7 @@ from schemas.training import TrainingExample
 from streams.attribution import OpenDecision, attribute_event, close_expired
 from streams.budget import GATES, BudgetLedger
 from streams.catalogue import OfferSpec
-from streams.feature_vector import expected_order_value, feature_vector
+from streams.feature_vector import feature_vector
 from streams.models import ModelSnapshot
 from streams.policy import (
     Choice,
@@ -231,10 +231,11 @@ class DecisionEngine:
         cfg, snapshot = self.config, self.snapshot
         decision_id = stable_id("de", event.user_id, event.event_id, cfg.policy_version)
         vector = feature_vector(state.features, event.ts)
-        order_value = expected_order_value(vector)
         control = in_control_group(event.user_id, salt=cfg.holdout_salt, share=cfg.control_share)
         logged = self.replays.pop(decision_id, None)
         if logged is None:
+            # The features' guess as the models' realised orders revise it.
+            order_value = snapshot.response.order_value(vector, trigger)
             segment, model_version = snapshot.segmenter.segment(vector), snapshot.version
             # A control user may be in the cohort too: their logged policy_offer is then what
             # the policy would have explored, so control mirrors treatment exactly.
@@ -263,6 +264,7 @@ class DecisionEngine:
             # whatever model arrived since, so that a re-sent offer is the offer already sent.
             segment, model_version = logged.segment, logged.model_version
             choice, shadow = _logged_choice(logged), _logged_shadow(logged)
+            order_value = logged.expected_order_value
         # Control's logged action is fixed by the holdout: probability 1.
         action, propensity = choice.action, 1.0 if control else choice.propensity
         reason: str | None = None

@@ -130,11 +130,20 @@ class ModelSnapshot:
         return self.response.actions
 
     def learn(
-        self, vector: tuple[float, ...], trigger: str, action: str, label: int, *, redeemed: bool
+        self,
+        vector: tuple[float, ...],
+        trigger: str,
+        action: str,
+        label: int,
+        *,
+        redeemed: bool,
+        order_value: float = 0.0,
     ) -> None:
         if action not in self.actions:
             return  # an offer since removed from the catalogue: its label teaches nothing now
-        self.response.learn(vector, trigger, action, label, redeemed=redeemed)
+        self.response.learn(
+            vector, trigger, action, label, redeemed=redeemed, order_value=order_value
+        )
         self.segmenter.learn(vector)
         self.examples_seen += 1
 
@@ -146,6 +155,7 @@ class ModelSnapshot:
             example.offer_code,
             example.label,
             redeemed=example.redeemed,
+            order_value=example.order_value,
         )
 
     def to_bytes(self) -> bytes:

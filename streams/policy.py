@@ -1,14 +1,15 @@
 """Which offer to send, if any, and with what probability: the decision policy.
 
-Policy ``uplift-lcb-v3`` targets *incremental* profit: for each offer a,
+Policy ``uplift-lcb-v4`` targets *incremental* profit: for each offer a,
 
     gain(a) = P(buy | a) * (margin * order value - expected discount of a)
               - P(buy | none) * margin * order value
 
 where the expected discount is the offer's cost times the share of its buyers who redeem it
 (only redeemed purchases cost anything; a bundle discount that rarely applies is rarely
-paid). The uplift model (``streams.uplift``) gives a posterior for every offer's effect, so
-the policy can ask how sure it is:
+paid), and the order value is what users like this one finally bought
+(``streams.order_value``), not the cart. The uplift model (``streams.uplift``) gives a
+posterior for every offer's effect, so the policy can ask how sure it is:
 
 - **serve**: send the offer with the highest *lower* confidence bound on gain, and only if
   that bound is positive (``z`` standard deviations of the effect's posterior). Where there

@@ -24,6 +24,8 @@ Two parts, each learned from labelled decisions (bought within the decision's wi
 
 P(purchase | user, offer a) = sigmoid(logit(model) + calibration[cell] + effect[a, cell]).
 
+What an order is worth comes from the realised orders too (``streams.order_value``).
+
 >>> model = UpliftModel(("none", "pct10"))
 >>> x = (0.0,) * len(FEATURE_NAMES)
 >>> b = model.belief(x, "add_to_cart")
@@ -48,7 +50,8 @@ from typing import Any
 from river import linear_model, optim, preprocessing
 
 from schemas.decisions import NO_OFFER
-from streams.feature_vector import FEATURE_INDEX, FEATURE_NAMES
+from streams.feature_vector import FEATURE_INDEX, FEATURE_NAMES, expected_order_value
+from streams.order_value import OrderValueModel
 from streams.river_state import dump_logistic, dump_scaler, load_logistic, load_scaler
 
 #: Prior on an offer's overall effect: log-odds ~ N(0, 1), "probably changes little".
@@ -94,6 +97,11 @@ def cell_of(vector: tuple[float, ...], trigger: str) -> str:
     return f"{history}.o{response}.{trigger}"
 
 
+def _response_of(cell: str) -> str:
+    """The past-offer response part of a cell (``o0``, ``o1``, ``o2``)."""
+    return cell.split(".", 2)[1]
+
+
 def _log_features(vector: tuple[float, ...]) -> dict[str, float]:
     # Counts and amounts are heavy-tailed: log1p keeps a big spender from dominating the fit.
     return {name: math.log1p(max(v, 0.0)) for name, v in zip(FEATURE_NAMES, vector, strict=True)}
@@ -136,9 +144,10 @@ class UpliftModel:
         self.totals: dict[str, list[int]] = {a: [0, 0] for a in actions}
         #: labels learned so far; the overall effects are recomputed only when it moves
         self.labels = 0
-        self._overall: dict[str, tuple[int, tuple[float, float, float]]] = {}
+        self._overall: dict[tuple[str, str], tuple[int, tuple[float, float, float]]] = {}
         #: offer -> [purchases, redemptions] among labelled decisions that took it
         self.redemptions: dict[str, list[int]] = {a: [0, 0] for a in actions[1:]}
+        self.order_values = OrderValueModel()
 
     def to_state(self) -> dict[str, Any]:
         """What the model learned, as JSON-ready data (the overall effects are a cache)."""
@@ -151,6 +160,7 @@ class UpliftModel:
             "totals": self.totals,
             "labels": self.labels,
             "redemptions": self.redemptions,
+            "order_values": self.order_values.to_state(),
         }
 
     @classmethod
@@ -162,6 +172,7 @@ class UpliftModel:
         model.totals = state["totals"]
         model.labels = state["labels"]
         model.redemptions = state["redemptions"]
+        model.order_values = OrderValueModel.from_state(state.get("order_values"))
         return model
 
     def belief(self, vector: tuple[float, ...], trigger: str) -> Belief:
@@ -171,6 +182,12 @@ class UpliftModel:
         for action in self.actions[1:]:
             means[action], variances[action] = self._effect(action, cell)
         return Belief(_clip(a0 / (a0 + b0)), means, variances)
+
+    def order_value(self, vector: tuple[float, ...], trigger: str) -> float:
+        """What an order by this user would be worth, before any coupon: the features'
+        guess, as the realised orders of users like this one revise it."""
+        guess = expected_order_value(vector)
+        return self.order_values.predict(cell_of(vector, trigger), guess=guess)
 
     def _predict(self, raw: dict[str, float]) -> float:
         """The baseline model's P(purchase | none), before the cell's calibration."""
@@ -193,7 +210,7 @@ class UpliftModel:
 
     def _effect(self, action: str, cell: str) -> tuple[float, float]:
         """Posterior mean and variance of the offer's log-odds effect in ``cell``."""
-        overall, overall_var, spread = self._overall_effect(action)
+        overall, overall_var, spread = self._overall_effect(action, _response_of(cell))
         prior_var = overall_var + spread
         estimate = self._cell_estimate(action, cell)
         if estimate is None:
@@ -202,8 +219,15 @@ class UpliftModel:
         precision = 1.0 / prior_var + 1.0 / var
         return (overall / prior_var + value / var) / precision, 1.0 / precision
 
-    def _overall_effect(self, action: str) -> tuple[float, float, float]:
-        """The offer's effect across cells and how much cells differ (random effects).
+    def _overall_effect(self, action: str, response: str) -> tuple[float, float, float]:
+        """The offer's effect across the cells of users who answered past offers alike
+        (``response``: never shown one, ignored them, clicked one), and how much those cells
+        differ (random effects).
+
+        Pooled by response because that is where effects differ most: a user who clicked an
+        offer is who an offer moves, one who ignored several is not; pooling them all pulled
+        the few clickers' cells towards everyone else's (no) effect, and lent everyone else
+        the clickers' effect.
 
         The between-cell variance is estimated from the data (DerSimonian-Laird): if the
         cells' estimates scatter no more than their own noise explains, they are pulled
@@ -211,11 +235,15 @@ class UpliftModel:
         (the optimizer's curse); where cells really differ, each keeps its own. The overall
         effect starts from the sceptical prior centred on no effect.
         """
-        cached = self._overall.get(action)
+        cached = self._overall.get((action, response))
         if cached is not None and cached[0] == self.labels:
             return cached[1]
         estimates = [
-            e for a, cell in self.counts if a == action and (e := self._cell_estimate(a, cell))
+            e
+            for a, cell in self.counts
+            if a == action
+            and _response_of(cell) == response
+            and (e := self._cell_estimate(a, cell))
         ]
         spread = _between_cell_variance(estimates)
         precision = 1.0 / EFFECT_PRIOR_SD**2
@@ -225,7 +253,7 @@ class UpliftModel:
             precision += w
             weighted += w * value
         result = (weighted / precision, 1.0 / precision, spread)
-        self._overall[action] = (self.labels, result)
+        self._overall[(action, response)] = (self.labels, result)
         return result
 
     def _cell_estimate(self, action: str, cell: str) -> tuple[float, float] | None:
@@ -254,13 +282,23 @@ class UpliftModel:
         return (a + redeemed) / (a + b + bought)
 
     def learn(
-        self, vector: tuple[float, ...], trigger: str, action: str, label: int, *, redeemed: bool
+        self,
+        vector: tuple[float, ...],
+        trigger: str,
+        action: str,
+        label: int,
+        *,
+        redeemed: bool,
+        order_value: float = 0.0,
     ) -> None:
         if action not in self.totals:
             return  # an offer since removed from the catalogue: its label teaches nothing now
         self.labels += 1
         raw = _log_features(vector)
-        cell = self.counts.setdefault((action, cell_of(vector, trigger)), [0, 0, 0.0])
+        where = cell_of(vector, trigger)
+        if label and order_value > 0:
+            self.order_values.learn(where, guess=expected_order_value(vector), order=order_value)
+        cell = self.counts.setdefault((action, where), [0, 0, 0.0])
         cell[0] += 1
         cell[1] += int(bool(label))
         cell[2] += self._predict(raw)  # before learning from it: what was expected

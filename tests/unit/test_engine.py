@@ -103,6 +103,7 @@ def test_purchase_with_coupon_is_attributed_and_labelled() -> None:
     (example,) = out.training
     assert example.label == 1 and example.redeemed and example.offer_code == offer.offer_code
     assert example.trigger == "view" and example.ts == T0 + 48 * HOUR
+    assert example.order_value == 40.0  # what the items were worth before the 10 % coupon
     assert OutcomeType.NO_CONVERSION not in [o.type for o in out.outcomes]
 
 
