@@ -4,12 +4,18 @@ tests/integration/test_sink_watchdog.py."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+
 from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from agents.metrics import WorkerMetrics
-from agents.sink_watch import SinkWatchdog
-from tests.agents.test_sinks import record
+from agents.sink_watch import AssignmentLog, SinkWatchdog
+from agents.sinks import Record, Row, run_sinks, sinks
+from tests.agents.test_sinks import SETTINGS, record
 
 STALL = 60.0
 A0, A1, B0 = TopicPartition("a", 0), TopicPartition("a", 1), TopicPartition("b", 0)
@@ -121,7 +127,65 @@ async def test_a_rebalance_starts_the_clocks_again() -> None:
     consumer = Consumer({A0}, a=1, b=0)
     consumer.ends, consumer.committed = {A0: 100}, {A0: 10}
     dog.delivered({A0: [record(9, A0)]}, now=0.0)
-    dog.reset()  # the assignment changed at 50 s: the new holder starts from its commit
+    # The assignment changed at 50 s: the new holder starts from its commit then.
+    await AssignmentLog(dog.reset).on_partitions_assigned([A0])
     assert not await dog.look(consumer, now=50.0)
     assert not await dog.look(consumer, now=50.0 + STALL)
     assert stalls(metrics, "resume") == 0
+
+
+class Scripted(Consumer):
+    """A consumer that hands out the given batches in turn, for the sink loop itself."""
+
+    def __init__(self, batches: list[dict[TopicPartition, list[Record]]]) -> None:
+        super().__init__({A0, A1}, a=2, b=0)
+        self.batches = batches
+
+    def subscribe(self, topics: list[str], listener: object) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def getmany(
+        self, *tps: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[Record]]:
+        if self.batches:
+            return self.batches.pop(0)
+        await asyncio.sleep(timeout_ms / 1000)
+        return {}
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.committed.update(offsets)
+
+
+async def test_time_the_sink_loop_spends_writing_is_not_taken_for_a_stall() -> None:
+    """A1 delivered, then a 1 s write (ClickHouse slow); the next batch holds only A0 while
+    A1 has more waiting. Its 0.5 s stall period counts from the end of the write."""
+    metrics = WorkerMetrics()
+    dog = SinkWatchdog(["a"], metrics.sink_stalls, stall_seconds=0.5, every=0.0)
+    consumer = Scripted(
+        [
+            {A0: [record(0, A0)], A1: [record(0, A1)]},
+            {A0: [record(1, A0), record(2, A0)]},
+        ]
+    )
+    consumer.ends = {A0: 3, A1: 5}
+    writes: list[int] = []
+
+    def write(table: str, columns: Sequence[str], rows: list[Row]) -> None:
+        writes.append(len(rows))
+        if len(writes) == 1:
+            time.sleep(1.0)
+
+    decisions = next(sink for sink in sinks(SETTINGS) if sink.table == "decisions")
+    by_topic = {"a": replace(decisions, topic="a")}
+    # Batches of 2 records: the first is A0's and A1's, the next two A0's only.
+    settings = SETTINGS.model_copy(update={"sink_batch_size": 2, "sink_flush_seconds": 0.05})
+    task = asyncio.create_task(run_sinks(lambda: consumer, by_topic, write, dog, settings))
+    while consumer.committed != {A0: 3, A1: 1} and not task.done():  # every batch written
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert writes == [2, 2]
+    assert stalls(metrics, "resume") == 0 and consumer.sought == {}
