@@ -79,8 +79,12 @@ async def sink_loop(
     p = Sinks(settings, migrated, topic)
     by_topic = {sink.topic: sink for sink in sinks(settings) if sink.topic == topic}
 
+    # The loop writes from a worker thread, the test counts from its own: two connections.
+    c = migrated.connection
+    writer = Client(c.host, port=c.port, user=c.user, database=c.database)
+
     def write(table: str, columns: Sequence[str], rows: list[Row]) -> None:
-        insert(migrated, table, columns, rows)
+        insert(writer, table, columns, rows)
 
     watchdog = SinkWatchdog(by_topic, p.metrics.sink_stalls, stall_seconds=STALL_SECONDS, every=0.5)
     task = asyncio.create_task(run_sinks(p.new_consumer, by_topic, write, watchdog, settings))
@@ -89,13 +93,14 @@ async def sink_loop(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        writer.disconnect()
 
 
 async def until(what: str, ready: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
         if time.monotonic() > deadline:
-            pytest.fail(f"no {what} within {timeout:.0f} s")
+            pytest.fail(f"waited {timeout:.0f} s for {what}")
         await asyncio.sleep(0.2)
 
 
@@ -129,3 +134,24 @@ async def test_a_sink_partition_a_resume_cannot_cure_gets_a_new_consumer(
     await until("rows of the stalled partition", lambda: p.stored() == 10, timeout=60)
     assert p.stalls("resume") == 1 and p.stalls("rejoin") == 1
     assert len(p.consumers) == 2 and tp in p.consumers[1].assignment()
+
+
+async def test_a_sink_partition_its_group_member_does_not_consume_is_reported(
+    sink_loop: Sinks,
+) -> None:
+    """Another member of the sinks' group takes a partition and never reads it (as a member
+    the broker still counts after a SIGKILL would): this worker's sinks report it."""
+    p = sink_loop
+    await until("the sinks' assignment", lambda: bool(p.consumers and p.consumers[0].assignment()))
+    silent = sink_consumer(p.settings)
+    silent.subscribe([p.topic])
+    await silent.start()
+    try:
+        await until("a partition for the silent member", lambda: len(silent.assignment()) == 1)
+        await p.send(partition=0, first=0, n=5)
+        await p.send(partition=1, first=5, n=5)
+        await until("an unconsumed partition reported", lambda: p.stalls("unconsumed") >= 1)
+        assert p.stored() == 5  # the partition this worker's sinks hold
+    finally:
+        await silent.stop()
+    await until("every row once the silent member left", lambda: p.stored() == 10, timeout=60)
