@@ -168,7 +168,7 @@ def register(promo: Promo) -> None:
     )
     abandon_ms = engine.config.abandon_after_ms
     replays = ReplayGuard()
-    progress = PartitionProgress()
+    progress = PartitionProgress[int]()
     # The agent and the sweep both load states, change them and publish them. Publishing
     # waits for the broker, and the changelog entries are the states as they were saved: if
     # the two interleaved, the older entry of a user could reach the changelog last and a
@@ -285,7 +285,7 @@ def evict_idle(promo: Promo, now: int, owned: set[int]) -> int:
     return len(gone)
 
 
-def _record_lag(promo: Promo, progress: PartitionProgress, owned: set[int]) -> None:
+def _record_lag(promo: Promo, progress: PartitionProgress[int], owned: set[int]) -> None:
     """Messages waiting per owned partition: the consumer's latest known log end (from its
     fetches, no request) beyond the next offset the agent expects."""
     consumer, topic = promo.app.consumer, promo.settings.topic_clickstream
@@ -309,7 +309,7 @@ class PartitionStalled(PromoError):
     not help: the worker stops, so that its partitions go to a fresh consumer."""
 
 
-async def _unstall(promo: Promo, progress: PartitionProgress, owned: set[int]) -> None:
+async def _unstall(promo: Promo, progress: PartitionProgress[int], owned: set[int]) -> None:
     """Owned partitions with messages waiting where the agent got nothing for
     ``STALL_SECONDS``: say so loudly with Faust's view of them and resume them; a partition
     still stalled a period later stops the worker (its restart rejoins the group)."""

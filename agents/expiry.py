@@ -17,8 +17,9 @@ never ahead of the wall clock (no real event happens in the future).
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from streams.user_state import UserState
 
@@ -75,25 +76,37 @@ class ExpiryIndex:
 #: stalled. (Faust commits and fetches every few seconds; a rebalance takes well under this.)
 STALL_SECONDS = 60.0
 
+#: How a partition is named: its number (the hot path reads one topic) or a topic-partition
+#: (the sinks read several).
+P = TypeVar("P", bound=Hashable)
+
 
 @dataclass
-class PartitionProgress:
-    """Where the hot path got on each clickstream partition, and when it last moved: a
-    partition the consumer stops delivering must not stall its users in silence."""
+class PartitionProgress(Generic[P]):
+    """Where a consumer got on each partition, and when it last moved: a partition the
+    consumer stops delivering must not stall its users (hot path) or its rows (sinks) in
+    silence."""
 
     #: partition -> (last offset the agent received, monotonic time it moved)
-    last: dict[int, tuple[int, float]] = field(default_factory=dict)
+    last: dict[P, tuple[int, float]] = field(default_factory=dict)
     #: partition -> times it was found stalled and resumed since it last moved
-    stalls: dict[int, int] = field(default_factory=dict)
+    stalls: dict[P, int] = field(default_factory=dict)
+    stall_seconds: float = STALL_SECONDS
 
-    def seen(self, partition: int, offset: int, now: float) -> None:
+    def seen(self, partition: P, offset: int, now: float) -> None:
         if offset > self.last.get(partition, (-1, 0.0))[0]:
             self.last[partition] = (offset, now)
             self.stalls.pop(partition, None)
 
+    def away(self, seconds: float) -> None:
+        """The consumer was not asked for records for ``seconds`` (its reader was busy, e.g.
+        retrying a write through an outage): nothing could be delivered meanwhile, so that
+        time does not count towards a stall."""
+        self.last = {p: (offset, moved + seconds) for p, (offset, moved) in self.last.items()}
+
     def judge(
-        self, quiet: dict[int, int], ends: dict[int, int], committed: dict[int, int], now: float
-    ) -> dict[int, tuple[str, int]]:
+        self, quiet: dict[P, int], ends: dict[P, int], committed: dict[P, int], now: float
+    ) -> dict[P, tuple[str, int]]:
         """What to do about each quiet partition, given where its log ``ends`` and the
         group's ``committed`` offset: ``idle`` (read to its end: nothing waits), ``resume``
         (messages wait: a first stall), or ``stop`` (still stalled a period after a resume),
@@ -118,13 +131,13 @@ class PartitionProgress:
             verdicts[partition] = (verdict, expected)
         return verdicts
 
-    def quiet(self, owned: set[int], now: float) -> dict[int, int]:
-        """Owned partitions without progress for ``STALL_SECONDS``: partition -> the next
+    def quiet(self, owned: set[P], now: float) -> dict[P, int]:
+        """Owned partitions without progress for ``stall_seconds``: partition -> the next
         offset the agent expects (0 if it never received one). Whether messages wait there
         is for the caller to ask the broker."""
         quiet = {}
         for partition in owned:
             offset, moved = self.last.setdefault(partition, (-1, now))
-            if now - moved > STALL_SECONDS:
+            if now - moved > self.stall_seconds:
                 quiet[partition] = offset + 1
         return quiet

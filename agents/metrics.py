@@ -117,6 +117,14 @@ class WorkerMetrics:
             ["table", "kind"],
             registry=r,
         )
+        self.sink_stalls = Counter(
+            "promo_sink_stalls",
+            "Sink partitions found stalled (messages waiting, no progress for the stall "
+            "period), by what the watchdog did: resume (one this worker holds), unconsumed "
+            "(one it does not hold: logged), rejoin (still stalled: a new sinks consumer)",
+            ["action"],
+            registry=r,
+        )
         self.model_version = Gauge(
             "promo_model_version", "Version of the models this worker decides with", registry=r
         )

@@ -29,11 +29,12 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Protocol, TypeAlias
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError
 from clickhouse_driver import Client
 
 from agents.app import Promo
+from agents.sink_watch import AssignmentLog, SinkWatchdog
 from promo.clickhouse import RowsRejected, connect, insert
 from promo.settings import Settings
 from schemas.codec import decode
@@ -280,25 +281,6 @@ async def write_until_done(write: Callable[[], None]) -> None:
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
 
-class AssignmentLog(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Say which partitions the sinks' consumer holds after each rebalance: a partition no
-    live member consumes (seen in make chaos after SIGKILLs, cause unknown) is then found
-    in the workers' logs."""
-
-    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
-        log.info("sinks: partitions revoked: %s", _partitions(revoked))
-
-    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
-        log.info("sinks: partitions assigned: %s", _partitions(assigned))
-
-
-def _partitions(tps: Sequence[TopicPartition]) -> str:
-    by_topic: dict[str, list[int]] = defaultdict(list)
-    for tp in tps:
-        by_topic[tp.topic].append(tp.partition)
-    return "; ".join(f"{t} {sorted(p)}" for t, p in sorted(by_topic.items())) or "none"
-
-
 def register(promo: Promo) -> None:
     s = promo.settings
     by_topic = {sink.topic: sink for sink in sinks(s)}
@@ -327,27 +309,65 @@ def register(promo: Promo) -> None:
 
     @promo.app.task  # type: ignore[untyped-decorator]
     async def sink_to_clickhouse() -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.bootstrap_servers,
-            group_id=f"{s.app_id}-sinks",
-            client_id=f"{s.app_id}-sinks",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=int(s.broker_session_timeout * 1000),
-            heartbeat_interval_ms=int(s.broker_heartbeat_interval * 1000),
-            **s.kafka_options(),
-        )
-        consumer.subscribe(list(by_topic), listener=AssignmentLog())
-        await consumer.start()
+        watchdog = SinkWatchdog(by_topic, metrics.sink_stalls)
         try:
-            while True:
-                batch = await take_batch(consumer, s.sink_batch_size, s.sink_flush_seconds)
-                if batch:
-                    await sink_batch(consumer, batch, by_topic, write)
+            await run_sinks(partial(sink_consumer, s), by_topic, write, watchdog, s)
         except ConfigError as exc:
             # No retry cures a bad setting: stop the worker, naming it. The batch stays
             # uncommitted, so the next worker writes it.
             log.error("configuration error: %s; stopping the worker", exc)
             await promo.app.crash(exc)
+
+
+def sink_consumer(s: Settings) -> AIOKafkaConsumer:
+    """A consumer of the sinks' group (not started): offsets committed by the loop only."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=s.bootstrap_servers,
+        group_id=f"{s.app_id}-sinks",
+        client_id=f"{s.app_id}-sinks",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=int(s.broker_session_timeout * 1000),
+        heartbeat_interval_ms=int(s.broker_heartbeat_interval * 1000),
+        **s.kafka_options(),
+    )
+
+
+async def run_sinks(
+    new_consumer: Callable[[], AIOKafkaConsumer],
+    by_topic: dict[str, Sink],
+    write: Writer,
+    watchdog: SinkWatchdog,
+    s: Settings,
+) -> None:
+    """Sink batches for good; a consumer the watchdog finds stalled beyond a resume is
+    stopped (leaving the group) and replaced by a new one, which joins it again. That is safe
+    between batches: the last one is committed, or its commit failed and its partitions'
+    next holder writes it again."""
+    while True:
+        watchdog.reset()
+        consumer = new_consumer()
+        consumer.subscribe(list(by_topic), listener=AssignmentLog(watchdog.reset))
+        await consumer.start()
+        try:
+            await _sink_until_stalled(consumer, by_topic, write, watchdog, s)
         finally:
             await consumer.stop()
+
+
+async def _sink_until_stalled(
+    consumer: AIOKafkaConsumer,
+    by_topic: dict[str, Sink],
+    write: Writer,
+    watchdog: SinkWatchdog,
+    s: Settings,
+) -> None:
+    while True:
+        batch = await take_batch(consumer, s.sink_batch_size, s.sink_flush_seconds)
+        watchdog.delivered(batch, time.monotonic())
+        if batch:
+            writing = time.monotonic()
+            await sink_batch(consumer, batch, by_topic, write)
+            watchdog.away(time.monotonic() - writing)
+        if watchdog.due(now := time.monotonic()) and await watchdog.look(consumer, now):
+            return

@@ -73,3 +73,12 @@ def test_a_stalled_partition_is_resumed_once_then_stops_the_worker_and_an_idle_o
     progress.seen(1, 7, now=later)
     again = later + 2 * STALL_SECONDS
     assert progress.judge(progress.quiet({1}, again), {1: 90}, {}, again) == {1: ("resume", 8)}
+
+
+def test_time_the_reader_was_away_does_not_count_towards_a_stall() -> None:
+    progress = PartitionProgress[str](stall_seconds=10.0)  # any partition name: "topic[n]"
+    progress.seen("a[0]", 5, now=0.0)
+    progress.away(30.0)  # the reader was writing, not asking for records
+    assert progress.quiet({"a[0]"}, now=35.0) == {}
+    assert progress.quiet({"a[0]"}, now=41.0) == {"a[0]": 6}
+    assert progress.judge({"a[0]": 6}, {"a[0]": 9}, {}, now=41.0) == {"a[0]": ("resume", 6)}
