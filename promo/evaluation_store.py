@@ -3,8 +3,8 @@ estimate an analyst would read from it through the report's own SQL.
 
 The estimate must come from the logs alone, as in production: decisions, outcomes and
 purchase events go in through the sinks' row builders, the migrations create the same views,
-and :func:`promo.report.net_profit_effect` reads the per-user treatment-vs-control difference
-exactly as ``promo report`` prints it.
+and :func:`promo.report_figures.net_profit_effect` reads the per-user treatment-vs-control
+difference exactly as ``promo report`` prints it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from promo.clickhouse import apply_migrations, connect_url, insert
-from promo.report import net_profit_effect
+from promo.report_figures import net_profit_effect
 from promo.settings import Settings
 from simulator.closed_loop import LoopResult
 from streams.sink_rows import (

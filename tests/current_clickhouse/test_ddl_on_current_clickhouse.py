@@ -26,12 +26,13 @@ from aiokafka import ConsumerRecord, TopicPartition
 from agents.sinks import Row, sink_batch, sinks
 from promo.clickhouse import apply_migrations, insert, read_migrations
 from promo.off_policy import LOGGED_OFFERS_SQL, logged_offers, off_policy_estimates
-from promo.report import (
-    _TRUTH_SQL,
-    _USERS_SQL,
+from promo.report import _spend_section, _suppressions_section
+from promo.report_figures import (
     PRE_PERIOD_DAYS,
-    _spend_section,
-    _suppressions_section,
+    TRUTH_SQL,
+    USERS_SQL,
+    spend_per_day,
+    suppressions_by_reason,
 )
 from schemas.codec import encode
 from schemas.dead_letters import DeadLetter, RejectReason
@@ -70,6 +71,7 @@ VIEWS = (
     "v_by_offer",
     "v_by_segment",
     "v_by_policy_version",
+    "v_by_day",
     "v_user_outcomes",
     "v_users_treatment_vs_control",
 )
@@ -302,7 +304,7 @@ def test_users_treatment_vs_control(loaded: ChdbClient) -> None:
 
 def test_the_report_per_user_query(loaded: ChdbClient) -> None:
     """The CUPED headline's query: a user's pre-period is the week before the first decision."""
-    rows = loaded.execute(_USERS_SQL, {"pre_period_ms": PRE_PERIOD_DAYS * DAY})
+    rows = loaded.execute(USERS_SQL, {"pre_period_ms": PRE_PERIOD_DAYS * DAY})
     assert sorted(rows) == [
         ("control", 1, 50.0, 0.0, 0, 0.0),
         ("treatment", 0, 0.0, 0.0, 0, 0.0),  # u3: a purchase 30 days before is too early
@@ -352,7 +354,7 @@ def test_off_policy_estimates(loaded: ChdbClient) -> None:
 
 
 def test_the_report_ground_truth_query(loaded: ChdbClient) -> None:
-    rows = loaded.execute(_TRUTH_SQL, {"run_id": "run-1", "start_ms": TS - DAY, "end_ms": TS + DAY})
+    rows = loaded.execute(TRUTH_SQL, {"run_id": "run-1", "start_ms": TS - DAY, "end_ms": TS + DAY})
     by_arm = {r[0]: r[1:] for r in rows}
     # arm: decisions, mean chosen, policy, none and oracle profit, share where policy is best.
     assert by_arm == {
@@ -370,10 +372,16 @@ def test_the_report_spend_and_suppression_sections(loaded: ChdbClient) -> None:
     ]
     for _ in range(2):  # stored once
         insert(loaded, "suppressions", SUPPRESSION_COLUMNS, [suppression_row(s) for s in withheld])
-    spend = {line.split()[0]: line.split() for line in _spend_section(loaded, 100.0).splitlines()}
+    spend = {
+        line.split()[0]: line.split()
+        for line in _spend_section(spend_per_day(loaded), 100.0).splitlines()
+    }
     assert spend["2023-11-14"] == ["2023-11-14", "2", "10.00", "1", "2.50"]  # d1, d4
     assert spend["2023-11-15"] == ["2023-11-15", "1", "0.00", "0", "0.00"]  # d3 at 00:13
-    reasons = [line.split() for line in _suppressions_section(loaded).splitlines()[-2:]]
+    reasons = [
+        line.split()
+        for line in _suppressions_section(suppressions_by_reason(loaded)).splitlines()[-2:]
+    ]
     assert reasons == [["budget", "1", "1", "2.50"], ["cooldown", "1", "1", "0.00"]]
 
 

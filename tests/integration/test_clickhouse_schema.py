@@ -41,6 +41,7 @@ VIEWS = (
     "v_by_offer",
     "v_by_segment",
     "v_by_policy_version",
+    "v_by_day",
     "v_user_outcomes",
     "v_users_treatment_vs_control",
 )
@@ -297,7 +298,7 @@ def test_redelivered_rows_never_count_twice(migrated: Client) -> None:
         ("control", 1, 1, 1, 50.0, 2500.0, 0.0, 0.0, 0.0),
         ("treatment", 1, 1, 1, 100.0, 10_000.0, 10.0, 100.0, 1000.0),
     ]
-    for view in ("v_by_offer", "v_by_segment", "v_by_policy_version"):
+    for view in ("v_by_offer", "v_by_segment", "v_by_policy_version", "v_by_day"):
         counts = migrated.execute(f"SELECT arm, decisions, conversions FROM {view} ORDER BY arm")
         assert counts == [("control", 1, 1), ("treatment", 1, 1)], view
 

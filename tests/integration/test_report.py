@@ -388,7 +388,7 @@ def test_report_on_a_known_dataset(migrated: Client) -> None:
 
     offers = _section(report, "By offer, descriptive")
     descriptive = [section for section in report.split("\n\n") if "descriptive" in section]
-    assert len(descriptive) == 5 and not any("ROI" in section for section in descriptive)
+    assert len(descriptive) == 6 and not any("ROI" in section for section in descriptive)
     assert "Off-policy estimates (per decision, descriptive)" in report
     for section in (arms, offers):
         assert "treat a user's decisions as independent, so they are optimistic" in _text(section)
@@ -404,6 +404,9 @@ def test_report_on_a_known_dataset(migrated: Client) -> None:
     assert _row(segments, "0")[1:5] == ["2", "2", "50.00%", "50.00%"]
     assert _row(segments, "1")[1:5] == ["2", "2", "100.00%", "0.00%"]
     assert _row(_section(report, "By policy version"), "greedy-profit-v1")[1:3] == ["4", "4"]
+    by_day = _section(report, "By day of the decision (UTC), descriptive")
+    assert _row(by_day, "2023-11-14")[1:5] == ["4", "4", "75.00%", "25.00%"]  # TS's UTC day
+    assert _row(by_day, "2023-11-14")[5] == _row(effect, "conversion rate (points)")[1]
 
     truth = _section(report, "Decision quality against ground truth (sim run run-new)")
     # cells: arm, decisions, chosen, policy, none, oracle, policy-none, regret, policy=oracle
