@@ -175,6 +175,13 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--margin", type=float, default=None, help="gross margin (default PROMO_GROSS_MARGIN)"
     )
+    report.add_argument(
+        "--html",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="also write the report with its charts as one self-contained HTML file (offline)",
+    )
     offers = command(
         "offers", _offers, "Print offers from the offers topic, one JSON object per line."
     )
@@ -378,17 +385,22 @@ def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
 
 def _report(settings: Settings, args: argparse.Namespace) -> int:
     from promo.clickhouse import connect
-    from promo.report import build_report
+    from promo.report import format_report
+    from promo.report_figures import read_evaluation
 
     margin = args.margin if args.margin is not None else settings.gross_margin
-    print(
-        build_report(
-            connect(settings),
-            gross_margin=margin,
-            catalogue=settings.catalogue(),
-            daily_budget=settings.daily_budget,
-        )
+    evaluation = read_evaluation(
+        connect(settings),
+        gross_margin=margin,
+        catalogue=settings.catalogue(),
+        daily_budget=settings.daily_budget,
     )
+    print(format_report(evaluation))
+    if args.html is not None:
+        from promo.report_html import write_html  # Plotly loads only for the HTML report
+
+        path = write_html(evaluation, args.html).resolve()
+        print(f"HTML report (opens offline in a browser): {path}")
     return 0
 
 

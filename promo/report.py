@@ -107,15 +107,7 @@ def _headline_sections(
     title = "Effect of the promotion per user (treatment - control)"
     if h is None:
         return [*sections, f"{title}\n  needs at least two users in each arm"]
-    rows = [
-        _measure_row("conversion rate (points)", h.conversion),
-        ["relative conversion uplift", signed_pct_ci(h.uplift), "", "", ""],
-        _measure_row("revenue per user", h.revenue),
-        ["discount per user", difference_ci(h.discount), "", "", ""],
-        _measure_row("net profit per user", h.net),
-        ["ROI of the promotion", roi_ci(h.roi), "", "", ""],
-    ]
-    header = ["measure", "T - C [95% CI]", "detectable", "CUPED T - C [95% CI]", "detectable"]
+    header, rows = effect_table(h)
     t, c = h.treatment, h.control
     notes = [
         "net profit = margin * (revenue + discount) - discount; ROI = incremental net profit / "
@@ -137,6 +129,20 @@ def _headline_sections(
             ]
         ),
     ]
+
+
+def effect_table(h: Headline) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of the per-user effect table."""
+    rows = [
+        _measure_row("conversion rate (points)", h.conversion),
+        ["relative conversion uplift", signed_pct_ci(h.uplift), "", "", ""],
+        _measure_row("revenue per user", h.revenue),
+        ["discount per user", difference_ci(h.discount), "", "", ""],
+        _measure_row("net profit per user", h.net),
+        ["ROI of the promotion", roi_ci(h.roi), "", "", ""],
+    ]
+    header = ["measure", "T - C [95% CI]", "detectable", "CUPED T - C [95% CI]", "detectable"]
+    return header, rows
 
 
 def verdicts(h: Headline) -> list[str]:
