@@ -32,18 +32,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-up: install ## start Tansu and ClickHouse (idempotent), apply the ClickHouse DDL
+up: install ## start Tansu and ClickHouse (idempotent, installs ClickHouse and Chromium if missing), apply the ClickHouse DDL
 	$(SERVERS) up
 	$(BIN)/promo migrate
 
 down: ## stop the demo workers and both servers (ClickHouse data stays in .run/)
 	$(SERVERS) down
 
-demo: up ## run the whole flow: 2 workers, 3 simulated days, the report (leaves all running)
+demo: up ## run the whole flow: 2 workers, 3 simulated days, the report as text and HTML (leaves all running)
 	$(SERVERS) workers-up 2
 	$(BIN)/promo simulate --users 3000 --days 3 --seed 7
 	$(BIN)/promo wait-drained --timeout 180
-	$(BIN)/promo report
+	$(BIN)/promo report --html .run/report.html
 	@cat deploy/local/where-to-look.txt
 
 test: up ## the whole suite against real servers: unit, agents, integration, doctests

@@ -3,7 +3,8 @@
 # plus the demo's background `promo worker` processes. Plain processes, no Docker: each has a
 # pid file and a log under .run/. See shared/INFRA.md for why these servers and their quirks.
 #
-#   servers.sh up       start both servers if needed, wait until they answer, print addresses
+#   servers.sh up       start both servers if needed, wait until they answer, print addresses;
+#                       installs Debian's ClickHouse and Chromium (the HTML report's test) if missing
 #   servers.sh down     stop the workers, then both servers (data stays in .run/)
 #   servers.sh status   what runs and what answers
 #   servers.sh clean    down, then remove .run/
@@ -137,6 +138,17 @@ clickhouse_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q clickhouse-server clickhouse-client
 }
 
+# Not a server: headless Chromium renders the HTML report in its test (tests/integration). `up`
+# is where `make test` and `make demo` set a machine up, so it is installed here, once.
+chromium_install() {
+  command -v chromium >/dev/null && return 0
+  log "chromium not found; installing Debian's chromium (renders the HTML report in its test)"
+  local sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo=sudo
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends chromium
+}
+
 clickhouse_up() {
   local dir=$RUN/clickhouse pid
   mkdir -p "$dir"/{data,tmp,user_files,format_schemas}
@@ -245,7 +257,7 @@ EOF
 }
 
 case "${1:-}" in
-  up) tansu_up; clickhouse_up; addresses ;;
+  up) tansu_up; clickhouse_up; chromium_install; addresses ;;
   down) servers_down ;;
   # The chaos suite's faults: they must really stop a server, so one this checkout did not
   # start is an error, never a silent no-op.
