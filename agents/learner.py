@@ -68,8 +68,9 @@ def register(promo: Promo) -> None:
             )
             for offset, why in done.unreadable:
                 log.error("skipping training example at offset %s: %s", offset, why)
-            if done.learned + len(done.unreadable) == 0:
-                continue  # all read before (a replay after a take-over): nothing to publish
+            if done.learned + len(done.unreadable) == 0:  # a replay after a take-over
+                log.info("nothing to publish: %d already learned", done.already_learned)
+                continue
             snapshot.version = models.next_version()
             try:
                 await publish_snapshot(promo, snapshot)
