@@ -149,7 +149,10 @@ async def published_snapshots(
 
     Without this read, a learner that took over while its follower had not yet reached the
     newest snapshot learned on top of older (or untrained) models and published them under
-    the next version number, which every worker then adopted.
+    the next version number, which every worker then adopted. (Tansu's end offsets fall short
+    after a batch of several records; snapshots are sent one at a time, each awaited, so none
+    shares a batch. Should one be missed anyway, the follower's newer snapshot is still
+    adopted as the base before the next batch.)
     """
     consumer = _models_consumer(settings)
     tp = TopicPartition(settings.topic_models, 0)
