@@ -109,6 +109,10 @@ class ModelSnapshot:
     response: UpliftModel
     segmenter: Segmenter
     examples_seen: int = 0
+    #: Offset of the last training example these models have read (the training topic has one
+    #: partition, so an offset names a label); -1 before any. A learner that takes over skips
+    #: the examples at or below it: each label is learned once, whoever learned it.
+    trained_to: int = -1
 
     @classmethod
     def initial(
@@ -165,6 +169,7 @@ class ModelSnapshot:
             "version": self.version,
             "layout": list(self.layout),
             "examples_seen": self.examples_seen,
+            "trained_to": self.trained_to,
             "response": self.response.to_state(),
             "segmenter": self.segmenter.to_state(),
         }
@@ -195,6 +200,7 @@ class ModelSnapshot:
                 UpliftModel.from_state(payload["response"]),
                 Segmenter.from_state(payload["segmenter"]),
                 payload["examples_seen"],
+                payload.get("trained_to", -1),  # older snapshots did not record it
             )
         except ModelError:
             raise

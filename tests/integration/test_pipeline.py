@@ -17,10 +17,14 @@ Timeline of the restart test (event time, minutes after the base)::
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
+import random
+import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -54,6 +58,8 @@ from chaos.harness import (
 )
 from promo.settings import Settings
 from schemas import JSON_SCHEMA_DIR
+from schemas.codec import encode
+from schemas.training import TrainingExample
 from streams.batch import DEAD_LETTER_PAYLOAD_BYTES
 from streams.feature_vector import FEATURE_INDEX, FEATURE_NAMES
 from streams.models import ModelSnapshot
@@ -411,6 +417,64 @@ def test_a_starting_worker_decides_with_the_newest_published_models(pipeline: Pi
     # from its first event with what its predecessor decided with.
     assert "starting with published models v7" in worker.log(), worker.tail()
     assert "skipping model snapshot" not in worker.log()
+
+
+def test_a_restarted_learner_continues_from_the_newest_snapshot_and_learns_each_label_once(
+    pipeline: Pipeline,
+) -> None:
+    p, n = pipeline, 600
+    p.env.update(PROMO_MODEL_PUBLISH_EVERY="20", PROMO_MODEL_PUBLISH_SECONDS="0.5")
+    actions = engine_config(Settings()).actions
+    rng = random.Random(7)
+    labels = [
+        encode(
+            TrainingExample(
+                f"d-{i}",
+                base_time() + i,
+                tuple(rng.uniform(0, 5) for _ in FEATURE_NAMES),
+                rng.choice(actions),
+                rng.randint(0, 1),
+                0,
+            )
+        )
+        for i in range(n)
+    ]
+    training = Clickstream(p.bootstrap_servers, p.names.topic("training"))
+
+    def send_labels() -> None:  # ~100 a second: labels keep coming while the learner dies
+        for i in range(0, n, 10):
+            for value in labels[i : i + 10]:
+                training.send(value, key="d")
+            training.flush()
+            time.sleep(0.1)
+
+    def snapshots() -> list[ModelSnapshot]:
+        topic = p.names.topic("models")
+        records = read_topic(p.bootstrap_servers, topic, count=n, timeout=2)
+        return [ModelSnapshot.from_bytes(value) for _, value in records]
+
+    first = p.start_worker()
+    sender = threading.Thread(target=send_labels)
+    sender.start()
+    try:
+        poll(snapshots, lambda s: any(x.examples_seen >= 150 for x in s), what="150 learned")
+        # SIGKILL: the labels learned (and published) since the last commit come again.
+        first.kill()
+        second = p.start_worker()
+    finally:
+        sender.join()
+        training.close()
+    published = poll(
+        snapshots, lambda s: bool(s) and s[-1].trained_to == n - 1, timeout=90, context=p.logs
+    )
+    assert published[-1].examples_seen == n
+    replayed = sum(int(k) for k in re.findall(r"(\d+) already learned", second.log()))
+    assert replayed > 0, "no label came again: the kill did not test a take-over"
+    # In the order published: every snapshot newer and at least as trained as the one before.
+    progress = [(s.version, s.trained_to, s.examples_seen) for s in published]
+    assert all(
+        a[0] < b[0] and a[1] <= b[1] and a[2] <= b[2] for a, b in itertools.pairwise(progress)
+    ), progress
 
 
 def test_restarted_worker_resumes_with_per_user_state(pipeline: Pipeline) -> None:
