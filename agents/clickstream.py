@@ -188,7 +188,8 @@ def register(promo: Promo) -> None:
                 engine.replays = await read_recent_decisions(s)
             replays.seen(len(events), engine.replays)
             if resume_pending[0]:
-                resume_pending[0] = not await _expect_resume(promo, resume)
+                resume_pending[0] = False
+                await _expect_resume(promo, resume)
             events = await _in_order(promo, resume, events)
             if not events:
                 continue
@@ -356,21 +357,19 @@ async def _unstall(promo: Promo, progress: PartitionProgress[int], owned: set[in
         consumer.resume_partitions({tp})
 
 
-async def _expect_resume(promo: Promo, resume: ResumeGuard) -> bool:
-    """After an assignment, once Faust has sought the partitions to their committed offsets:
-    expect each to resume there (not where its log starts after retention). False while the
-    committed offsets are not known yet."""
+async def _expect_resume(promo: Promo, resume: ResumeGuard) -> None:
+    """At the first batch after an assignment (Faust has sought the partitions to their
+    committed offsets, and nothing of them is acknowledged yet, so these are the offsets
+    sought): expect each to resume there, not where its log starts after retention. Only
+    then: Faust's committed offsets move with every commit."""
     consumer, topic = promo.app.consumer, promo.settings.topic_clickstream
     committed = getattr(consumer, "_committed_offset", {})
     tps = [TP(topic, p) for p in _owned_partitions(promo)]
     known = {tp: committed[tp] for tp in tps if committed.get(tp) is not None}
-    if tps and not known:
-        return False
     starts = await consumer.earliest_offsets(*known) if known else {}
     resume.assigned(
         {tp.partition: offset for tp, offset in known.items() if offset >= starts.get(tp, 0)}
     )
-    return True
 
 
 async def _in_order(
