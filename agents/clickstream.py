@@ -15,6 +15,7 @@ from faust.types import TP, EventT, StreamT
 from agents.app import Promo
 from agents.expiry import STALL_SECONDS, PartitionProgress
 from agents.replays import ReplayGuard, read_recent_decisions
+from agents.resume import ResumeGuard
 from agents.state_store import (
     Changelog,
     is_user_key,
@@ -169,6 +170,8 @@ def register(promo: Promo) -> None:
     abandon_ms = engine.config.abandon_after_ms
     replays = ReplayGuard()
     progress = PartitionProgress[int]()
+    resume = ResumeGuard()
+    resume_pending = [False]
     # The agent and the sweep both load states, change them and publish them. Publishing
     # waits for the broker, and the changelog entries are the states as they were saved: if
     # the two interleaved, the older entry of a user could reach the changelog last and a
@@ -184,6 +187,12 @@ def register(promo: Promo) -> None:
                 replays.pending, replays.events_since = False, 0
                 engine.replays = await read_recent_decisions(s)
             replays.seen(len(events), engine.replays)
+            if resume_pending[0]:
+                resume_pending[0] = False
+                await _expect_resume(promo, resume)
+            events = await _in_order(promo, resume, events)
+            if not events:
+                continue
             started = time.time()
             moved = time.monotonic()
             # A partition's messages come in offset order: its last one in the batch is its
@@ -219,6 +228,7 @@ def register(promo: Promo) -> None:
     @app.on_partitions_assigned.connect
     async def on_assigned(*args: object, **kwargs: object) -> None:
         expiry.needs_rebuild = True  # new partitions bring users whose windows we must close
+        resume_pending[0] = True
         replays.taken_over()
         progress.last.clear()
         progress.stalls.clear()
@@ -345,6 +355,51 @@ async def _unstall(promo: Promo, progress: PartitionProgress[int], owned: set[in
             return
         log.error("stalled partition %s; resuming it", state)
         consumer.resume_partitions({tp})
+
+
+async def _expect_resume(promo: Promo, resume: ResumeGuard) -> None:
+    """At the first batch after an assignment (Faust has sought the partitions to their
+    committed offsets, and nothing of them is acknowledged yet, so these are the offsets
+    sought): expect each to resume there, not where its log starts after retention. Only
+    then: Faust's committed offsets move with every commit."""
+    consumer, topic = promo.app.consumer, promo.settings.topic_clickstream
+    committed = getattr(consumer, "_committed_offset", {})
+    tps = [TP(topic, p) for p in _owned_partitions(promo)]
+    known = {tp: committed[tp] for tp in tps if committed.get(tp) is not None}
+    starts = await consumer.earliest_offsets(*known) if known else {}
+    resume.assigned(
+        {tp.partition: offset for tp, offset in known.items() if offset >= starts.get(tp, 0)}
+    )
+
+
+async def _in_order(
+    promo: Promo, resume: ResumeGuard, events: Sequence[EventT[bytes]]
+) -> list[EventT[bytes]]:
+    """The batch's events that continue their partitions in order (see agents.resume). The
+    others are never acknowledged, so never committed, and their partitions are sought back
+    to the committed offset to be read again."""
+    keep, gap = resume.check([(e.message.partition, e.message.offset) for e in events])
+    kept = []
+    for event, ok in zip(events, keep, strict=True):
+        if ok:
+            kept.append(event)
+        else:
+            event.message.acked = True  # done with, without its offset being committed
+    consumer, topic = promo.app.consumer, promo.settings.topic_clickstream
+    for partition in sorted(gap):
+        tp, offset = TP(topic, partition), resume.expected[partition]
+        log.error(
+            "%s[%d] resumed after its committed offset %d (first message %d): reading it "
+            "again from %d",
+            topic,
+            partition,
+            offset,
+            min(e.message.offset for e in events if e.message.partition == partition),
+            offset,
+        )
+        getattr(consumer, "_gap", {}).pop(tp, None)  # Faust must not commit over it
+        await consumer.seek(tp, offset)
+    return kept
 
 
 class BrokerLostData(PromoError):

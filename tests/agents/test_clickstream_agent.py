@@ -20,6 +20,7 @@ from typing import Any, cast
 import orjson
 import pytest
 from aiokafka.errors import MessageSizeTooLargeError
+from faust.types import TP
 
 from agents import clickstream
 from agents.clickstream import RECORD_OVERHEAD_BYTES, DeliveryError, _rebuild_index, evict_idle
@@ -471,3 +472,60 @@ async def test_budget_ledger_is_kept_with_its_partition_and_suppressions_are_sen
         # A restarted worker's index of open windows reads users only, not the ledger.
         _rebuild_index(h.promo)
         assert set(h.promo.expiry.due_at) <= set(users)
+
+
+class _Consumer:
+    """What the agent asks of Faust's consumer after an assignment, set on the test app's
+    consumer: committed offsets as Faust's seek left them, the logs' starts and ends, and
+    seeks."""
+
+    def __init__(self, consumer: Any, tp: TP, committed: int, monkeypatch: Any) -> None:
+        self.tp, self.consumer, self.seeks = tp, consumer, list[tuple[TP, int]]()
+        consumer._committed_offset[tp] = committed
+        consumer._gap[tp] = "the skipped range"
+        monkeypatch.setattr(consumer, "earliest_offsets", self.earliest_offsets)
+        monkeypatch.setattr(consumer, "highwaters", self.highwaters)
+        monkeypatch.setattr(consumer, "seek", self.seek)
+
+    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+        return dict.fromkeys(tps, 0)
+
+    async def highwaters(self, *tps: TP) -> dict[TP, int]:
+        return dict.fromkeys(tps, 1_000)
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+async def test_a_partition_kept_through_a_rebalance_resumes_at_its_committed_offset(
+    clickstream_agent: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # make chaos (crashes): a worker kept a partition through a rebalance, Faust sought it to
+    # its committed offset, and yet its first batch began 164 messages later; Faust committed
+    # over them, and no state ever held those events.
+    user, partition = "user-1", 1
+    monkeypatch.setattr(clickstream, "_owned_partitions", lambda promo: {partition})
+
+    async def no_replays(settings: Any) -> dict[str, Any]:
+        return {}
+
+    monkeypatch.setattr(clickstream, "read_recent_decisions", no_replays)
+    async with clickstream_agent(batch_size=2, batch_seconds=5.0) as h:
+        tp = TP(h.settings.topic_clickstream, partition)
+        consumer = _Consumer(h.promo.app.consumer, tp, 0, monkeypatch)
+        await h.promo.app.on_partitions_assigned.send(set())
+        h.agent.sent_offset = 2  # offsets 0 and 1 were skipped by the consumer
+        await send(h, view(user, "v-2", T0 + 2 * MINUTE_MS), partition=partition)
+        await send(h, view(user, "v-3", T0 + 3 * MINUTE_MS), partition=partition)
+        await h.settle(1.0)
+        assert h.changelog == []  # nothing folded in after the gap...
+        assert consumer.seeks == [(consumer.tp, 0)]  # ...the partition is read again from 0
+        assert consumer.tp not in consumer.consumer._gap  # and Faust may not commit over the gap
+
+        h.agent.sent_offset = 0  # what the seek reads again, in order
+        for minute in range(4):
+            await send(h, view(user, f"v-{minute}", T0 + minute * MINUTE_MS), partition=partition)
+        await h.wait_until(lambda h: len(h.changelog) == 2)
+        state = state_from(h, h.changelog[-1].value)
+        assert state.offset == 3
+        assert state.features.count("view", "1h") == 4
