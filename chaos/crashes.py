@@ -130,9 +130,10 @@ def crash_run(run: Run, expected: int, kills: int, rng: random.Random) -> list[f
 
 
 def wait_finished(run: Run, expected: int, timeout: float | None = None) -> None:
-    """Until every event is stored, the hot path has committed the whole backlog, and no
-    table has changed for ``QUIET_SECONDS``. (Quiet alone is not enough: a worker restarting
-    or a group rebalancing on Tansu can be silent for longer than that.)"""
+    """Until every event is stored, the hot path has committed the whole backlog, the sinks
+    every message of their topics, and no table has changed for ``QUIET_SECONDS``. (Quiet
+    alone is not enough: a worker restarting or a group rebalancing on Tansu can be silent
+    for longer than that.)"""
     limit = timeout if timeout is not None else 120.0 + expected / 300
     deadline = time.monotonic() + limit
     while run.count("events") < expected:
@@ -147,6 +148,15 @@ def wait_finished(run: Run, expected: int, timeout: float | None = None) -> None
             raise AssertionError(
                 f"the workers left {run.clickstream_lag()} clickstream messages uncommitted "
                 f"after {limit:.0f} s\n" + run.logs()
+            )
+        time.sleep(1.0)
+    # The sinks are their own group: a partition they stop consuming (their watchdog resumes
+    # it after a minute) would otherwise pass for rows the chaos run lost.
+    while run.sinks_lag() > 0:
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"the sinks left {run.sinks_lag()} messages uncommitted after {limit:.0f} s\n"
+                + run.logs()
             )
         time.sleep(1.0)
     last: tuple[int, ...] = ()

@@ -113,15 +113,24 @@ class Run:
     def clickstream_lag(self) -> int:
         """Clickstream messages the workers' group has not committed yet (the hot path's
         backlog; the sinks are another group)."""
-        topic = self.topic("clickstream")
-        # A consumer in the workers' group that never subscribes: it only fetches offsets.
+        return self._lag(self.names.app_id, ["clickstream"])
+
+    def sinks_lag(self) -> int:
+        """Messages of the sinks' topics their group has not committed yet: rows still on
+        their way to ClickHouse (or held by a stalled partition)."""
+        roles = ["clickstream", "decisions", "outcomes", "suppressions", "dead-letters"]
+        return self._lag(f"{self.names.app_id}-sinks", roles)
+
+    def _lag(self, group: str, roles: list[str]) -> int:
+        # A consumer in the group that never subscribes: it only fetches offsets.
         consumer = KafkaConsumer(
             bootstrap_servers=self.servers.bootstrap_servers,
-            group_id=self.names.app_id,
+            group_id=group,
             enable_auto_commit=False,
         )
         try:
-            tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+            topics = [t for t in map(self.topic, roles) if consumer.partitions_for_topic(t)]
+            tps = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
             ends = consumer.end_offsets(tps)
             return sum(max(0, end - (consumer.committed(tp) or 0)) for tp, end in ends.items())
         finally:
