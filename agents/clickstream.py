@@ -360,7 +360,7 @@ async def _unstall(promo: Promo, progress: PartitionProgress[int], owned: set[in
             f"{faust_committed.get(tp)}), nothing received for {STALL_SECONDS:.0f} s (Faust: "
             f"paused={tp in getattr(consumer, '_paused_partitions', ())}, "
             f"active={tp in (getattr(consumer, '_active_partitions', None) or ())}, "
-            f"assigned={tp in consumer.assignment()})"
+            f"assigned={tp in consumer.assignment()}, {_commit_view(consumer, tp)})"
         )
         if verdict == "stop":
             exc = PartitionStalled(f"still stalled a period after it was reported: {state}")
@@ -372,6 +372,18 @@ async def _unstall(promo: Promo, progress: PartitionProgress[int], owned: set[in
             continue
         log.error("stalled partition %s; resuming it", state)
         consumer.resume_partitions({tp})
+
+
+def _commit_view(consumer: Any, tp: TP) -> str:
+    """What Faust holds towards committing ``tp``: the acknowledged offsets not committed yet
+    (it commits only a run starting at its committed offset) and whether a commit is under
+    way (the others wait for it)."""
+    acked = list(getattr(consumer, "_acked", {}).get(tp) or ())
+    head = f"{min(acked)}..{max(acked)}" if acked else "none"
+    return (
+        f"acked not committed={len(acked)} ({head}), "
+        f"commit under way={getattr(consumer, '_commit_fut', None) is not None}"
+    )
 
 
 async def _group_committed(consumer: Any, tps: list[TP]) -> dict[TP, int] | None:
