@@ -7,8 +7,10 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Sequence
+from typing import Any
 
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
+from aiokafka.structs import TopicPartition
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP, EventT, StreamT
 
@@ -330,31 +332,82 @@ async def _unstall(promo: Promo, progress: PartitionProgress[int], owned: set[in
     consumer = promo.app.consumer
     tps = {p: TP(topic, p) for p in quiet}
     ends = await consumer.highwaters(*tps.values())
-    committed = getattr(consumer, "_committed_offset", {})
+    # The broker's committed offsets, not Faust's: Faust records an offset as committed even
+    # when the commit failed ("already rebalanced"), and a chaos run had the group's offset
+    # stay 14k messages behind what the agent had processed, unreported (PartitionProgress).
+    committed = await _group_committed(consumer, list(tps.values()))
+    if committed is None:
+        committed = {
+            tp: offset
+            for tp, offset in getattr(consumer, "_committed_offset", {}).items()
+            if offset is not None
+        }
     verdicts = progress.judge(
         quiet,
         {tp.partition: end for tp, end in ends.items()},
         {p: committed[tp] for p, tp in tps.items() if committed.get(tp) is not None},
         time.monotonic(),
+        commits=True,
     )
+    faust_committed = getattr(consumer, "_committed_offset", {})
     for partition, (verdict, expected) in verdicts.items():
         if verdict == "idle":
             continue
         tp = tps[partition]
         state = (
             f"{topic}[{partition}]: the agent expects offset {expected}, the log ends at "
-            f"{ends.get(tp)}, nothing received for {STALL_SECONDS:.0f} s (Faust: "
+            f"{ends.get(tp)}, the group committed {committed.get(tp)} (Faust believes "
+            f"{faust_committed.get(tp)}), nothing received for {STALL_SECONDS:.0f} s (Faust: "
             f"paused={tp in getattr(consumer, '_paused_partitions', ())}, "
             f"active={tp in (getattr(consumer, '_active_partitions', None) or ())}, "
-            f"assigned={tp in consumer.assignment()})"
+            f"assigned={tp in consumer.assignment()}, {_commit_view(consumer, tp)})"
         )
         if verdict == "stop":
-            exc = PartitionStalled(f"still stalled after a resume: {state}")
+            exc = PartitionStalled(f"still stalled a period after it was reported: {state}")
             log.error("%s; stopping the worker", exc)
             await promo.app.crash(exc)
             return
+        if verdict == "uncommitted":
+            log.error("uncommitted partition %s; stopping the worker a period later", state)
+            continue
         log.error("stalled partition %s; resuming it", state)
         consumer.resume_partitions({tp})
+
+
+def _commit_view(consumer: Any, tp: TP) -> str:
+    """What Faust holds towards committing ``tp``: the acknowledged offsets not committed yet
+    (it commits only a run starting at its committed offset) and whether a commit is under
+    way (the others wait for it)."""
+    acked = list(getattr(consumer, "_acked", {}).get(tp) or ())
+    head = f"{min(acked)}..{max(acked)}" if acked else "none"
+    return (
+        f"acked not committed={len(acked)} ({head}), "
+        f"commit under way={getattr(consumer, '_commit_fut', None) is not None}"
+    )
+
+
+async def _group_committed(consumer: Any, tps: list[TP]) -> dict[TP, int] | None:
+    """The group's committed offsets of ``tps`` as the broker holds them (an OffsetFetch on
+    Faust's consumer thread), or None when they cannot be had."""
+    thread = getattr(consumer, "_thread", None)
+    if thread is None:
+        return None
+
+    async def fetch() -> dict[TP, int]:
+        client = thread._ensure_consumer()
+        offsets = {}
+        for tp in tps:
+            offset = await client.committed(TopicPartition(tp.topic, tp.partition))
+            if offset is not None:
+                offsets[tp] = offset
+        return offsets
+
+    try:
+        result: dict[TP, int] = await asyncio.wait_for(thread.call_thread(fetch), 10.0)
+    except Exception as exc:  # the watchdog falls back to Faust's view; it must not fail
+        log.warning("could not read the group's committed offsets: %r", exc)
+        return None
+    return result
 
 
 async def _expect_resume(promo: Promo, resume: ResumeGuard) -> None:

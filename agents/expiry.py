@@ -105,26 +105,39 @@ class PartitionProgress(Generic[P]):
         self.last = {p: (offset, moved + seconds) for p, (offset, moved) in self.last.items()}
 
     def judge(
-        self, quiet: dict[P, int], ends: dict[P, int], committed: dict[P, int], now: float
+        self,
+        quiet: dict[P, int],
+        ends: dict[P, int],
+        committed: dict[P, int],
+        now: float,
+        commits: bool = False,
     ) -> dict[P, tuple[str, int]]:
         """What to do about each quiet partition, given where its log ``ends`` and the
         group's ``committed`` offset: ``idle`` (read to its end: nothing waits), ``resume``
-        (messages wait: a first stall), or ``stop`` (still stalled a period after a resume),
-        with the offset the agent expects. A partition found idle or resumed is given
-        another period.
+        (messages wait: a first stall), ``uncommitted`` (with ``commits``: the consumer got
+        messages the group's committed offset stays behind, a first stall), or ``stop``
+        (still stalled a period after either), with the offset the agent expects. A
+        partition found idle or stalled a first time is given another period.
         """
         verdicts = {}
         for partition, next_offset in quiet.items():
             # Nothing received since the partition was assigned: the group's committed offset
             # says where the consumer stands; a log that ends there, give or take one, is
             # simply read to its end.
-            expected = max(next_offset, committed.get(partition) or 0)
-            if ends.get(partition, 0) <= expected + 1:
+            done = committed.get(partition)
+            expected = max(next_offset, done or 0)
+            # The hot path commits what it processed within seconds (Faust, every few
+            # seconds). A crashes chaos run had the agent process a partition to its end
+            # while the group's offset stayed 14k messages behind for minutes, unreported:
+            # read to its end, it was judged idle. Offsets the consumer got and the group
+            # never committed are a stall too (its restart reads them again).
+            behind = commits and next_offset > (done or 0) + 1
+            if ends.get(partition, 0) <= expected + 1 and not behind:
                 verdict = "idle"
             elif self.stalls.get(partition, 0) >= 1:
                 verdict = "stop"
             else:
-                verdict = "resume"
+                verdict = "uncommitted" if ends.get(partition, 0) <= expected + 1 else "resume"
                 self.stalls[partition] = self.stalls.get(partition, 0) + 1
             if verdict != "stop":
                 self.last[partition] = (expected - 1, now)

@@ -82,3 +82,25 @@ def test_time_the_reader_was_away_does_not_count_towards_a_stall() -> None:
     assert progress.quiet({"a[0]"}, now=35.0) == {}
     assert progress.quiet({"a[0]"}, now=41.0) == {"a[0]": 6}
     assert progress.judge({"a[0]": 6}, {"a[0]": 9}, {}, now=41.0) == {"a[0]": ("resume", 6)}
+
+
+def test_a_partition_processed_but_not_committed_by_the_group_is_a_stall() -> None:
+    # The crashes chaos run (ce5aef01): the hot path processed clickstream[3] to its last
+    # message (50,839) within seconds, and the group's committed offset stayed at 36,251 for
+    # five minutes; Tansu's ListOffsets said the log ends at 50,721. Judged "idle" (read to
+    # its end), it was never reported.
+    progress = PartitionProgress()
+    progress.seen(3, 50_839, now=0.0)
+    progress.seen(2, 49_648, now=0.0)
+    now = 1.0 + STALL_SECONDS
+    quiet = progress.quiet({2, 3}, now)
+    verdicts = progress.judge(quiet, {2: 49_625, 3: 50_721}, {2: 49_649, 3: 36_251}, now, True)
+    assert verdicts == {2: ("idle", 49_649), 3: ("uncommitted", 50_840)}
+    later = now + 2 * STALL_SECONDS
+    assert progress.judge(progress.quiet({3}, later), {3: 50_721}, {3: 36_251}, later, True) == {
+        3: ("stop", 50_840)
+    }
+    # The sinks' watchdog does not ask for it: its partitions are judged as before.
+    assert PartitionProgress().judge({3: 50_840}, {3: 50_721}, {3: 36_251}, now) == {
+        3: ("idle", 50_840)
+    }
