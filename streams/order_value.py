@@ -49,6 +49,9 @@ class OrderValueModel:
     def __init__(self) -> None:
         self.cells: dict[str, list[float]] = {}
         self.total = [0.0] * 6
+        #: (orders learned, (slope, residual variance)): a decision asks for it, and it
+        #: only changes when an order is learned
+        self._fit = (-1.0, (1.0, 0.0))
 
     def to_state(self) -> dict[str, Any]:
         return {"cells": self.cells, "total": self.total}
@@ -92,6 +95,8 @@ class OrderValueModel:
     def _slope(self) -> tuple[float, float]:
         """The within-cell slope of log order on log guess (ridge towards 1) and the
         residual variance around the fit."""
+        if self._fit[0] == self.total[_N]:
+            return self._fit[1]
         sxx = sxy = syy = 0.0
         orders = 0.0
         for s in self.cells.values():
@@ -102,7 +107,9 @@ class OrderValueModel:
             syy += s[_SYY] - s[_SY] ** 2 / n
         slope = (sxy + SLOPE_RIDGE) / (sxx + SLOPE_RIDGE)
         residual = max(syy - 2 * slope * sxy + slope * slope * sxx, 0.0)
-        return slope, residual / max(orders - len(self.cells) - 1, 1.0)
+        fit = slope, residual / max(orders - len(self.cells) - 1, 1.0)
+        self._fit = (self.total[_N], fit)
+        return fit
 
     @staticmethod
     def _level(sums: list[float], slope: float) -> float:
