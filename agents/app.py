@@ -12,6 +12,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TableT
 
 from agents.expiry import ExpiryIndex
+from agents.faust_commits import commit_past_repeated_offsets
 from agents.metrics import WorkerMetrics, serve_metrics
 from agents.outputs import OutputProducer, Outputs
 from agents.topics import Topics
@@ -92,6 +93,7 @@ def faust_app(settings: Settings) -> faust.App:
     """A Faust app with the worker's broker, store, web and consumer options, no agents yet
     (``promo bench`` runs its framework ceiling on this same app)."""
     hold_fetches_at_most(settings.consumer_fetch_max_wait_ms)
+    commit_past_repeated_offsets()
     return faust.App(
         settings.app_id,
         broker=settings.broker_url,
