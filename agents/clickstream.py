@@ -427,10 +427,12 @@ async def _expect_resume(promo: Promo, resume: ResumeGuard) -> None:
 
 async def _in_order(
     promo: Promo, resume: ResumeGuard, events: Sequence[EventT[bytes]]
-) -> list[EventT[bytes]]:
+) -> Sequence[EventT[bytes]]:
     """The batch's events that continue their partitions in order (see agents.resume). The
     others are never acknowledged, so never committed, and their partitions are sought back
     to the committed offset to be read again."""
+    if not resume.expected:  # nothing to check: every batch but the first after a rebalance
+        return events
     keep, gap = resume.check([(e.message.partition, e.message.offset) for e in events])
     kept = []
     for event, ok in zip(events, keep, strict=True):

@@ -92,14 +92,14 @@ class SinkWatchdog:
             for topic in self.topics
             for p in consumer.partitions_for_topic(topic) or ()
         } - held
-        group = await group_offsets(consumer, others)
-        for tp, offset in group.items():
-            self.others.seen(tp, offset - 1, now)
+        group = await group_offsets(consumer, held | others)  # one request for both
+        for tp in others & group.keys():
+            self.others.seen(tp, group[tp] - 1, now)
         quiet_held, quiet_others = self.held.quiet(held, now), self.others.quiet(others, now)
         if not quiet_held and not quiet_others:
             return False
         ends = await consumer.end_offsets([*quiet_held, *quiet_others])
-        committed = await group_offsets(consumer, set(quiet_held))
+        committed = {tp: group[tp] for tp in quiet_held if tp in group}
         rejoin = False
         for tp, (verdict, expected) in self.held.judge(quiet_held, ends, committed, now).items():
             if verdict == "idle":
