@@ -144,7 +144,10 @@ def _is_good(key: bytes, value: bytes, message_ts: int) -> bool:
 def test_simulation_round_trip(
     bootstrap_servers: list[str], unique_name: str, drop_topics: list[str]
 ) -> None:
-    start_ms = int(time.time() * 1000) - round(0.2 * DAY_MS) - HOUR_MS
+    # Shoppers come by the hour of day: start the run at a fixed hour (18:00 UTC, before the
+    # evening peak) so how many events 50 users send does not depend on when CI runs.
+    latest = int(time.time() * 1000) - round(0.2 * DAY_MS) - HOUR_MS
+    start_ms = latest - (latest - 18 * HOUR_MS) % DAY_MS
     config = _config(bootstrap_servers, unique_name, start_ms=start_ms, tail_seconds=6.0)
     drop_topics += [config.clickstream_topic, config.offers_topic]
     engine = threading.Thread(
