@@ -16,6 +16,7 @@ from agents.faust_commits import commit_past_repeated_offsets
 from agents.metrics import WorkerMetrics, serve_metrics
 from agents.outputs import OutputProducer, Outputs
 from agents.topics import Topics
+from promo.logs import worker_logging_config
 from promo.settings import Settings
 from streams.engine import DecisionEngine, EngineConfig
 from streams.models import ModelSnapshot
@@ -103,6 +104,7 @@ def faust_app(settings: Settings) -> faust.App:
         # Faust's pages that show table contents, routing and internals are unauthenticated:
         # off. What stays is its index page, and ours: /metrics, /health, /ready.
         web_tables_enabled=False,
+        logging_config=worker_logging_config(settings.log_format),
         web_router_enabled=False,
         web_graph_enabled=False,
         web_stats_enabled=False,

@@ -67,7 +67,12 @@ def register(promo: Promo) -> None:
                 snapshot, [(e.message.offset, e.message.value or b"") for e in events]
             )
             for offset, why in done.unreadable:
-                log.error("skipping training example at offset %s: %s", offset, why)
+                log.error(
+                    "skipping training example at offset %s: %s",
+                    offset,
+                    why,
+                    extra={"offset": offset, "reason": why},
+                )
             if done.learned + len(done.unreadable) == 0:  # a replay after a take-over
                 log.info("nothing to publish: %d already learned", done.already_learned)
                 continue

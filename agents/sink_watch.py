@@ -110,10 +110,14 @@ class SinkWatchdog:
                 f"(paused={tp in consumer.paused()})"
             )
             if verdict == "stop":
-                log.error("sinks: %s, still stalled after a resume; a new consumer rejoins", state)
+                log.error(
+                    "sinks: %s, still stalled after a resume; a new consumer rejoins",
+                    state,
+                    extra=_where(tp, "rejoin"),
+                )
                 rejoin = True
                 continue
-            log.error("sinks: stalled partition %s; resuming it", state)
+            log.error("sinks: stalled partition %s; resuming it", state, extra=_where(tp, "resume"))
             self.stalls.labels("resume").inc()
             consumer.resume(tp)
             consumer.seek(tp, expected)  # drops whatever the fetcher holds for it
@@ -127,10 +131,14 @@ class SinkWatchdog:
                 "is stuck (a ClickHouse outage holds every sink back)"
             )
             if verdict == "stop":
-                log.error("sinks: partition still unconsumed %s; rejoining the group", state)
+                log.error(
+                    "sinks: partition still unconsumed %s; rejoining the group",
+                    state,
+                    extra=_where(tp, "rejoin"),
+                )
                 rejoin = True
                 continue
-            log.error("sinks: unconsumed partition %s", state)
+            log.error("sinks: unconsumed partition %s", state, extra=_where(tp, "unconsumed"))
             self.stalls.labels("unconsumed").inc()
         if rejoin:
             self.stalls.labels("rejoin").inc()
@@ -169,3 +177,8 @@ def _partitions(tps: Iterable[TopicPartition]) -> str:
     for tp in tps:
         by_topic[tp.topic].append(tp.partition)
     return "; ".join(f"{t} {sorted(p)}" for t, p in sorted(by_topic.items())) or "none"
+
+
+def _where(tp: TopicPartition, action: str) -> dict[str, object]:
+    """The fields a JSON log line carries for a stalled partition (``promo.logs``)."""
+    return {"topic": tp.topic, "partition": tp.partition, "action": action}

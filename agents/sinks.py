@@ -136,7 +136,14 @@ def _plain_sinks(s: Settings) -> list[Sink]:
             try:
                 return to_row(decode(kind, r.value or b""))
             except (ValueError, TypeError, KeyError) as exc:  # our own topic: a bug, not input
-                log.error("unreadable %s at %s:%s: %r", kind.__name__, r.topic, r.offset, exc)
+                log.error(
+                    "unreadable %s at %s:%s: %r",
+                    kind.__name__,
+                    r.topic,
+                    r.offset,
+                    exc,
+                    extra={"topic": r.topic, "offset": r.offset},
+                )
                 return None
 
         return row

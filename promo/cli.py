@@ -17,6 +17,7 @@ from pathlib import Path
 
 import orjson
 
+from promo import logs
 from promo.settings import Settings, load_settings
 from simulator.policies import POLICY_NAMES
 from streams.errors import ConfigError, PromoError
@@ -30,12 +31,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # The Kafka clients narrate every connection and offset reset at INFO: hundreds of lines
-    # before a newcomer's report. Their warnings and errors still show.
-    for chatty in ("kafka", "aiokafka"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    logs.quiet_chatty_clients()
     try:
         settings = load_settings()
+        logs.configure(settings.log_format)
         command: Callable[[Settings, argparse.Namespace], int] = args.command
         return command(settings, args)
     except ConfigError as exc:

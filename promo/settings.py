@@ -78,6 +78,11 @@ class Settings(BaseSettings):
         "unauthenticated: keep it on localhost unless a proxy guards it",
     )
     worker_log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log lines as text for people, or one JSON object per line (with the "
+        "ids a log call carries) for a log pipeline; the worker's and every command's",
+    )
     store_url: str = Field("memory://", description="Faust table store (changelog-backed)")
     broker_session_timeout: float = Field(60.0, gt=0, description="Consumer session timeout, s")
     broker_heartbeat_interval: float = Field(3.0, gt=0, description="Consumer heartbeat, s")
