@@ -17,7 +17,7 @@ from pathlib import Path
 
 import orjson
 
-from promo import logs
+from promo import logs, progress
 from promo.settings import Settings, load_settings
 from simulator.policies import POLICY_NAMES
 from streams.errors import ConfigError, PromoError
@@ -270,7 +270,8 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         malformed_share=args.malformed_share,
         tail_seconds=args.tail_seconds,
     )
-    summary = run_simulation(config)
+    with progress.bar(total=args.days * 24, unit="h", desc="simulated") as simulated:
+        summary = run_simulation(config, on_progress=simulated.update)
     print(summary.format())
     return 0
 
@@ -303,14 +304,19 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
     topic = settings.topic_clickstream
     failures: list[BaseException] = []
 
+    lines = sum(1 for _ in replay.read_lines(args.file))
+    replayed = progress.bar(total=lines, unit="events", desc="replayed")
+
     def send(message: replay.ReplayMessage) -> None:
         producer.send(topic, key=message.key, value=message.value).add_errback(failures.append)
+        replayed.update()
 
     try:
         messages = (replay.to_message(line, shift) for line in replay.read_lines(args.file))
         summary = replay.replay(messages, send, rate=args.rate, speed=args.speed)
         producer.flush(timeout=60)
     finally:
+        replayed.close()
         producer.close(timeout=30)
     if failures:
         raise PromoError(f"{len(failures)} messages to {topic!r} failed; first: {failures[0]!r}")

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from schemas.offers import Offer
-from simulator.config import SimulationConfig, SimulationSummary, default_start_ms
+from simulator.config import HOUR_MS, SimulationConfig, SimulationSummary, default_start_ms
 from simulator.malformed import MalformedInjector, Message
 from simulator.population import build_population
 from simulator.shop import DAY_MS, OfferReceipt, Shop
@@ -39,8 +40,11 @@ class SimulationError(PromoError):
     """The broker or ClickHouse failed during a simulation run; the message says where."""
 
 
-def run_simulation(config: SimulationConfig) -> SimulationSummary:
-    """Run the shop against the broker (and write the truth to ClickHouse if configured)."""
+def run_simulation(
+    config: SimulationConfig, on_progress: Callable[[float], object] | None = None
+) -> SimulationSummary:
+    """Run the shop against the broker (and write the truth to ClickHouse if configured).
+    ``on_progress`` is told each step's simulated hours as they are played."""
     wall_start = time.time()
     wall_start_ms = int(wall_start * 1000)
     start_ms = (
@@ -62,7 +66,7 @@ def run_simulation(config: SimulationConfig) -> SimulationSummary:
         _store_truth(config, population.users)
     run = _Run(config, shop, injector, wall_start_ms)
     try:
-        run.play(start_ms, end_ms)
+        run.play(start_ms, end_ms, on_progress or (lambda hours: None))
     finally:
         run.close()
     summary = run.summary(
@@ -99,14 +103,16 @@ class _Run:
             self.consumer.close()
             raise
 
-    def play(self, start_ms: int, end_ms: int) -> None:
+    def play(self, start_ms: int, end_ms: int, on_progress: Callable[[float], object]) -> None:
         step_ms = max(1, round(self.config.step_seconds * 1000))
         rate = self.config.max_events_per_second
         began = time.monotonic()
         now = start_ms
         while now < end_ms:
-            now = min(end_ms, now + step_ms)
+            step = min(end_ms - now, step_ms)
+            now += step
             self._produce(self.shop.advance(now))
+            on_progress(step / HOUR_MS)
             self._receive_offers(now, timeout_ms=0)
             ahead = began + self.sent / rate - time.monotonic()
             if ahead > 0.002:
