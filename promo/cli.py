@@ -11,7 +11,7 @@ import logging
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -109,11 +109,37 @@ def _parser() -> argparse.ArgumentParser:
         "replay",
         _replay,
         "Backtest on a shop's own history: send a recorded JSON-lines file of clickstream "
-        "events (the event contract) to the clickstream topic, keyed by user, in file order; "
+        "events (the event contract), or a CSV file read by a column mapping, to the "
+        "clickstream topic, keyed by user, in file order; "
         "the workers decide, attribute and store as for live traffic. Lines that are not "
         "events are sent as they are and become dead letters.",
     )
-    rp.add_argument("file", type=Path, help="JSON lines, one clickstream event per line")
+    rp.add_argument(
+        "file",
+        type=Path,
+        help="JSON lines, one clickstream event per line; or CSV (a .csv file, or --columns)",
+    )
+    rp.add_argument(
+        "--columns",
+        help="CSV: the column of each event field, e.g. "
+        "user_id=visitorid,ts=timestamp,type=event,item_id=itemid (user_id, ts, type required)",
+    )
+    rp.add_argument(
+        "--types",
+        default="",
+        help="CSV: the file's event names as the contract's, e.g. addtocart=add_to_cart",
+    )
+    rp.add_argument(
+        "--set",
+        default="",
+        dest="constants",
+        help="CSV: fields with one value for every row, e.g. category=unknown,quantity=1",
+    )
+    rp.add_argument(
+        "--ts-unit",
+        default="ms",
+        help="CSV: how ts is written: ms or s since the epoch, or iso (UTC if no zone)",
+    )
     rp.add_argument(
         "--shift-to-now",
         action="store_true",
@@ -282,15 +308,31 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
 
     from promo import replay
     from promo.kafka_io import BrokerUnavailable
+    from promo.replay_csv import CsvMapping, read_csv
 
     if not args.file.is_file():
         raise PromoError(f"promo replay: no such file: {args.file}")
     for name in ("rate", "speed"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             raise PromoError(f"promo replay --{name}: must be positive")
+    if args.columns is not None or args.file.suffix.lower() == ".csv":
+        if not args.columns:
+            raise PromoError("promo replay: a CSV file needs --columns (see --help)")
+        mapping = CsvMapping.parse(
+            columns=args.columns, types=args.types, constants=args.constants, ts_unit=args.ts_unit
+        )
+
+        def lines() -> Iterator[bytes]:
+            return read_csv(args.file, mapping)
+    else:
+
+        def lines() -> Iterator[bytes]:
+            return replay.read_lines(args.file)
+
+    total = sum(1 for _ in lines())  # and a CSV mapping's columns checked before sending
     shift = 0
     if args.shift_to_now:
-        latest = replay.latest_ts(replay.read_lines(args.file))
+        latest = replay.latest_ts(lines())
         if latest is not None:
             shift = replay.shift_to_now(latest, int(time.time() * 1000))
     try:
@@ -304,15 +346,14 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
     topic = settings.topic_clickstream
     failures: list[BaseException] = []
 
-    lines = sum(1 for _ in replay.read_lines(args.file))
-    replayed = progress.bar(total=lines, unit="events", desc="replayed")
+    replayed = progress.bar(total=total, unit="events", desc="replayed")
 
     def send(message: replay.ReplayMessage) -> None:
         producer.send(topic, key=message.key, value=message.value).add_errback(failures.append)
         replayed.update()
 
     try:
-        messages = (replay.to_message(line, shift) for line in replay.read_lines(args.file))
+        messages = (replay.to_message(line, shift) for line in lines())
         summary = replay.replay(messages, send, rate=args.rate, speed=args.speed)
         producer.flush(timeout=60)
     finally:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 
 from promo.replay import (
     DAY_MS,
@@ -13,6 +14,10 @@ from promo.replay import (
     shift_to_now,
     to_message,
 )
+from promo.replay_csv import CsvMapping, events_from_csv, read_csv
+from schemas.events import ClickEvent
+from streams.errors import ConfigError
+from streams.validation import Rejected, validate_event
 
 HOUR_MS = 3_600_000
 
@@ -62,3 +67,56 @@ def test_recorded_pace_waits_for_each_events_time_sped_up() -> None:
     messages = [to_message(event("u1", ts)) for ts in (0, 60_000, 60_000, 180_000)]
     replay(iter(messages), lambda m: None, speed=60.0, clock=lambda: now[0], sleep=sleep)
     assert waits == [1.0, 2.0]  # a minute of history per second
+
+
+# A public shop log's layout (RetailRocket's events.csv): no prices or categories, times in ms.
+RETAILROCKET = (
+    "timestamp,visitorid,event,itemid,transactionid\n"
+    "1433221332117,257597,view,355908,\n"
+    "1433224214164,992329,addtocart,248676,\n"
+    "1433221999827,111016,transaction,5411,11117\n"
+    "yesterday,257597,view,355908,\n"
+)
+RR_MAPPING = CsvMapping.parse(
+    columns="user_id=visitorid,ts=timestamp,type=event,item_id=itemid,order_id=transactionid",
+    types="addtocart=add_to_cart,transaction=purchase",
+    constants="category=unknown,price=0,quantity=1,order_total=0",
+)
+
+
+def test_a_csv_history_becomes_contract_events_and_its_bad_rows_are_sent_for_the_dead_letters(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text(RETAILROCKET)
+    lines = list(read_csv(path, RR_MAPPING))
+    events = [orjson.loads(line) for line in lines]
+    assert [e["type"] for e in events] == ["view", "add_to_cart", "purchase", "view"]
+    assert [e["event_id"] for e in events] == ["events-2", "events-3", "events-4", "events-5"]
+    assert events[2]["order_id"] == "11117" and "order_id" not in events[0]
+    verdicts = [
+        validate_event(line, key=e["user_id"].encode(), message_ts=1433230000000)
+        for line, e in zip(lines, events, strict=True)
+    ]
+    assert all(isinstance(v, ClickEvent) for v in verdicts[:3])
+    # Nothing repaired or dropped: the row whose time is not a time is rejected with why.
+    assert isinstance(verdicts[3], Rejected) and "ts" in verdicts[3].detail
+    # The same file read twice gives the same ids: a second replay is deduplicated.
+    assert list(read_csv(path, RR_MAPPING)) == lines
+
+
+@pytest.mark.parametrize(
+    ("options", "rows", "named"),
+    [
+        ({"columns": "user_id=a,ts=b,type=c,colour=d"}, "a,b,c,d\n", "--columns"),
+        ({"columns": "user_id=a,ts=b"}, "a,b\n", "--columns"),
+        ({"columns": "user_id=a,ts=b,type=c", "constants": "price"}, "a,b,c\n", "--set"),
+        ({"columns": "user_id=a,ts=b,type=c", "ts_unit": "days"}, "a,b,c\n", "--ts-unit"),
+        ({"columns": "user_id=a,ts=b,type=missing"}, "a,b,c\n", "--columns"),
+    ],
+)
+def test_a_bad_mapping_stops_before_anything_is_sent_naming_the_option(
+    options: dict[str, str], rows: str, named: str
+) -> None:
+    with pytest.raises(ConfigError, match=named):
+        list(events_from_csv(rows.splitlines(), CsvMapping.parse(**options), id_prefix="f"))
