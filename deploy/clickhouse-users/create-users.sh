@@ -5,7 +5,8 @@
 # environment (docker-compose.yml requires each to be set):
 #   promo_migrator  DDL on the promo database (`promo migrate`)
 #   promo_writer    insert and read the promo tables (the workers' sinks, the simulator)
-#   promo_analyst   read only (reports, ad-hoc SQL)
+#   promo_analyst   read only (reports, ad-hoc SQL, Grafana); may still set max_execution_time,
+#                   which Grafana's ClickHouse plugin sends with every query (its timeout)
 # No user is password-less, and `default` is not created (CLICKHOUSE_USER replaces it).
 set -euo pipefail
 
@@ -23,7 +24,7 @@ CREATE DATABASE IF NOT EXISTS ${db};
 CREATE USER IF NOT EXISTS promo_migrator IDENTIFIED WITH sha256_password BY '${PROMO_MIGRATOR_PASSWORD}';
 CREATE USER IF NOT EXISTS promo_writer IDENTIFIED WITH sha256_password BY '${PROMO_WRITER_PASSWORD}';
 CREATE USER IF NOT EXISTS promo_analyst IDENTIFIED WITH sha256_password BY '${PROMO_ANALYST_PASSWORD}'
-    SETTINGS readonly = 1;
+    SETTINGS readonly = 1, max_execution_time CHANGEABLE_IN_READONLY;
 GRANT ALL ON ${db}.* TO promo_migrator;
 GRANT SELECT, INSERT ON ${db}.* TO promo_writer;
 GRANT SELECT ON ${db}.* TO promo_analyst;
