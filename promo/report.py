@@ -12,6 +12,7 @@ import textwrap
 
 from clickhouse_driver import Client
 
+from promo.model_quality import QualityDay
 from promo.off_policy import format_off_policy
 from promo.report_figures import (
     ARMS,
@@ -85,6 +86,7 @@ def format_report(e: Evaluation) -> str:
         if e.truth:
             sections.append(_ground_truth_section(e.truth))
         sections += [_spend_section(e.spend, e.daily_budget), _suppressions_section(e.suppressions)]
+        sections.append(_quality_section(e.quality))
     sections += [_dead_letters_section(e.dead_letters), _events_section(e.events)]
     return "\n\n".join(sections) + "\n"
 
@@ -373,6 +375,27 @@ def _suppressions_section(suppressed: list[Suppressed]) -> str:
         [[s.reason, f"{s.decision_points:,}", f"{s.users:,}", money(s.expected_cost)]
          for s in suppressed],
     )  # fmt: skip
+
+
+QUALITY_TITLE = "Purchase model: its predictions against what followed, by day of the decision"
+
+
+def _quality_section(days: list[QualityDay]) -> str:
+    if not days:
+        return f"{QUALITY_TITLE}\n  no decision with a logged prediction has its window closed yet"
+    rows = [
+        [str(d.day), f"{d.decisions:,}", f"{d.mean_predicted:.1%}", f"{d.buyers / d.decisions:.1%}",
+         f"{d.log_loss:.3f}", f"{d.reference_log_loss:.3f}",
+         "n/a" if math.isnan(d.auc) else f"{d.auc:.3f}"]
+        for d in days
+    ]  # fmt: skip
+    header = ["day", "decisions", "predicted", "bought", "log-loss", "no-skill", "AUC"]
+    note = (
+        "each decision's P(buy | its action) when it was taken, against whether the user "
+        "bought in its window; no-skill: the log-loss of predicting the day's buying rate for "
+        "everyone (lower is better); decisions whose window is open are not counted"
+    )
+    return table(QUALITY_TITLE, header, rows) + "\n" + _wrap(note, "  ")
 
 
 def _dead_letters_section(rows: list[tuple[str, int]]) -> str:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from promo.model_quality import CalibrationBin, QualityDay
 from promo.off_policy import PolicyEstimates
 from promo.report import detectable, difference_ci, points_ci
 from promo.report_figures import Breakdown, Comparison, Headline, SpendDay, Suppressed
@@ -407,3 +408,67 @@ def off_policy_chart(estimates: Sequence[PolicyEstimates]) -> go.Figure | None:
     fig.update_yaxes(title_text="target policy", type="category", autorange="reversed", col=1)
     height = 170 + 3 * _HEIGHT_PER_ROW * len(estimates) // 2
     return _layout(fig, "What other policies would have earned (off-policy, descriptive)", height)
+
+
+def quality_chart(days: Sequence[QualityDay], bins: Sequence[CalibrationBin]) -> go.Figure | None:
+    """The purchase model's predictions against outcomes: log-loss and AUC by day of the
+    decision, and calibration (predicted against observed) over all days."""
+    if not days:
+        return None
+    fig = make_subplots(
+        rows=1,
+        cols=3,
+        horizontal_spacing=0.08,
+        subplot_titles=[
+            "Log-loss by day (lower is better)",
+            "AUC by day (0.5: no better than chance)",
+            "Calibration: observed vs predicted",
+        ],
+    )
+    x = [str(d.day) for d in days]
+    fig.add_trace(
+        go.Scatter(x=x, y=[d.log_loss for d in days], mode="lines+markers", name="model",
+                   line={"color": TREATMENT},
+                   hovertext=[f"{d.decisions:,} decisions, {d.buyers:,} bought" for d in days],
+                   hoverinfo="x+y+text"),
+        row=1, col=1,
+    )  # fmt: skip
+    fig.add_trace(
+        go.Scatter(x=x, y=[d.reference_log_loss for d in days], mode="lines", name="no skill",
+                   line={"color": CONTROL, "dash": "dash"}),
+        row=1, col=1,
+    )  # fmt: skip
+    scored = [(str(d.day), d.auc) for d in days if math.isfinite(d.auc)]
+    fig.add_trace(
+        go.Scatter(x=[day for day, _ in scored], y=[auc for _, auc in scored],
+                   mode="lines+markers", name="AUC", line={"color": TREATMENT},
+                   showlegend=False),
+        row=1, col=2,
+    )  # fmt: skip
+    fig.add_hline(y=0.5, line={"color": "black", "width": 1}, row=1, col=2)
+    fig.add_trace(
+        go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
+                   line={"color": NEUTRAL, "dash": "dot"}, hoverinfo="skip"),
+        row=1, col=3,
+    )  # fmt: skip
+    fig.add_trace(
+        go.Scatter(x=[b.mean_predicted for b in bins], y=[b.observed for b in bins],
+                   mode="markers+lines", name="decisions by predicted tenth",
+                   marker={"color": TREATMENT,
+                           "size": [6 + 14 * math.sqrt(b.decisions / max(c.decisions for c in bins))
+                                    for b in bins]},
+                   hovertext=[f"predicted {b.low:.0%}-{b.high:.0%}: {b.decisions:,} decisions"
+                              for b in bins],
+                   hoverinfo="x+y+text"),
+        row=1, col=3,
+    )  # fmt: skip
+    fig.update_xaxes(type="category", title_text="day of the decision (UTC)", row=1, col=1)
+    fig.update_xaxes(type="category", title_text="day of the decision (UTC)", row=1, col=2)
+    fig.update_yaxes(title_text="mean log-loss per decision", row=1, col=1)
+    fig.update_yaxes(title_text="AUC", range=[0, 1], row=1, col=2)
+    fig.update_xaxes(title_text="predicted P(buy)", tickformat=".0%", range=[0, 1], row=1, col=3)
+    fig.update_yaxes(title_text="share that bought", tickformat=".0%", range=[0, 1], row=1, col=3)
+    fig = _layout(fig, "Purchase model: its predictions against what followed", 520)
+    # Below the dates' axis titles, not over them.
+    fig.update_layout(legend={"y": -0.4}, margin={"b": 120})
+    return fig

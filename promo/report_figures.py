@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from clickhouse_driver import Client
 
+from promo import model_quality
+from promo.model_quality import CalibrationBin, QualityDay
 from promo.off_policy import PolicyEstimates, off_policy_estimates
 from streams.catalogue import DEFAULT_CATALOGUE, OfferSpec
 from streams.evaluation import (
@@ -498,6 +500,9 @@ class Evaluation:
     suppressions: list[Suppressed]
     dead_letters: list[tuple[str, int]]
     events: list[tuple[str, int, int]]
+    #: the purchase model's predictions against outcomes, per day and in calibration bins
+    quality: list[QualityDay] = field(default_factory=list)
+    calibration: list[CalibrationBin] = field(default_factory=list)
 
 
 def read_evaluation(
@@ -512,6 +517,7 @@ def read_evaluation(
     arms = {r["arm"]: r for r in query(client, "SELECT * FROM v_treatment_vs_control")}
     decided = bool(arms)
     users = user_figures(client) if decided else {}
+    predictions = model_quality.read_rows(client) if decided else []
     return Evaluation(
         gross_margin=gross_margin,
         daily_budget=daily_budget,
@@ -529,4 +535,6 @@ def read_evaluation(
         suppressions=suppressions_by_reason(client) if decided else [],
         dead_letters=dead_letters_by_reason(client),
         events=events_by_type(client),
+        quality=model_quality.quality_by_day(predictions),
+        calibration=model_quality.calibration(predictions),
     )

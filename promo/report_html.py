@@ -21,6 +21,7 @@ from promo.report_charts import (
     headline_chart,
     off_policy_chart,
     over_time_chart,
+    quality_chart,
     spend_chart,
     suppressions_chart,
 )
@@ -94,12 +95,12 @@ def render_html(e: Evaluation) -> str:
         _per_decision(page, e)
         _budget_and_suppressions(page, e)
         _off_policy(page, e)
+        _model_quality(page, e)
     page.heading("Not in this report yet")
     page.note(
-        "Model quality over time (progressive log-loss, AUC, calibration): no view records "
-        "predictions against outcomes yet. Serving vs shadow policy: decisions log the shadow's "
-        "offer, but no off-policy estimate of it is computed yet; the serving choice is "
-        "compared with 'none' and 'always <offer>' below."
+        "Serving vs shadow policy: decisions log the shadow's offer, but no off-policy estimate "
+        "of it is computed yet; the serving choice is compared with 'none' and "
+        "'always <offer>' above."
     )
     page.heading("The text report (the same figures, as promo report prints them)")
     page.parts.append(f"<pre>{html.escape(format_report(e))}</pre>")
@@ -185,4 +186,19 @@ def _off_policy(page: _Page, e: Evaluation) -> None:
         "(treated and control). 'serving choice' is the serving policy's own pick. Decisions "
         "are taken as independent, so the intervals are optimistic; many unsupported "
         "decisions bias IPS and SNIPS (see the text report's table below)."
+    )
+
+
+def _model_quality(page: _Page, e: Evaluation) -> None:
+    page.heading("Model quality over time")
+    page.chart(
+        quality_chart(e.quality, e.calibration),
+        "No decision with a logged prediction has its window closed yet.",
+    )
+    page.note(
+        "Each decision's predicted P(buy | the action taken), made before its outcome was "
+        "known, against whether the user bought within its window (decisions whose window is "
+        "still open are left out). 'No skill': the log-loss of predicting each day's buying "
+        "rate for everyone. Points on the diagonal are well calibrated; marker size shows how "
+        "many decisions a point holds."
     )

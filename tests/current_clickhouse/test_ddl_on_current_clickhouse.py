@@ -24,6 +24,7 @@ import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 
 from agents.sinks import Row, sink_batch, sinks
+from promo import model_quality
 from promo.clickhouse import apply_migrations, insert, read_migrations
 from promo.off_policy import LOGGED_OFFERS_SQL, logged_offers, off_policy_estimates
 from promo.report import _spend_section, _suppressions_section
@@ -383,6 +384,17 @@ def test_the_report_spend_and_suppression_sections(loaded: ChdbClient) -> None:
         for line in _suppressions_section(suppressions_by_reason(loaded)).splitlines()[-2:]
     ]
     assert reasons == [["budget", "1", "1", "2.50"], ["cooldown", "1", "1", "0.00"]]
+
+
+def test_the_report_model_quality_query(loaded: ChdbClient) -> None:
+    # d1 (P 0.3, bought), d2 (control, P(buy | none) 0.1, bought), d4 (0.3, did not) on the
+    # first day; d3 (0.3, did not) after midnight. Every row was written twice.
+    rows = model_quality.read_rows(loaded)
+    first, second = model_quality.quality_by_day(rows)
+    assert (first.decisions, first.buyers, second.decisions, second.buyers) == (3, 2, 1, 0)
+    assert first.log_loss == pytest.approx(-(math.log(0.3) + math.log(0.1) + math.log(0.7)) / 3)
+    assert first.auc == pytest.approx(0.25) and math.isnan(second.auc)
+    assert [(b.low, b.decisions) for b in model_quality.calibration(rows)] == [(0.1, 1), (0.3, 3)]
 
 
 class _Committer:

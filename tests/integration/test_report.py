@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -34,7 +34,8 @@ from clickhouse_driver import Client
 from scipy import stats
 
 from promo.clickhouse import insert
-from promo.report import PRE_PERIOD_DAYS, build_report
+from promo.report import PRE_PERIOD_DAYS, build_report, format_report
+from promo.report_figures import read_evaluation
 from schemas.dead_letters import DeadLetter, RejectReason
 from schemas.decisions import Decision
 from schemas.events import ClickEvent, EventType
@@ -550,3 +551,41 @@ def test_report_shows_spend_per_day_and_suppressions_by_reason(migrated: Client)
     assert _row(reasons, "cooldown") == ["cooldown", "2", "2", "0.00"]
     assert _row(reasons, "budget")[1:] == ["1", "1", "2.50"]
     assert _row(reasons, "control")[1:] == ["1", "1", "1.00"]
+
+
+def _load_predictions(client: Client) -> None:
+    """Four treated decisions with the model's prediction logged (the others log none): two
+    bought, one did not, the last one's window is still open."""
+    logged = [("q1", 0.3, "buy"), ("q2", 0.1, "buy"), ("q3", 0.3, "none"), ("q4", 0.6, None)]
+    decisions, outcomes = [], []
+    for name, p, outcome in logged:
+        d = replace(
+            _decision(name, f"u-{name}", False, 0, "pct10", TS),
+            scores={"none": 0.0, "pct10": 1.0},
+            purchase_probs={"none": 0.05, "pct10": p},
+        )
+        decisions.append(d)
+        if outcome == "buy":
+            outcomes += _bought(d, f"buy-{name}", 50.0, 5.0)
+        elif outcome == "none":
+            outcomes.append(
+                Outcome(f"{d.decision_id}:none", d.decision_id, d.user_id, TS + 2 * DAY_MS,
+                        OutcomeType.NO_CONVERSION, "", "pct10", False)
+            )  # fmt: skip
+    _insert(client, decisions, outcomes, [])
+
+
+def test_each_prediction_is_judged_once_its_window_closed(migrated: Client) -> None:
+    for _ in range(2):  # a redelivery: counted once
+        _load_predictions(migrated)
+    e = read_evaluation(migrated, gross_margin=MARGIN)
+    [day] = e.quality
+    assert (day.decisions, day.buyers) == (3, 2)
+    assert day.mean_predicted == pytest.approx(0.7 / 3)
+    assert day.log_loss == pytest.approx(-(np.log(0.3) + np.log(0.1) + np.log(0.7)) / 3)
+    assert day.auc == pytest.approx(0.25)  # the buyer at 0.3 ties the non-buyer; 0.1 is below
+    assert [(b.low, b.decisions, b.observed) for b in e.calibration] == [
+        (0.1, 1, 1.0),
+        (0.3, 2, 0.5),
+    ]
+    assert "log-loss" in format_report(e)

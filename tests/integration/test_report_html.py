@@ -27,11 +27,18 @@ from promo.report_html import write_html
 from promo.settings import REPO_ROOT
 from schemas.suppressions import Suppression
 from streams.sink_rows import SUPPRESSION_COLUMNS, suppression_row
-from tests.integration.test_report import MARGIN, TS, _load, _load_simulator_truth
+from tests.integration.test_report import (
+    MARGIN,
+    TS,
+    _load,
+    _load_predictions,
+    _load_simulator_truth,
+)
 
 ARTEFACTS = REPO_ROOT / ".run" / "artefacts"
-# Headline (2), over time, offer, segment, policy version, budget, suppressions, off-policy.
-CHARTS = 9
+# Headline (2), over time, offer, segment, policy version, budget, suppressions, off-policy,
+# model quality.
+CHARTS = 10
 _CHART_DIV = re.compile(r'<div id="(chart-\d+)"')
 
 
@@ -92,6 +99,7 @@ def test_html_report_renders_in_chromium(migrated: Client, tmp_path: Path) -> No
     _load(migrated)
     _load_simulator_truth(migrated)
     _load_suppressions(migrated)
+    _load_predictions(migrated)
     evaluation = read_evaluation(migrated, gross_margin=MARGIN, daily_budget=10.0)
     page = write_html(evaluation, tmp_path / "report.html")
     source = page.read_text()

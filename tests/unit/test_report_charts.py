@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from promo.model_quality import CalibrationBin, QualityDay
 from promo.off_policy import PolicyEstimates
 from promo.report import difference_ci, points_ci
 from promo.report_charts import (
@@ -15,6 +16,7 @@ from promo.report_charts import (
     headline_chart,
     off_policy_chart,
     over_time_chart,
+    quality_chart,
     spend_chart,
     suppressions_chart,
 )
@@ -136,3 +138,18 @@ def test_page_is_self_contained_and_escapes_producer_text() -> None:
     assert "<script src=" not in page
     assert "<b>x</b>" not in page.split("<pre>")[1]  # the text report, escaped
     assert "No day has decisions in both arms yet." in page  # said, not silently dropped
+
+
+def test_model_quality_chart_leaves_out_a_day_without_both_outcomes() -> None:
+    days = [
+        QualityDay(dt.date(2026, 1, 1), 10, 3, 0.3, 0.55, 0.61, 0.7),
+        QualityDay(dt.date(2026, 1, 2), 4, 0, 0.2, 0.2, 0.0, math.nan),  # nobody bought
+    ]
+    bins = [CalibrationBin(0.2, 0.3, 14, 0.27, 0.21)]
+    fig = quality_chart(days, bins)
+    assert fig is not None
+    traces = {t.name: t for t in fig.data}
+    assert list(traces["model"].y) == [0.55, 0.2]
+    assert list(traces["AUC"].x) == ["2026-01-01"]  # no AUC without buyers and non-buyers
+    assert list(traces["decisions by predicted tenth"].y) == [0.21]
+    assert quality_chart([], []) is None

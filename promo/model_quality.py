@@ -1,0 +1,150 @@
+"""How good the purchase model's predictions were, from the decision logs.
+
+Every decision logs the model's P(purchase within the window | action) for each action
+(``decisions.purchase_probs``, parallel to ``score_offers``), taken before its outcome was
+known; its label is whether the user bought within the window, known once the window closed
+(a ``purchase`` or ``no_conversion`` outcome). So each prediction is judged out of sample,
+in the order it was made (prequential evaluation): per UTC day of the decision, the
+log-loss (with the log-loss of always predicting that day's buying rate beside it, the
+no-skill reference), the AUC (how well the predictions rank buyers above the others), and
+calibration (predicted against observed, in bins of predicted probability). Decisions whose
+window is still open are not counted: their label is not known yet.
+
+>>> day = dt.date(2026, 1, 1)
+>>> rows = [(day, 10, 10, 1, 1.0, 3.3), (day, 80, 10, 8, 8.0, 5.0)]  # (day, bin, n, ...)
+>>> [quality] = quality_by_day(rows)
+>>> quality.decisions, quality.buyers, round(quality.auc, 3), round(quality.log_loss, 3)
+(20, 9, 0.854, 0.415)
+>>> [(b.low, b.decisions, round(b.observed, 2)) for b in calibration(rows)]
+[(0.1, 10, 0.1), (0.8, 10, 0.8)]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from clickhouse_driver import Client
+
+#: Predictions are grouped in bins of this width for the AUC (ties within a bin count half)
+#: and summed into tenths for calibration.
+BINS = 100
+
+# One row per (day, bin): decisions, buyers, sum of predictions, sum of log-losses.
+QUALITY_SQL = f"""
+SELECT day, bin, count() AS n, sum(converted) AS buyers, sum(p) AS sum_p,
+    sum(-(converted * log(p) + (1 - converted) * log(1 - p))) AS sum_log_loss
+FROM
+(
+    SELECT decision_id, toDate(ts) AS day,
+        greatest(least(purchase_probs[indexOf(score_offers, chosen_offer)], 0.9999), 0.0001) AS p,
+        toUInt32(floor(p * {BINS})) AS bin
+    FROM decisions FINAL
+    WHERE indexOf(score_offers, chosen_offer) > 0
+) AS predicted
+ANY INNER JOIN
+(
+    SELECT decision_id, toUInt8(countIf(type = 'purchase') > 0) AS converted
+    FROM outcomes FINAL
+    WHERE type IN ('purchase', 'no_conversion')
+    GROUP BY decision_id
+) AS labelled USING decision_id
+GROUP BY day, bin
+ORDER BY day, bin
+"""
+
+Row = tuple[dt.date, int, int, int, float, float]
+
+
+@dataclass(frozen=True)
+class QualityDay:
+    """The predictions of the decisions of one UTC day, against what followed."""
+
+    day: dt.date
+    decisions: int
+    buyers: int
+    mean_predicted: float
+    log_loss: float
+    #: Log-loss of predicting the day's own buying rate for everyone: no skill.
+    reference_log_loss: float
+    #: nan when the day has only buyers or only non-buyers.
+    auc: float
+
+
+@dataclass(frozen=True)
+class CalibrationBin:
+    low: float
+    high: float
+    decisions: int
+    mean_predicted: float
+    observed: float
+
+
+def read_rows(client: Client) -> list[Row]:
+    return [tuple(r) for r in client.execute(QUALITY_SQL)]
+
+
+def quality_by_day(rows: Iterable[Row]) -> list[QualityDay]:
+    by_day: dict[dt.date, list[Row]] = defaultdict(list)
+    for row in rows:
+        by_day[row[0]].append(row)
+    days = []
+    for day, bins in sorted(by_day.items()):
+        n = sum(r[2] for r in bins)
+        buyers = sum(r[3] for r in bins)
+        days.append(
+            QualityDay(
+                day,
+                n,
+                buyers,
+                sum(r[4] for r in bins) / n,
+                sum(r[5] for r in bins) / n,
+                _entropy(buyers / n),
+                auc_of_bins([(r[1], r[3], r[2] - r[3]) for r in bins]),
+            )
+        )
+    return days
+
+
+def calibration(rows: Iterable[Row], tenths: int = 10) -> list[CalibrationBin]:
+    """Predicted against observed over all days, in bins of predicted probability."""
+    sums: dict[int, list[float]] = defaultdict(lambda: [0, 0, 0.0])
+    for _, b, n, buyers, sum_p, _ in rows:
+        s = sums[b * tenths // BINS]
+        s[0], s[1], s[2] = s[0] + n, s[1] + buyers, s[2] + sum_p
+    return [
+        CalibrationBin(k / tenths, (k + 1) / tenths, int(n), p / n, buyers / n)
+        for k, (n, buyers, p) in sorted(sums.items())
+    ]
+
+
+def auc_of_bins(bins: Sequence[tuple[int, int, int]]) -> float:
+    """AUC from (bin, positives, negatives): the chance a buyer's prediction is above a
+    non-buyer's, a tie (the same bin) counting half.
+
+    >>> auc_of_bins([(1, 0, 5), (9, 5, 0)]), auc_of_bins([(3, 2, 2)])
+    (1.0, 0.5)
+    """
+    merged: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for b, p, n in bins:
+        merged[b][0] += p
+        merged[b][1] += n
+    positives = sum(p for p, _ in merged.values())
+    negatives = sum(n for _, n in merged.values())
+    if positives == 0 or negatives == 0:
+        return math.nan
+    below = 0  # negatives in lower bins
+    wins = 0.0
+    for _, (p, n) in sorted(merged.items()):
+        wins += p * (below + n / 2)
+        below += n
+    return wins / (positives * negatives)
+
+
+def _entropy(rate: float) -> float:
+    if rate <= 0 or rate >= 1:
+        return 0.0
+    return -(rate * math.log(rate) + (1 - rate) * math.log(1 - rate))
