@@ -2,9 +2,9 @@
 policy have earned per decision?
 
 ``off_policy_estimates`` returns, for a few deterministic target policies (``none``, ``always
-<offer>`` for every offer in the logs, and the serving choice), the IPS, SNIPS and DR
-estimates of the mean reward per decision, for net profit and for conversion, with 95 %
-normal intervals. The estimators, their variances and their caveats are defined in
+<offer>`` for every offer in the logs, the serving choice, and a shadow policy's choice where
+one ran), the IPS, SNIPS and DR estimates of the mean reward per decision, for net profit and
+for conversion, with 95 % normal intervals. The estimators, their variances and their caveats are defined in
 ``streams.off_policy``, whose numpy implementation a test holds this SQL to (1e-9).
 
 **Rows that enter.** Every decision of the ``decisions`` table (read with ``FINAL``, through
@@ -62,13 +62,17 @@ WHERE offer != 'none' AND offer != ''
 ORDER BY offer
 """
 
+#: Decisions a shadow policy decided beside the serving one.
+SHADOWED_SQL = "SELECT countIf(shadow_offer != '') FROM decisions FINAL"
+
 # Runs on ClickHouse 18.16 and current ClickHouse: one JOIN per SELECT with explicit ANY, no
 # CTE, no window function. Layers, inside out: one row per decision (reward inputs, logged
 # purchase probabilities); x target (its action, the propensity to weight by); x metric
 # (reward r, model predictions q for the logged and the target action); per-row terms
 # w = 1{a = t} / p and d = q(t) + w (r - q(a)); sums per (target, metric); the estimates.
-# Parameters: gross_margin, policy_version ('' = all), target_actions and target_follows
-# (1 = the target takes the decision's policy_offer and weighs by propensity 1), offer_codes,
+# Parameters: gross_margin, policy_version ('' = all), target_actions, target_follows
+# (1 = the target takes the decision's policy_offer and weighs by propensity 1), target_shadow
+# (1 = the target takes its shadow_offer, on the decisions where a shadow ran), offer_codes,
 # offer_kinds, offer_values (the catalogue, for the cost of an offer; mirrors OfferSpec.cost).
 OFF_POLICY_SQL = """
 SELECT
@@ -140,8 +144,9 @@ FROM
             (
                 SELECT
                     *,
-                    if(%(target_follows)s[target_index] = 1, policy_offer,
-                       %(target_actions)s[target_index]) AS target_action,
+                    multiIf(%(target_follows)s[target_index] = 1, policy_offer,
+                            %(target_shadow)s[target_index] = 1, shadow_offer,
+                            %(target_actions)s[target_index]) AS target_action,
                     if(%(target_follows)s[target_index] = 1, 1, propensity) AS p,
                     %(offer_kinds)s[indexOf(%(offer_codes)s, action)] AS kind_logged,
                     %(offer_values)s[indexOf(%(offer_codes)s, action)] AS value_logged,
@@ -159,17 +164,20 @@ FROM
                         expected_order_value AS order_value,
                         score_offers,
                         purchase_probs,
+                        shadow_offer,
                         arrayJoin(arrayEnumerate(%(target_actions)s)) AS target_index
                     FROM v_decision_outcomes
                     ANY LEFT JOIN
                     (
-                        SELECT decision_id, score_offers, purchase_probs
+                        SELECT decision_id, score_offers, purchase_probs, shadow_offer
                         FROM decisions FINAL
                     ) AS logged USING decision_id
                     WHERE ((control = 0 AND propensity > 0 AND propensity <= 1)
                            OR (control = 1 AND chosen_offer = 'none' AND propensity = 1))
                       AND (%(policy_version)s = '' OR policy_version = %(policy_version)s)
                 )
+                -- The shadow's choice is judged where a shadow ran.
+                WHERE %(target_shadow)s[target_index] = 0 OR shadow_offer != ''
             )
         )
     )
@@ -198,9 +206,12 @@ def logged_offers(client: Client) -> list[str]:
 
 
 def default_targets(client: Client) -> list[TargetPolicy]:
-    """``none``, ``always <offer>`` for every offer in the logs, and the serving choice."""
+    """``none``, ``always <offer>`` for every offer in the logs, the serving choice, and the
+    shadow's choice if a shadow policy ran."""
     always = [TargetPolicy.always(code) for code in logged_offers(client)]
-    return [TargetPolicy.never(), *always, TargetPolicy.serving_choice()]
+    ((shadowed,),) = client.execute(SHADOWED_SQL)
+    shadow = [TargetPolicy.shadow_choice()] if shadowed else []
+    return [TargetPolicy.never(), *always, TargetPolicy.serving_choice(), *shadow]
 
 
 def off_policy_estimates(
@@ -229,7 +240,8 @@ def off_policy_estimates(
         "gross_margin": float(gross_margin),
         "policy_version": policy_version or "",
         "target_actions": [t.action or "" for t in targets],
-        "target_follows": [int(t.action is None) for t in targets],
+        "target_follows": [int(t.follows_serving) for t in targets],
+        "target_shadow": [int(t.shadow) for t in targets],
         "offer_codes": [o.code for o in catalogue] or [""],
         "offer_kinds": [o.kind for o in catalogue] or [""],
         "offer_values": [float(o.value) for o in catalogue] or [0.0],
@@ -303,6 +315,8 @@ def format_off_policy(estimates: Sequence[PolicyEstimates]) -> str:
         f"{n - treated} control (action {NO_OFFER}, propensity 1).",
         "serving choice: the logged policy_offer, the policy's own draw, weighted 1 (not "
         "1/propensity); for control decisions, the offer the policy would have sent.",
+        "shadow choice (when a shadow policy ran): what the candidate would have sent, "
+        "estimated over the decisions it saw, so its n can be smaller.",
         "unsupported: decisions whose logged action was certain and not the target's: IPS "
         "counts 0 there, DR its reward model (the logged purchase_probs); many of them bias "
         "IPS and SNIPS.",

@@ -98,9 +98,8 @@ def render_html(e: Evaluation) -> str:
         _model_quality(page, e)
     page.heading("Not in this report yet")
     page.note(
-        "Serving vs shadow policy: decisions log the shadow's offer, but no off-policy estimate "
-        "of it is computed yet; the serving choice is compared with 'none' and "
-        "'always <offer>' above."
+        "A per-user (intention to treat) effect over time: the over-time chart above is per "
+        "decision."
     )
     page.heading("The text report (the same figures, as promo report prints them)")
     page.parts.append(f"<pre>{html.escape(format_report(e))}</pre>")

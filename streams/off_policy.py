@@ -73,7 +73,8 @@ def net_profit(revenue: float, discount: float, gross_margin: float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class TargetPolicy:
-    """A deterministic policy to evaluate: one action everywhere, or the logged serving choice.
+    """A deterministic policy to evaluate: one action everywhere, the logged serving choice,
+    or the shadow policy's logged choice.
 
     ``action=None`` is the serving choice: the decision's logged ``policy_offer``. That offer
     is the policy's own draw (exploration included; for treated decisions it *is* the logged
@@ -82,15 +83,23 @@ class TargetPolicy:
     Its rows enter with propensity 1 (``propensity_for``): a treated decision counts its own
     reward, a control decision only where the policy would have sent nothing.
 
+    ``shadow=True`` is the shadow policy's choice (``shadow_offer``): a candidate that decided
+    beside the serving one without exploring, so its choice does not depend on the serving
+    policy's draw and the usual ``1 / propensity`` weighting holds. Only decisions where a
+    shadow ran enter (``applies_to``).
+
     >>> [t.name for t in (TargetPolicy.never(), TargetPolicy.always("pct10"),
-    ...                   TargetPolicy.serving_choice())]
-    ['none', 'always pct10', 'serving choice']
+    ...                   TargetPolicy.serving_choice(), TargetPolicy.shadow_choice())]
+    ['none', 'always pct10', 'serving choice', 'shadow choice']
     >>> TargetPolicy.serving_choice().action_for("pct20"), TargetPolicy.never().action_for("pct20")
     ('pct20', 'none')
+    >>> TargetPolicy.shadow_choice().action_for("pct20", shadow_offer="none")
+    'none'
     """
 
     name: str
     action: str | None
+    shadow: bool = False
 
     @classmethod
     def never(cls) -> TargetPolicy:
@@ -104,13 +113,27 @@ class TargetPolicy:
     def serving_choice(cls) -> TargetPolicy:
         return cls("serving choice", None)
 
-    def action_for(self, policy_offer: str) -> str:
-        """The target's action for a decision whose logged ``policy_offer`` is given."""
+    @classmethod
+    def shadow_choice(cls) -> TargetPolicy:
+        return cls("shadow choice", None, shadow=True)
+
+    @property
+    def follows_serving(self) -> bool:
+        return self.action is None and not self.shadow
+
+    def applies_to(self, shadow_offer: str) -> bool:
+        """Whether a decision enters this target's estimate (the shadow's: where one ran)."""
+        return not self.shadow or shadow_offer != ""
+
+    def action_for(self, policy_offer: str, shadow_offer: str = "") -> str:
+        """The target's action for a decision with these logged offers."""
+        if self.shadow:
+            return shadow_offer
         return policy_offer if self.action is None else self.action
 
     def propensity_for(self, propensity: float) -> float:
         """The propensity to weight by: 1 for the serving choice (see the class docstring)."""
-        return 1.0 if self.action is None else propensity
+        return 1.0 if self.follows_serving else propensity
 
 
 def modelled_reward(

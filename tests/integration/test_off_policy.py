@@ -113,12 +113,21 @@ def _outcomes(rng: np.random.Generator, d: Decision) -> list[Outcome]:
     ]
 
 
+def _shadow(i: int, d: Decision) -> str:
+    return NO_OFFER if i % 5 == 0 else d.policy_offer
+
+
 def _dataset(seed: int) -> tuple[list[list[Decision]], list[list[Outcome]]]:
     """Insert batches (in order) of decisions and outcomes, with copies and replays."""
     rng = np.random.default_rng(seed)
     decisions = [_decision(rng, i) for i in range(300)]
     decisions[5] = replace(decisions[5], control=True, chosen_offer="pct10")  # breaks contract
     decisions[6] = replace(decisions[6], control=False, propensity=0.0)  # breaks contract
+    # A shadow policy ran on two decisions in three: the serving draw, or none every fifth.
+    decisions = [
+        replace(d, shadow_policy="shadow-v1", shadow_offer=_shadow(i, d)) if i % 3 else d
+        for i, d in enumerate(decisions)
+    ]
     outcomes = [o for d in decisions for o in _outcomes(rng, d)]
     # A replay after a model update: same decision ids, decided again; the later copy wins.
     replays = [
@@ -175,21 +184,23 @@ def _reference(
     q_logged = [q(d.chosen_offer, d) for d in rows]
     result = []
     for target in targets:
-        actions = [target.action_for(d.policy_offer) for d in rows]
-        p = [target.propensity_for(d.propensity) for d in rows]
-        q_target = [q(a, d) for a, d in zip(actions, rows, strict=True)]
+        keep = [i for i, d in enumerate(rows) if target.applies_to(d.shadow_offer)]
+        kept = [rows[i] for i in keep]
+        actions = [target.action_for(d.policy_offer, d.shadow_offer) for d in kept]
+        p = [target.propensity_for(d.propensity) for d in kept]
+        q_target = [q(a, d) for a, d in zip(actions, kept, strict=True)]
         profit_estimate, conversion_estimate = (
             estimate_policy_value(
-                rewards,
+                [rewards[i] for i in keep],
                 p,
-                logged,
+                [logged[i] for i in keep],
                 actions,
-                [x[m] for x in q_logged],
+                [q_logged[i][m] for i in keep],
                 [x[m] for x in q_target],
             )
             for m, rewards in ((0, profit), (1, converted))
         )
-        treated = sum(1 for d in rows if not d.control)
+        treated = sum(1 for d in kept if not d.control)
         result.append((treated, profit_estimate, conversion_estimate))
     return result
 
@@ -233,6 +244,7 @@ def test_sql_estimates_match_numpy(migrated: Client, seed: int) -> None:
         "none",
         *(f"always {code}" for code in sorted([*(o.code for o in CATALOGUE), RETIRED])),
         "serving choice",
+        "shadow choice",
     ]
 
     estimates = off_policy_estimates(migrated, gross_margin=MARGIN, catalogue=CATALOGUE)
@@ -249,6 +261,7 @@ def test_sql_estimates_match_numpy(migrated: Client, seed: int) -> None:
     assert 0 < estimates[0].treated < n_rows
     assert all(0 < e.profit.matched < n_rows for e in estimates)
     assert all(e.profit.unsupported > 0 for e in estimates)
+    assert 0 < estimates[-1].profit.n < n_rows  # the shadow's: only where it ran
 
 
 def test_policy_version_and_explicit_targets(migrated: Client) -> None:
