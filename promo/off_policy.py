@@ -4,8 +4,9 @@ policy have earned per decision?
 ``off_policy_estimates`` returns, for a few deterministic target policies (``none``, ``always
 <offer>`` for every offer in the logs, the serving choice, and a shadow policy's choice where
 one ran), the IPS, SNIPS and DR estimates of the mean reward per decision, for net profit and
-for conversion, with 95 % normal intervals. The estimators, their variances and their caveats are defined in
-``streams.off_policy``, whose numpy implementation a test holds this SQL to (1e-9).
+for conversion, with 95 % normal intervals. The estimators, their variances and their caveats
+are defined in ``streams.off_policy``, whose numpy implementation a test holds this SQL to
+(1e-9).
 
 **Rows that enter.** Every decision of the ``decisions`` table (read with ``FINAL``, through
 ``v_decision_outcomes``), in both arms:
