@@ -66,7 +66,7 @@ lint: install ## ruff lint and format check
 	$(BIN)/ruff format --check .
 
 typecheck: install ## mypy over the packages (strict on streams and schemas)
-	$(BIN)/mypy streams schemas agents promo simulator chaos benchmarks
+	$(BIN)/mypy streams schemas agents promo simulator chaos benchmarks examples
 
 # Not part of `make test`: minutes, and it loads the shared servers. Prints one JSON object;
 # BENCH_ARGS=--quick for a smoke run of about a minute.
