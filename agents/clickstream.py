@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import IllegalStateError, MessageSizeTooLargeError, RecordTooLargeError
 from aiokafka.structs import TopicPartition
 from faust.exceptions import ConsumerNotStarted
@@ -433,40 +434,68 @@ async def _in_order(
     """The batch's events that continue their partitions in order (see agents.resume). The
     others are never acknowledged, so never committed, and their partitions are sought back
     to the offset expected, to be read again."""
-    keep, seek_back, taken = resume.check([(e.message.partition, e.message.offset) for e in events])
-    consumer: Any = promo.app.consumer  # Faust's internals: its gaps and read offsets
-    topic = promo.settings.topic_clickstream
-    for partition, (first, last) in sorted(taken.items()):
-        log.error(
-            "%s[%d]: offsets %d to %d came neither at first nor after a seek back; taken as "
-            "a hole of the log",
-            topic,
-            partition,
-            first,
-            last,
-        )
-        consumer._gap[TP(topic, partition)].addi(first, last + 1)  # Faust commits over it
+    keep, seek_back, suspects = resume.check(
+        [(e.message.partition, e.message.offset) for e in events]
+    )
     if not seek_back:
         return events
+    consumer: Any = promo.app.consumer  # Faust's internals: its gaps and read offsets
+    topic = promo.settings.topic_clickstream
     kept = []
     for event, ok in zip(events, keep, strict=True):
         if ok:
             kept.append(event)
         else:
             event.message.acked = True  # done with, without its offset being committed
+    for partition, (expected, answer) in sorted(suspects.items()):
+        tp = TP(topic, partition)
+        if await _first_offset_from(promo.settings, tp, expected) == answer:
+            log.error(
+                "%s[%d]: the log has no offsets %d to %d (compaction, a transaction marker): "
+                "going on from %d",
+                topic,
+                partition,
+                expected,
+                answer - 1,
+                answer,
+            )
+            resume.take(partition, answer)
+            seek_back[partition] = answer
+            consumer._gap[tp].addi(expected, answer)  # Faust may commit over them
     for partition, offset in sorted(seek_back.items()):
         log.error(
             "%s[%d]: expected offset %d, got %d: reading it again from %d",
             topic,
             partition,
             offset,
-            resume.answered[partition],
+            resume.answered.get(partition, offset),
             offset,
         )
         tp = TP(topic, partition)
-        consumer._gap.pop(tp, None)  # Faust must not commit over what is read again
+        if partition not in suspects:
+            consumer._gap.pop(tp, None)  # Faust must not commit over what is read again
         await _seek_back(consumer, tp, offset)
     return kept
+
+
+async def _first_offset_from(settings: Settings, tp: TP, offset: int) -> int | None:
+    """The offset of the first message at or after ``offset`` in ``tp``, as the broker has it
+    (a consumer of its own, outside the group; None when nothing came within seconds)."""
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=f"{settings.app_id}-hole-check",
+        enable_auto_commit=False,
+        **settings.kafka_options(),
+    )
+    part = TopicPartition(tp.topic, tp.partition)
+    await reader.start()
+    try:
+        reader.assign([part])
+        reader.seek(part, offset)
+        records = await reader.getmany(part, timeout_ms=5_000, max_records=1)
+        return next((r.offset for r in records.get(part, ())), None)
+    finally:
+        await reader.stop()
 
 
 async def _seek_back(consumer: Any, tp: TP, offset: int) -> None:
