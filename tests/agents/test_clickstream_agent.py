@@ -573,3 +573,40 @@ async def test_a_partition_that_skips_offsets_after_its_first_batch_is_read_agai
         state = state_from(h, h.changelog[-1].value)
         assert state.offset == 7
         assert state.features.count("view", "1h") == 8
+
+
+async def test_a_hole_answered_twice_is_taken_only_when_the_broker_has_nothing_there(
+    clickstream_agent: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # make chaos (crashes): two seek backs in a row were answered by the same message, the
+    # messages read again only held up behind the queue's leftovers; "the same answer twice"
+    # took 499 of them for a hole of the log.
+    user, partition = "user-1", 1
+    monkeypatch.setattr(clickstream, "_owned_partitions", lambda promo: {partition})
+    asked: list[int] = []
+
+    async def broker_first_offset(settings: Any, tp: TP, offset: int) -> int:
+        asked.append(offset)
+        return offset  # the broker has the messages from the offset expected on
+
+    async def no_replays(settings: Any) -> dict[str, Any]:
+        return {}
+
+    monkeypatch.setattr(clickstream, "_first_offset_from", broker_first_offset)
+    monkeypatch.setattr(clickstream, "read_recent_decisions", no_replays)
+    async with clickstream_agent(batch_size=1, batch_seconds=5.0) as h:
+        tp = TP(h.settings.topic_clickstream, partition)
+        consumer = _Consumer(h.promo.app.consumer, tp, 0, monkeypatch)
+        await h.promo.app.on_partitions_assigned.send(set())
+        for _ in range(2):  # answered twice by offset 2
+            h.agent.sent_offset = 2
+            await send(h, view(user, "v-2", T0 + 2 * MINUTE_MS), partition=partition)
+            await h.settle(0.5)
+        assert asked == [0] and consumer.seeks == [(tp, 0), (tp, 0)]
+        assert h.changelog == [] and tp not in consumer.consumer._gap  # no hole taken
+
+        h.agent.sent_offset = 0
+        for minute in range(3):
+            await send(h, view(user, f"v-{minute}", T0 + minute * MINUTE_MS), partition=partition)
+        await h.wait_until(lambda h: len(h.changelog) == 3)
+        assert state_from(h, h.changelog[-1].value).features.count("view", "1h") == 3
