@@ -9,13 +9,15 @@ import time
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
-from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import IllegalStateError, MessageSizeTooLargeError, RecordTooLargeError
 from aiokafka.structs import TopicPartition
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP, EventT, StreamT
 
 from agents.app import Promo
 from agents.expiry import STALL_SECONDS, PartitionProgress
+from agents.faust_commits import holes_found_by_the_agent
 from agents.replays import ReplayGuard, read_recent_decisions
 from agents.resume import ResumeGuard
 from agents.state_store import (
@@ -173,6 +175,7 @@ def register(promo: Promo) -> None:
     replays = ReplayGuard()
     progress = PartitionProgress[int]()
     resume = ResumeGuard()
+    holes_found_by_the_agent(s.topic_clickstream)
     resume_pending = [False]
     # The agent and the sweep both load states, change them and publish them. Publishing
     # waits for the broker, and the changelog entries are the states as they were saved: if
@@ -430,31 +433,94 @@ async def _in_order(
 ) -> Sequence[EventT[bytes]]:
     """The batch's events that continue their partitions in order (see agents.resume). The
     others are never acknowledged, so never committed, and their partitions are sought back
-    to the committed offset to be read again."""
-    if not resume.expected:  # nothing to check: every batch but the first after a rebalance
+    to the offset expected, to be read again."""
+    keep, seek_back, suspects = resume.check(
+        [(e.message.partition, e.message.offset) for e in events]
+    )
+    if not seek_back:
         return events
-    keep, gap = resume.check([(e.message.partition, e.message.offset) for e in events])
+    consumer: Any = promo.app.consumer  # Faust's internals: its gaps and read offsets
+    topic = promo.settings.topic_clickstream
     kept = []
     for event, ok in zip(events, keep, strict=True):
         if ok:
             kept.append(event)
         else:
             event.message.acked = True  # done with, without its offset being committed
-    consumer, topic = promo.app.consumer, promo.settings.topic_clickstream
-    for partition in sorted(gap):
-        tp, offset = TP(topic, partition), resume.expected[partition]
+    for partition, (expected, answer) in sorted(suspects.items()):
+        tp = TP(topic, partition)
+        if await _first_offset_from(promo.settings, tp, expected) == answer:
+            log.error(
+                "%s[%d]: the log has no offsets %d to %d (compaction, a transaction marker): "
+                "going on from %d",
+                topic,
+                partition,
+                expected,
+                answer - 1,
+                answer,
+            )
+            resume.take(partition, answer)
+            seek_back[partition] = answer
+            consumer._gap[tp].addi(expected, answer)  # Faust may commit over them
+    for partition, offset in sorted(seek_back.items()):
         log.error(
-            "%s[%d] resumed after its committed offset %d (first message %d): reading it "
-            "again from %d",
+            "%s[%d]: expected offset %d, got %d: reading it again from %d",
             topic,
             partition,
             offset,
-            min(e.message.offset for e in events if e.message.partition == partition),
+            resume.answered.get(partition, offset),
             offset,
         )
-        getattr(consumer, "_gap", {}).pop(tp, None)  # Faust must not commit over it
-        await consumer.seek(tp, offset)
+        tp = TP(topic, partition)
+        if partition not in suspects:
+            consumer._gap.pop(tp, None)  # Faust must not commit over what is read again
+        await _seek_back(consumer, tp, offset)
     return kept
+
+
+async def _first_offset_from(settings: Settings, tp: TP, offset: int) -> int | None:
+    """The offset of the first message at or after ``offset`` in ``tp``, as the broker has it
+    (a consumer of its own, outside the group; None when nothing came within seconds)."""
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=f"{settings.app_id}-hole-check",
+        enable_auto_commit=False,
+        **settings.kafka_options(),
+    )
+    part = TopicPartition(tp.topic, tp.partition)
+    await reader.start()
+    try:
+        reader.assign([part])
+        reader.seek(part, offset)
+        records = await reader.getmany(part, timeout_ms=5_000, max_records=1)
+        return next((r.offset for r in records.get(part, ())), None)
+    finally:
+        await reader.stop()
+
+
+async def _seek_back(consumer: Any, tp: TP, offset: int) -> None:
+    """Read ``tp`` again from ``offset``, for sure.
+
+    Faust's ``Consumer.seek`` calls aiokafka's from this thread while the client runs on its
+    own: a chaos run's fetcher crashed on it (KeyError in aiokafka's ``fetched_records``), and
+    the records fetched before kept coming, each moving Faust's read offset past the ones
+    sought, which it then dropped as read. So: Faust stops handing on what it holds of the
+    partition (paused), the client seeks on its own thread, Faust's read offset is set to
+    the one sought, and the partition goes on.
+    """
+    consumer.pause_partitions({tp})
+    try:
+        thread = consumer._thread
+
+        async def seek() -> None:
+            thread._ensure_consumer().seek(TopicPartition(tp.topic, tp.partition), offset)
+
+        await thread.call_thread(seek)
+        consumer._read_offset[tp] = offset
+    except IllegalStateError:  # revoked meanwhile: its next owner starts at the commit
+        log.warning("%s[%d] was revoked before it could be read again", tp.topic, tp.partition)
+    finally:
+        consumer.resume_partitions({tp} & consumer.assignment())
 
 
 class BrokerLostData(PromoError):

@@ -40,3 +40,23 @@ def _new_offset_without_repeats(self: Any, tp: TP) -> int | None:
 def commit_past_repeated_offsets() -> None:
     """Install the guard (process-wide, idempotent)."""
     Consumer._new_offset = _new_offset_without_repeats  # type: ignore[method-assign]
+
+
+_faust_add_gap = Consumer._add_gap
+#: Topics whose agent checks that each partition comes without a hole (agents.resume).
+_ORDER_CHECKED: set[str] = set()
+
+
+async def _add_gap_unless_checked(self: Any, tp: TP, offset_from: int, offset_to: int) -> None:
+    if tp.topic not in _ORDER_CHECKED:
+        await _faust_add_gap(self, tp, offset_from, offset_to)
+
+
+def holes_found_by_the_agent(topic: str) -> None:
+    """Faust records a "gap" whenever a message comes more than one past the last it handed
+    on, and commits over it once a later offset is acknowledged. After a seek back (around a
+    rebalance) it recorded ranges still to come, or never to come, and committed over
+    messages no state had applied (make chaos). For ``topic`` it records none: its agent
+    processes each partition without a hole, and records the holes the log really has."""
+    _ORDER_CHECKED.add(topic)
+    Consumer._add_gap = _add_gap_unless_checked  # type: ignore[method-assign]

@@ -30,7 +30,7 @@ from functools import partial
 from typing import Any, Protocol, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from clickhouse_driver import Client
 
 from agents.app import Promo
@@ -243,7 +243,9 @@ async def sink_batch(
             )
     try:
         await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
-    except CommitFailedError as exc:  # a rebalance took the partitions: their owner rewrites
+    except (CommitFailedError, IllegalStateError) as exc:  # a rebalance took the partitions
+        # (before the commit was sent, aiokafka refuses it as not assigned): their owner
+        # writes the batch again. Raised, it crashed the whole worker (make chaos).
         log.warning("sink offsets not committed (%s): the batch will be written again", exc)
     return written - len(refused)
 

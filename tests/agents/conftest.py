@@ -64,6 +64,11 @@ class AgentHarness:
     held: list[Any] = field(default_factory=list)
     #: Topic -> the error the broker answers every send to it with.
     refuse: dict[str, BaseException] = field(default_factory=dict)
+    #: Partition -> its next offset: a log numbers each partition on its own (Faust's test
+    #: channel numbers them all in one count, which the agent would take for holes).
+    offsets: dict[int, int] = field(default_factory=dict)
+    #: The test channel's count as put last left it: a test that sets it gives the next offset.
+    numbered: int = 0
 
     @property
     def settings(self) -> Settings:
@@ -79,7 +84,10 @@ class AgentHarness:
     ) -> int:
         """Deliver one clickstream message; returns its offset."""
         raw = value if isinstance(value, bytes) else orjson.dumps(value)
-        offset: int = self.agent.sent_offset  # the test channel numbers messages itself
+        if self.agent.sent_offset != self.numbered:  # set by the test
+            self.offsets[partition] = self.agent.sent_offset
+        offset = self.offsets.get(partition, 0)
+        self.agent.sent_offset = offset  # the test channel numbers the message with it
         # wait=False: put(wait=True) returns when the message enters the stream, not when the
         # batch that holds it is processed; the harness waits on the agent's output instead.
         await self.agent.put(
@@ -89,6 +97,7 @@ class AgentHarness:
             timestamp=(timestamp_ms / 1000) if timestamp_ms is not None else None,
             wait=False,
         )
+        self.offsets[partition] = self.numbered = offset + 1
         return offset
 
     def release(self) -> None:

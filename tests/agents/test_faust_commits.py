@@ -39,3 +39,17 @@ def test_a_real_gap_is_still_committed_over() -> None:
     # Offsets 10..19 never came (the broker has none there): Faust's gap lets the commit pass.
     acked = [*range(5, 10), *range(20, 30)]
     assert _new_offset_without_repeats(_consumer(5, acked, (10, 20)), TP0) == 30
+
+
+async def test_faust_records_no_gap_on_a_topic_whose_agent_finds_the_holes() -> None:
+    # Faust took messages still to come after a seek back for a gap, and committed over them.
+    from faust.transport.consumer import Consumer
+
+    from agents.faust_commits import holes_found_by_the_agent
+
+    holes_found_by_the_agent("clickstream")
+    gaps: defaultdict[TP, IntervalTree] = defaultdict(IntervalTree)
+    consumer = SimpleNamespace(_gap=gaps, _committed_offset=defaultdict(lambda: None))
+    await Consumer._add_gap(consumer, TP0, 10, 19)  # type: ignore[arg-type]
+    await Consumer._add_gap(consumer, TP("training", 0), 10, 19)  # type: ignore[arg-type]
+    assert dict(gaps) == {TP("training", 0): IntervalTree.from_tuples([(10, 20)])}

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.errors import IllegalStateError
 
 from agents.app import create_app
 from agents.sinks import Record, Row, pseudonymiser, sink_batch, sinks, take_batch
@@ -94,6 +95,20 @@ async def test_rows_are_written_before_their_offsets_are_committed() -> None:
     assert sum(len(r) for r in batch.values()) == 3
     assert await sink_batch(broker, batch, BY_TOPIC, write) == 3
     assert written == [("decisions", 3)] and broker.committed == {TP: 3}
+
+
+async def test_a_batch_whose_partition_a_rebalance_took_is_left_to_its_next_owner() -> None:
+    # make chaos (crashes): a rebalance between the batch and its commit, and aiokafka refused
+    # the commit ("Partition ... is not assigned"): the exception crashed the whole worker.
+    broker, written = Broker([record(0)]), []
+
+    async def revoked(offsets: dict[TopicPartition, int] | None = None) -> None:
+        raise IllegalStateError(f"Partition {TP} is not assigned")
+
+    broker.commit = revoked  # type: ignore[method-assign]
+    batch = await take_batch(broker, max_records=10, max_seconds=0.05)
+    rows = await sink_batch(broker, batch, BY_TOPIC, lambda t, c, r: written.append(len(r)))
+    assert rows == 1 and written == [1] and broker.committed == {}
 
 
 async def test_a_batch_clickhouse_refuses_is_never_committed() -> None:
