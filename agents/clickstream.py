@@ -242,9 +242,16 @@ def register(promo: Promo) -> None:
     @app.timer(SWEEP_SECONDS)  # type: ignore[untyped-decorator]
     async def close_expired_windows() -> None:
         owned = _owned_partitions(promo)
-        taking_over = expiry.needs_rebuild and owned and not app.in_recovery
-        if taking_over and not await _take_over(promo):
-            return
+        if expiry.needs_rebuild:
+            # Partitions taken over: until their recovery has ended, the table holds states
+            # recovery is still replacing (this worker's own from an earlier ownership among
+            # them). A window closed on one now would put it on the changelog after the
+            # recovered entries, as the user's last: without the events another worker folded
+            # in meanwhile, which a restart then recovers (make chaos lost a user's views so).
+            if not owned or app.rebalancing or app.in_recovery:
+                return
+            if not await _take_over(promo):
+                return
         async with publishing:
             now = expiry.watermark(owned, int(time.time() * 1000))
             out, changed = EngineOutput(), {}

@@ -377,6 +377,33 @@ async def test_a_users_changelog_entries_go_out_in_the_order_their_states_were_m
         assert entries[-1].value == h.promo.user_state.data[user.encode()]
 
 
+async def test_the_sweep_closes_no_window_while_partitions_taken_over_are_recovering(
+    clickstream_agent: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # While recovery replaces the states of partitions taken over, the table may still hold
+    # this worker's own older state of a user: a window closed on it would reach the
+    # changelog after the recovered entries, as the user's last, without the events another
+    # worker folded in. (The sweep used to go on whenever recovery had not ended yet.)
+    user, partition = "user-1", 2
+    monkeypatch.setattr(clickstream, "_owned_partitions", lambda promo: {partition})
+    async with clickstream_agent(batch_size=1, batch_seconds=5.0) as h:
+        t = h.settings
+        closed_by = T0 + int(
+            (t.attribution_window_hours * 60 + t.decision_lateness_minutes + 1) * MINUTE_MS
+        )
+        await send(h, view(user, "v-0", T0), partition=partition)  # opens a window
+        await send(h, view("user-2", "v-x", closed_by), partition=partition)  # the clock
+        await h.wait_until(lambda h: len(h.changelog) == 2)
+        h.promo.expiry.needs_rebuild = True  # partitions were taken over...
+        for phase in ("rebalancing", "in_recovery"):  # ...and are not recovered yet
+            setattr(h.promo.app, phase, True)
+            # (A sweep that went on to take the partitions over would wait on the broker.)
+            await asyncio.wait_for(close_expired_windows(h)(), timeout=5.0)
+            await h.settle(0.2)
+            assert len(h.changelog) == 2 and h.on(t.topic_outcomes) == [], phase
+            setattr(h.promo.app, phase, False)
+
+
 async def test_a_batch_is_acknowledged_only_once_its_states_changelog_entries_are_delivered(
     clickstream_agent: Any,
 ) -> None:
