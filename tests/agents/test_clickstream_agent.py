@@ -501,6 +501,16 @@ async def test_budget_ledger_is_kept_with_its_partition_and_suppressions_are_sen
         assert set(h.promo.expiry.due_at) <= set(users)
 
 
+def _own_without_replays(monkeypatch: pytest.MonkeyPatch, partition: int) -> None:
+    """The worker owns ``partition`` and has no logged decisions to read back on assignment."""
+    monkeypatch.setattr(clickstream, "_owned_partitions", lambda promo: {partition})
+
+    async def no_replays(settings: Any) -> dict[str, Any]:
+        return {}
+
+    monkeypatch.setattr(clickstream, "read_recent_decisions", no_replays)
+
+
 class _Consumer:
     """What the agent asks of Faust's consumer after an assignment, set on the test app's
     consumer: committed offsets as Faust's seek left them, the logs' starts and ends, and
@@ -531,12 +541,7 @@ async def test_a_partition_kept_through_a_rebalance_resumes_at_its_committed_off
     # its committed offset, and yet its first batch began 164 messages later; Faust committed
     # over them, and no state ever held those events.
     user, partition = "user-1", 1
-    monkeypatch.setattr(clickstream, "_owned_partitions", lambda promo: {partition})
-
-    async def no_replays(settings: Any) -> dict[str, Any]:
-        return {}
-
-    monkeypatch.setattr(clickstream, "read_recent_decisions", no_replays)
+    _own_without_replays(monkeypatch, partition)
     async with clickstream_agent(batch_size=2, batch_seconds=5.0) as h:
         tp = TP(h.settings.topic_clickstream, partition)
         consumer = _Consumer(h.promo.app.consumer, tp, 0, monkeypatch)
@@ -570,12 +575,7 @@ async def test_a_partition_that_skips_offsets_after_its_first_batch_is_read_agai
     #   delivered  0 1 | 2 3 | 6 7 (4, 5 missing) | 4 5 | 6 7  (after the seek back)
     #   folded in  0 1 | 2 3 | -                   | 4 5 | 6 7
     user, partition = "user-1", 1
-    monkeypatch.setattr(clickstream, "_owned_partitions", lambda promo: {partition})
-
-    async def no_replays(settings: Any) -> dict[str, Any]:
-        return {}
-
-    monkeypatch.setattr(clickstream, "read_recent_decisions", no_replays)
+    _own_without_replays(monkeypatch, partition)
     async with clickstream_agent(batch_size=2, batch_seconds=5.0) as h:
         tp = TP(h.settings.topic_clickstream, partition)
         consumer = _Consumer(h.promo.app.consumer, tp, 0, monkeypatch)
@@ -609,18 +609,14 @@ async def test_a_hole_answered_twice_is_taken_only_when_the_broker_has_nothing_t
     # messages read again only held up behind the queue's leftovers; "the same answer twice"
     # took 499 of them for a hole of the log.
     user, partition = "user-1", 1
-    monkeypatch.setattr(clickstream, "_owned_partitions", lambda promo: {partition})
+    _own_without_replays(monkeypatch, partition)
     asked: list[int] = []
 
     async def broker_first_offset(settings: Any, tp: TP, offset: int) -> int:
         asked.append(offset)
         return offset  # the broker has the messages from the offset expected on
 
-    async def no_replays(settings: Any) -> dict[str, Any]:
-        return {}
-
     monkeypatch.setattr(clickstream, "_first_offset_from", broker_first_offset)
-    monkeypatch.setattr(clickstream, "read_recent_decisions", no_replays)
     async with clickstream_agent(batch_size=1, batch_seconds=5.0) as h:
         tp = TP(h.settings.topic_clickstream, partition)
         consumer = _Consumer(h.promo.app.consumer, tp, 0, monkeypatch)
