@@ -343,7 +343,10 @@ def test_cuped_matches_an_adjustment_from_scratch(
         return max(welch, math.sqrt(var * (1 / n + 1 / m)))
 
     se, raw = pooled_se(adjusted_t, adjusted_c), pooled_se(yt, yc)
-    assert e.variance_reduction == pytest.approx(1 - se**2 / raw**2, rel=1e-4, abs=1e-4)
+    if raw == 0:  # each arm constant: no raw variance to reduce
+        assert math.isnan(e.variance_reduction)
+    else:
+        assert e.variance_reduction == pytest.approx(1 - se**2 / raw**2, rel=1e-4, abs=1e-4)
 
 
 def test_cuped_without_a_varying_covariate_is_the_raw_difference() -> None:
