@@ -26,9 +26,11 @@ _EPOCH = dt.date(1970, 1, 1)
 # Days are counted from the epoch in whole UTC days of the milliseconds columns (intDiv), so
 # no time zone can shift a boundary; a day's end is the first millisecond of the next one.
 # The last day is the latest of any decision, purchase or redemption, so the last day's
-# figures hold everything the headline holds. Purchases and redemptions are one stream
-# ("kind"), joined once to the user-days; a user-day without either joins an empty row
-# (kind '', at_ms 0), which no condition counts. Columns as USERS_SQL's, after the day.
+# figures hold everything the headline holds (decisions also keep every user's first day at
+# or before it: a negative day count would wrap round in toUInt32). Purchases and
+# redemptions are one stream ("kind"), joined once to the user-days; a user-day without
+# either joins an empty row (kind '', at_ms 0), which no condition counts. Columns as
+# USERS_SQL's, after the day.
 CUMULATIVE_USERS_SQL = f"""
 SELECT
     day,
