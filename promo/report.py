@@ -24,6 +24,7 @@ from promo.report_figures import (
     PRE_PERIOD_DAYS,
     Breakdown,
     Comparison,
+    DayEffect,
     Evaluation,
     GroundTruth,
     Headline,
@@ -78,6 +79,7 @@ def format_report(e: Evaluation) -> str:
         sections.append("no decisions yet")
     else:
         sections += _headline_sections(e.users, e.headline, margin)
+        sections.append(_over_time_section(e.over_time))
         sections.append(_arms_section(e.arms, margin))
         sections += [
             _breakdown(spec, e.breakdowns[spec], _BREAKDOWN_TITLES[spec]) for spec in BREAKDOWNS
@@ -232,6 +234,64 @@ def _roi_verdict(roi: Estimate | None) -> str:
         )
     verdict = "pay for themselves" if roi.value > 0 else "cost more than they bring"
     return f"ROI {roi_ci(roi)}: the discounts {verdict} (the 95% interval excludes break-even)"
+
+
+OVER_TIME_TITLE = (
+    "Effect per user over time (intention to treat, treatment - control): cumulative, on "
+    "everything known by the end of each UTC day"
+)
+#: What a cumulative curve looked at every day can and cannot support; the HTML page says it too.
+OVER_TIME_CAVEATS = (
+    "day d: the users whose first decision fell on or before d, with their purchases and "
+    "coupons from that decision to the end of d, compared as the headline compares them (the "
+    "same intervals: Newcombe for conversion, the wider of Welch and pooled for money, CUPED "
+    "where the covariate varies); the last row is the headline",
+    "each row is another look at the same accumulating experiment, and its interval is for "
+    "one look, not a sequential test: stopping at the first row that excludes 0 finds an "
+    "effect that is not there more often than 1 time in 20 (with no true effect, about 1 in 9 "
+    "after 3 daily looks and 1 in 5 after 14, for equally informative looks at a normal "
+    "statistic). Judge on the last row, or on a day fixed in advance",
+    "the measure itself changes along the curve: early rows hold fewer users, each with hours "
+    "or days of follow-up, later rows more users and longer follow-up, so a drifting curve "
+    "may be follow-up growing rather than the effect changing",
+)
+
+
+def over_time_table(days: list[DayEffect]) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of the per-user effect by day (shared with the HTML page)."""
+    rows = []
+    for d in days:
+        net, net_mde = d.net.primary
+        rows.append(
+            [
+                str(d.day),
+                f"{d.treatment_users:,}",
+                f"{d.control_users:,}",
+                points_ci(d.conversion.primary[0]),
+                difference_ci(net),
+                "CUPED" if d.net.adjusted else "raw",
+                detectable(net_mde, points=False),
+            ]
+        )
+    header = [
+        "day (UTC)",
+        "users T",
+        "users C",
+        "conv. T-C (points) [CI]",
+        "net profit/user T-C [CI]",
+        "net: estimate",
+        "net detectable",
+    ]
+    return header, rows
+
+
+def _over_time_section(days: list[DayEffect]) -> str:
+    if not days:
+        return f"{OVER_TIME_TITLE}\n  no day yet with at least two users in each arm"
+    notes = [*OVER_TIME_CAVEATS, "days before each arm has two users are left out"]
+    return "\n".join(
+        [table(OVER_TIME_TITLE, *over_time_table(days)), *(_wrap(n, "  ") for n in notes)]
+    )
 
 
 # --- descriptive, per decision -----------------------------------------------------------------

@@ -22,7 +22,15 @@ from plotly.subplots import make_subplots
 from promo.model_quality import CalibrationBin, QualityDay
 from promo.off_policy import PolicyEstimates
 from promo.report import detectable, difference_ci, points_ci
-from promo.report_figures import Breakdown, Comparison, Headline, SpendDay, Suppressed
+from promo.report_figures import (
+    Breakdown,
+    Comparison,
+    DayEffect,
+    Headline,
+    Measure,
+    SpendDay,
+    Suppressed,
+)
 from promo.text_tables import money_ci, pct_ci
 from streams.evaluation import Estimate
 
@@ -211,8 +219,95 @@ _DIFFERENCES: tuple[tuple[str, Callable[[Comparison], Estimate | None], float, s
 )
 
 
+def _band(
+    fig: go.Figure,
+    row: int,
+    x: list[str],
+    estimates: Sequence[Estimate],
+    hover: Sequence[str],
+    scale: float,
+) -> None:
+    """A line of estimates over days in its shaded 95 % band, with a zero line."""
+    fig.add_trace(
+        go.Scatter(
+            x=x + x[::-1],
+            y=[e.high * scale for e in estimates] + [e.low * scale for e in estimates][::-1],
+            fill="toself",
+            fillcolor="rgba(31,119,180,0.2)",
+            mode="lines",
+            line={"width": 0},
+            name="95% CI",
+            hoverinfo="skip",
+            showlegend=row == 1,
+        ),
+        row=row,
+        col=1,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=[e.value * scale for e in estimates],
+            mode="lines+markers",
+            name="treatment - control",
+            line={"color": TREATMENT},
+            hovertext=list(hover),
+            hoverinfo="x+text",
+            showlegend=row == 1,
+        ),
+        row=row,
+        col=1,
+    )
+    _zero_line(fig, row, 1, vertical=False)
+
+
+_ITT_MEASURES: tuple[
+    tuple[Callable[[DayEffect], Measure], Callable[[Estimate], str], float], ...
+] = (
+    (lambda d: d.conversion, points_ci, 100.0),
+    (lambda d: d.net, difference_ci, 1.0),
+)
+
+
+def itt_over_time_chart(days: Sequence[DayEffect]) -> go.Figure | None:
+    """Per user (intention to treat), cumulative: the headline's effect on everything known by
+    the end of each UTC day, conversion and net profit (the verdict's estimate: CUPED where
+    the covariate varies), with 95 % bands."""
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.12,
+        subplot_titles=(
+            "conversion rate, T - C (percentage points)",
+            "net profit per user, T - C (currency units)",
+        ),
+    )
+    drawn = False
+    for row, (pick, show, scale) in enumerate(_ITT_MEASURES, start=1):
+        shown = [(d, pick(d)) for d in days if finite(pick(d).primary[0])]
+        if not shown:
+            continue
+        drawn = True
+        estimates = [m.primary[0] for _, m in shown]
+        hover = [
+            f"{show(e)}{' (CUPED)' if m.adjusted else ''}; "
+            f"{d.treatment_users:,} treatment vs {d.control_users:,} control users"
+            for (d, m), e in zip(shown, estimates, strict=True)
+        ]
+        _band(fig, row, [str(d.day) for d, _ in shown], estimates, hover, scale)
+    if not drawn:
+        return None
+    fig.update_xaxes(type="category")  # on both shared axes, or Plotly drops the sharing
+    fig.update_xaxes(title_text="end of day (UTC): users assigned by then", row=2, col=1)
+    fig.update_yaxes(title_text="points", row=1, col=1)
+    fig.update_yaxes(title_text="per user", row=2, col=1)
+    title = "Per user (intention to treat), cumulative: effect on everything known by each day"
+    return _layout(fig, title, 560)
+
+
 def over_time_chart(days: Sequence[Comparison]) -> go.Figure | None:
-    """Per decision, by UTC day: the incremental conversion and net profit with 95 % bands."""
+    """Per decision, by UTC day of the decision (descriptive): the incremental conversion and
+    net profit per decision with 95 % bands."""
     fig = make_subplots(
         rows=2,
         cols=1,
@@ -227,42 +322,15 @@ def over_time_chart(days: Sequence[Comparison]) -> go.Figure | None:
             continue
         drawn = True
         show = points_ci if kind == "points" else difference_ci
-        x = [str(day) for day, _ in shown]
-        fig.add_trace(
-            go.Scatter(
-                x=x + x[::-1],
-                y=[e.high * scale for _, e in shown] + [e.low * scale for _, e in shown][::-1],
-                fill="toself",
-                fillcolor="rgba(31,119,180,0.2)",
-                line={"width": 0},
-                name="95% CI",
-                hoverinfo="skip",
-                showlegend=row == 1,
-            ),
-            row=row,
-            col=1,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=[e.value * scale for _, e in shown],
-                mode="lines+markers",
-                name="treatment - control",
-                line={"color": TREATMENT},
-                hovertext=[show(e) for _, e in shown],
-                hoverinfo="x+text",
-                showlegend=row == 1,
-            ),
-            row=row,
-            col=1,
-        )
-        _zero_line(fig, row, 1, vertical=False)
+        estimates = [e for _, e in shown]
+        _band(fig, row, [str(d) for d, _ in shown], estimates, [show(e) for e in estimates], scale)
         fig.update_yaxes(title_text="points" if kind == "points" else "per decision", row=row)
     if not drawn:
         return None
     fig.update_xaxes(type="category")  # on both shared axes, or Plotly drops the sharing
     fig.update_xaxes(title_text="day of the decision (UTC)", row=2, col=1)
-    return _layout(fig, "Incremental conversion and net profit over time (descriptive)", 560)
+    title = "Per decision (descriptive): conversion and net profit by day of the decision"
+    return _layout(fig, title, 560)
 
 
 def breakdown_chart(spec: Breakdown, comparisons: Sequence[Comparison]) -> go.Figure | None:

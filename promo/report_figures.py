@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from clickhouse_driver import Client
 
-from promo import model_quality
+from promo import cumulative_users, model_quality
 from promo.model_quality import CalibrationBin, QualityDay
 from promo.off_policy import PolicyEstimates, off_policy_estimates
 from streams.catalogue import DEFAULT_CATALOGUE, OfferSpec
@@ -66,7 +66,8 @@ def query(client: Client, sql: str, params: dict[str, Any] | None = None) -> lis
 # One row per user with a decision (v_user_outcomes), plus their purchases in the pre-period:
 # strictly before their first decision, so no offer can have touched them and the covariate
 # cannot depend on the arm. No coupon applies there either (coupons follow decisions), so
-# pre-period net profit is margin * pre_revenue.
+# pre-period net profit is margin * pre_revenue. promo.cumulative_users returns the same
+# columns per day, under an upper time bound: keep the two in step.
 USERS_SQL = """
 SELECT
     arm,
@@ -132,8 +133,11 @@ def user_figures(client: Client) -> dict[str, UserFigures]:
     """Per-user figures by arm, read in one query so that both arms are one snapshot."""
     params = {"pre_period_ms": PRE_PERIOD_DAYS * 86_400_000}
     columns = client.execute(USERS_SQL, params, columnar=True)
-    if not columns:
-        return {}
+    return users_by_arm(columns) if columns else {}
+
+
+def users_by_arm(columns: Sequence[npt.ArrayLike]) -> dict[str, UserFigures]:
+    """USERS_SQL's columns (arm first) as each arm's figures."""
     arm, *values = (np.asarray(column) for column in columns)
     return {
         name: UserFigures(*(v[arm == name].astype(float) for v in values))
@@ -242,6 +246,30 @@ def net_profit_effect(client: Client, *, gross_margin: float) -> ProfitEffect | 
     if h is None:
         return None
     return ProfitEffect(h.net.primary[0], h.treatment.n, h.control.n, h.net.adjusted)
+
+
+@dataclass(frozen=True)
+class DayEffect:
+    """The headline's per-user effect on everything known by the end of one UTC day."""
+
+    day: dt.date
+    treatment_users: int
+    control_users: int
+    conversion: Measure
+    net: Measure
+
+
+def effect_over_time(client: Client, margin: float) -> list[DayEffect]:
+    """Cumulative intention to treat: for each day, the users assigned by then and their
+    outcomes up to its end, through ``headline``; days before each arm has two users are
+    left out (no interval). The last day's figures are the headline's."""
+    days = cumulative_users.cumulative_user_columns(client, PRE_PERIOD_DAYS * 86_400_000)
+    effects = ((day, headline(users_by_arm(columns), margin)) for day, columns in days)
+    return [
+        DayEffect(day, h.treatment.n, h.control.n, h.conversion, h.net)
+        for day, h in effects
+        if h is not None
+    ]
 
 
 # --- descriptive, per decision -----------------------------------------------------------------
@@ -503,6 +531,8 @@ class Evaluation:
     #: the purchase model's predictions against outcomes, per day and in calibration bins
     quality: list[QualityDay] = field(default_factory=list)
     calibration: list[CalibrationBin] = field(default_factory=list)
+    #: the headline day by day, cumulative (intention to treat)
+    over_time: list[DayEffect] = field(default_factory=list)
 
 
 def read_evaluation(
@@ -537,4 +567,5 @@ def read_evaluation(
         events=events_by_type(client),
         quality=model_quality.quality_by_day(predictions),
         calibration=model_quality.calibration(predictions),
+        over_time=effect_over_time(client, gross_margin) if decided else [],
     )

@@ -14,11 +14,19 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from promo.report import budget_note, effect_table, format_report, verdicts
+from promo.report import (
+    OVER_TIME_CAVEATS,
+    budget_note,
+    effect_table,
+    format_report,
+    over_time_table,
+    verdicts,
+)
 from promo.report_charts import (
     arms_chart,
     breakdown_chart,
     headline_chart,
+    itt_over_time_chart,
     off_policy_chart,
     over_time_chart,
     quality_chart,
@@ -60,6 +68,9 @@ class _Page:
     def heading(self, text: str) -> None:
         self.parts.append(f"<h2>{html.escape(text)}</h2>")
 
+    def subheading(self, text: str) -> None:
+        self.parts.append(f"<h3>{html.escape(text)}</h3>")
+
     def note(self, text: str) -> None:
         self.parts.append(f'<p class="why">{html.escape(text)}</p>')
 
@@ -92,15 +103,11 @@ def render_html(e: Evaluation) -> str:
         page.note("No decisions yet: nothing to compare.")
     else:
         _headline(page, e)
+        _over_time(page, e)
         _per_decision(page, e)
         _budget_and_suppressions(page, e)
         _off_policy(page, e)
         _model_quality(page, e)
-    page.heading("Not in this report yet")
-    page.note(
-        "A per-user (intention to treat) effect over time: the over-time chart above is per "
-        "decision."
-    )
     page.heading("The text report (the same figures, as promo report prints them)")
     page.parts.append(f"<pre>{html.escape(format_report(e))}</pre>")
     title = "promo-stream report"
@@ -142,12 +149,22 @@ def _headline(page: _Page, e: Evaluation) -> None:
     page.table(*effect_table(h))
 
 
-def _per_decision(page: _Page, e: Evaluation) -> None:
-    page.heading("Over time: per decision, by day of the decision (UTC)")
+def _over_time(page: _Page, e: Evaluation) -> None:
+    page.heading("Over time")
+    page.subheading("Per user (intention to treat): cumulative, to the end of each UTC day")
+    page.chart(itt_over_time_chart(e.over_time), "No day yet has at least two users in each arm.")
+    for caveat in OVER_TIME_CAVEATS:
+        page.note(caveat[0].upper() + caveat[1:] + ".")
+    if e.over_time:
+        page.table(*over_time_table(e.over_time))
+    page.subheading("Per decision (descriptive): by UTC day of the decision")
     page.chart(over_time_chart(e.breakdowns[BY_DAY]), "No day has decisions in both arms yet.")
     page.note(
         "A day counts the decisions taken that day and what followed each of them. " + _DESCRIPTIVE
     )
+
+
+def _per_decision(page: _Page, e: Evaluation) -> None:
     for spec, why in (
         (BY_OFFER, "Control: the offer the policy would have sent."),
         (BY_SEGMENT, ""),

@@ -36,9 +36,9 @@ from tests.integration.test_report import (
 )
 
 ARTEFACTS = REPO_ROOT / ".run" / "artefacts"
-# Headline (2), over time, offer, segment, policy version, budget, suppressions, off-policy,
-# model quality.
-CHARTS = 10
+# Headline (2), over time per user and per decision, offer, segment, policy version, budget,
+# suppressions, off-policy, model quality.
+CHARTS = 11
 _CHART_DIV = re.compile(r'<div id="(chart-\d+)"')
 
 

@@ -10,10 +10,11 @@ import numpy as np
 
 from promo.model_quality import CalibrationBin, QualityDay
 from promo.off_policy import PolicyEstimates
-from promo.report import difference_ci, points_ci
+from promo.report import difference_ci, over_time_table, points_ci
 from promo.report_charts import (
     breakdown_chart,
     headline_chart,
+    itt_over_time_chart,
     off_policy_chart,
     over_time_chart,
     quality_chart,
@@ -23,6 +24,7 @@ from promo.report_charts import (
 from promo.report_figures import (
     BREAKDOWNS,
     BY_OFFER,
+    DayEffect,
     Evaluation,
     Row,
     SpendDay,
@@ -91,6 +93,37 @@ def test_a_day_without_both_arms_is_left_out_not_drawn_at_zero() -> None:
     assert over_time_chart(days[1:]) is None
 
 
+def _day_effect(day: dt.date, users: dict[str, UserFigures]) -> DayEffect:
+    h = headline(users, MARGIN)
+    assert h is not None
+    return DayEffect(day, h.treatment.n, h.control.n, h.conversion, h.net)
+
+
+def test_itt_over_time_chart_draws_the_text_tables_cells_in_bands_around_zero() -> None:
+    days = [
+        _day_effect(dt.date(2026, 1, 1), USERS),
+        _day_effect(dt.date(2026, 1, 2), {**USERS, "treatment": _users([1, 0], [30.0, 0.0])}),
+    ]
+    fig = itt_over_time_chart(days)
+    assert fig is not None
+    lines = [t for t in fig.data if t.mode == "lines+markers"]
+    bands = [t for t in fig.data if t.fill == "toself"]
+    assert [list(t.x) for t in lines] == [["2026-01-01", "2026-01-02"]] * 2
+    assert len(bands) == 2 and list(bands[0].y[:2]) == [
+        d.conversion.raw.high * 100 for d in days
+    ]  # the band's upper edge, in points
+    _, rows = over_time_table(days)
+    conversion_cells, net_cells = [[row[i] for row in rows] for i in (3, 4)]
+    assert [text.split(";")[0] for text in lines[0].hovertext] == conversion_cells
+    assert [text.split(";")[0] for text in lines[1].hovertext] == net_cells
+    assert "4 treatment vs 4 control users" in lines[0].hovertext[0]
+    assert [s.y0 for s in fig.layout.shapes] == [0, 0]  # a zero line in each panel
+    assert fig.layout.yaxis.title.text == "points"
+    assert fig.layout.yaxis2.title.text == "per user"
+    assert "per user (intention to treat)" in fig.layout.title.text.lower()
+    assert itt_over_time_chart([]) is None
+
+
 def test_breakdown_chart_has_a_row_per_key_with_both_arms() -> None:
     offers = [
         compare("pct10", _row(10, 4, 200.0), _row(10, 2, 100.0), MARGIN),
@@ -138,6 +171,8 @@ def test_page_is_self_contained_and_escapes_producer_text() -> None:
     assert "<script src=" not in page
     assert "<b>x</b>" not in page.split("<pre>")[1]  # the text report, escaped
     assert "No day has decisions in both arms yet." in page  # said, not silently dropped
+    assert "No day yet has at least two users in each arm." in page
+    assert page.index("Per user (intention to treat)") < page.index("Per decision (descriptive)")
 
 
 def test_model_quality_chart_leaves_out_a_day_without_both_outcomes() -> None:
