@@ -10,7 +10,7 @@ import orjson
 
 from schemas import JSON_SCHEMA_DIR
 from schemas.decisions import NO_OFFER
-from schemas.events import ClickEvent, EventType
+from schemas.events import ClickEvent, EventType, LineItem
 from schemas.outcomes import OutcomeType
 from streams.engine import DecisionEngine, EngineOutput
 from streams.feature_vector import FEATURE_NAMES
@@ -250,3 +250,20 @@ def test_without_margins_the_order_is_valued_at_the_global_rate_exactly() -> Non
         draw=0.0,
     )
     assert d.scores == before.scores and d.chosen_offer == before.action
+
+
+def test_a_purchase_outcome_carries_the_orders_margin_when_every_line_has_one() -> None:
+    engine = offering_engine()
+    state, out = run(engine, [view(1, T0)])
+    coupon = out.offers[0].coupon_code
+    lines = (LineItem("a", 50.0, 2, margin=20.0), LineItem("b", 10.0, 1, margin=4.0))
+    bought = replace(purchase(2, T0 + HOUR, coupon=coupon), order_total=99.0, items=lines)
+    _, out = run(engine, [bought], state)
+    assert [(o.type, o.order_margin) for o in out.outcomes] == [
+        (OutcomeType.PURCHASE, 44.0),  # 2 x 20 + 1 x 4, before the coupon
+        (OutcomeType.REDEEMED, 44.0),
+    ]
+    state, out = run(engine, [view(3, T0)])
+    partial = replace(bought, items=(*lines, LineItem("c", 5.0)), event_id="e4")
+    _, out = run(engine, [partial], state)
+    assert {o.order_margin for o in out.outcomes} == {None}  # a line without one: unknown
