@@ -59,7 +59,8 @@ def search_event(
 def view_event(
     user_id: str, item_id: str, category: str, *, price: float, ts: int | None = None, **extra: Any
 ) -> dict[str, Any]:
-    """A product page seen; ``price`` is the unit price shown."""
+    """A product page seen; ``price`` is the unit price shown. Optional ``margin=``: the gross
+    margin per unit (price minus unit cost, before any coupon, at most ``price``)."""
     return _event("view", user_id, ts, item_id=item_id, category=category, price=price, **extra)
 
 
@@ -73,7 +74,8 @@ def add_to_cart_event(
     ts: int | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """``quantity`` units added (the cart line grows by it)."""
+    """``quantity`` units added (the cart line grows by it). Send ``margin=`` (per unit, at
+    most ``price``) when the shop knows it: the engine then values the cart at its margin."""
     return _event(
         "add_to_cart",
         user_id,
@@ -106,7 +108,8 @@ def purchase_event(
 ) -> dict[str, Any]:
     """An order placed. ``order_total``: what the customer paid for the items, after the
     coupon, without shipping. ``items``: every line, ``{"item_id", "price" (unit price before
-    the coupon), "quantity", "category"}``. ``coupon_code`` only when the coupon actually
+    the coupon), "quantity", "category", optionally "margin" (per unit, before the coupon)}``: the
+    order's margin is known when every line has one. ``coupon_code`` only when the coupon actually
     applied (it reduced the price, or waived shipping): a code sent is counted as redeemed."""
     return _event(
         "purchase",
@@ -138,14 +141,16 @@ def offer_clicked_event(
 def example_session(user_id: str, start_ms: int) -> list[dict[str, Any]]:
     """One of each event type for ``user_id``, a few seconds apart from ``start_ms``."""
     offer_id = "of-c4d830f3c5a647968aa82725"
-    sku7 = {"item_id": "sku-7", "price": 59.9, "quantity": 1, "category": "shoes"}
-    sku3 = {"item_id": "sku-3", "price": 30.1, "quantity": 1, "category": "socks"}
+    sku7 = {"item_id": "sku-7", "price": 59.9, "quantity": 1, "category": "shoes", "margin": 23.96}
+    sku3 = {"item_id": "sku-3", "price": 30.1, "quantity": 1, "category": "socks", "margin": 9.03}
     return [
         search_event(user_id, "running shoes", ts=start_ms),
-        view_event(user_id, "sku-7", "shoes", price=59.9, ts=start_ms + 20_000),
-        add_to_cart_event(user_id, "sku-7", "shoes", price=59.9, quantity=2, ts=start_ms + 45_000),
+        view_event(user_id, "sku-7", "shoes", price=59.9, margin=23.96, ts=start_ms + 20_000),
+        add_to_cart_event(
+            user_id, "sku-7", "shoes", price=59.9, margin=23.96, quantity=2, ts=start_ms + 45_000
+        ),
         remove_from_cart_event(user_id, "sku-7", quantity=1, ts=start_ms + 60_000),
-        add_to_cart_event(user_id, "sku-3", "socks", price=30.1, ts=start_ms + 65_000),
+        add_to_cart_event(user_id, "sku-3", "socks", price=30.1, margin=9.03, ts=start_ms + 65_000),
         offer_shown_event(user_id, offer_id, ts=start_ms + 70_000),
         offer_clicked_event(user_id, offer_id, ts=start_ms + 250_000),
         purchase_event(

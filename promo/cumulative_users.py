@@ -37,14 +37,18 @@ SELECT
     any(arm) AS arm,
     toUInt8(countIf(in_experiment) > 0) AS converted,
     sumIf(amount, in_experiment) AS revenue,
-    sumIf(amount, kind = 'redeemed' AND at_ms < day_end_ms) AS discount,
+    sumIf(amount, is_discount) AS discount,
+    sumIf(amount, (in_experiment OR is_discount) AND margin < 0) AS rate_base,
+    sumIf(margin, in_experiment AND margin >= 0) - discount AS net_fixed,
     countIf(in_pre_period) AS pre_purchases,
-    sumIf(amount, in_pre_period) AS pre_revenue
+    sumIf(amount, in_pre_period AND margin < 0) AS pre_rate_base,
+    sumIf(margin, in_pre_period AND margin >= 0) AS pre_net_fixed
 FROM
 (
     SELECT
-        user_id, arm, day, kind, at_ms, amount,
+        user_id, arm, day, kind, at_ms, amount, margin,
         (day + 1) * {DAY_MS} AS day_end_ms,
+        kind = 'redeemed' AND at_ms < day_end_ms AS is_discount,
         kind = 'purchase' AND at_ms > 0 AND at_ms >= first_ms
             AND at_ms < day_end_ms AS in_experiment,
         kind = 'purchase' AND at_ms > 0 AND at_ms < first_ms
@@ -78,11 +82,15 @@ FROM
     ) AS user_days
     ALL LEFT JOIN
     (
-        SELECT user_id, 'purchase' AS kind, ts_ms AS at_ms, ifNull(order_total, 0) AS amount
+        SELECT
+            user_id, 'purchase' AS kind, ts_ms AS at_ms, ifNull(order_total, 0) AS amount,
+            order_margin AS margin
         FROM events FINAL
         WHERE type = 'purchase'
         UNION ALL
-        SELECT user_id, 'redeemed' AS kind, ts_ms AS at_ms, discount AS amount
+        SELECT
+            user_id, 'redeemed' AS kind, ts_ms AS at_ms, discount AS amount,
+            order_margin AS margin
         FROM outcomes FINAL
         WHERE type = 'redeemed'
     ) AS money USING user_id
@@ -99,7 +107,8 @@ def cumulative_user_columns(
     client: Client, pre_period_ms: int
 ) -> list[tuple[dt.date, list[np.ndarray[Any, Any]]]]:
     """Per day, oldest first: USERS_SQL's columns (arm, converted, revenue, discount,
-    pre_purchases, pre_revenue) for the users known by the end of that day."""
+    rate_base, net_fixed, pre_purchases, pre_rate_base, pre_net_fixed) for the users known
+    by the end of that day."""
     columns = client.execute(CUMULATIVE_USERS_SQL, {"pre_period_ms": pre_period_ms}, columnar=True)
     if not columns:
         return []

@@ -24,11 +24,15 @@ thus the mean reward per logged decision point, treated and control together, ha
 target acted at each of them. Per-decision estimates treat decisions as independent: contact
 caps and users with several decisions make them approximate (``streams.off_policy``).
 
-**Reward** per decision: net profit ``m * (revenue + discount) - discount`` with revenue and
-discount attributed as in ``v_decision_outcomes`` (``streams.evaluation``'s conventions), or
-``converted`` (0/1). **Reward model** of DR: ``streams.off_policy.modelled_reward``, i.e. the
-logged ``purchase_probs[a]`` times ``m * expected_order_value - cost of a`` (the offer's full
-catalogue cost at that order value, as if every buyer redeemed it).
+**Reward** per decision: net profit ``net_fixed + m * rate_base`` as ``v_decision_outcomes``
+attributes it (an order's own margin where its lines carried margins, else ``m * (revenue +
+discount)``, minus the discount: ``streams.evaluation``'s conventions), or ``converted``
+(0/1). **Reward model** of DR: ``streams.off_policy.modelled_reward``, i.e. the logged
+``purchase_probs[a]`` times ``m * expected_order_value - cost of a`` (the offer's full
+catalogue cost at that order value, as if every buyer redeemed it). It values orders at the
+global rate even where carts carried margins (decisions do not log the cart's rate); DR
+stays unbiased with any reward model when the propensities are right, only its variance
+grows.
 """
 
 from __future__ import annotations
@@ -161,7 +165,7 @@ FROM
                         policy_offer,
                         propensity,
                         converted,
-                        %(gross_margin)s * (revenue + discount) - discount AS profit,
+                        net_fixed + %(gross_margin)s * rate_base AS profit,
                         expected_order_value AS order_value,
                         score_offers,
                         purchase_probs,

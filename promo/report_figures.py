@@ -39,7 +39,7 @@ from streams.evaluation import (
     mean_difference,
     mean_interval,
     minimum_detectable_effect,
-    net_margin_moments,
+    net_profit_moments,
     proportion_difference,
     ratio_of_differences,
     relative_uplift,
@@ -66,26 +66,36 @@ def query(client: Client, sql: str, params: dict[str, Any] | None = None) -> lis
 # One row per user with a decision (v_user_outcomes), plus their purchases in the pre-period:
 # strictly before their first decision, so no offer can have touched them and the covariate
 # cannot depend on the arm. No coupon applies there either (coupons follow decisions), so
-# pre-period net profit is margin * pre_revenue. promo.cumulative_users returns the same
-# columns per day, under an upper time bound: keep the two in step.
+# pre-period net profit is the orders' margins where known (order_margin >= 0, migration
+# 0009), and margin * their total elsewhere: pre_net_fixed + margin * pre_rate_base.
+# promo.cumulative_users returns the same columns per day, under an upper time bound: keep
+# the two in step.
 USERS_SQL = """
 SELECT
     arm,
     any(converted) AS converted,
     any(revenue) AS revenue,
     any(discount) AS discount,
+    any(rate_base) AS rate_base,
+    any(net_fixed) AS net_fixed,
     countIf(in_pre_period) AS pre_purchases,
-    sumIf(purchase_total, in_pre_period) AS pre_revenue
+    sumIf(purchase_total, in_pre_period AND purchase_margin < 0) AS pre_rate_base,
+    sumIf(purchase_margin, in_pre_period AND purchase_margin >= 0) AS pre_net_fixed
 FROM
 (
     SELECT
-        user_id, arm, converted, revenue, discount, purchase_total,
+        user_id, arm, converted, revenue, discount, rate_base, net_fixed, purchase_total,
+        purchase_margin,
         purchase_ms > 0 AND purchase_ms < first_decision_ms
             AND purchase_ms + %(pre_period_ms)s >= first_decision_ms AS in_pre_period
     FROM v_user_outcomes
     ALL LEFT JOIN
     (
-        SELECT user_id, ts_ms AS purchase_ms, ifNull(order_total, 0) AS purchase_total
+        SELECT
+            user_id,
+            ts_ms AS purchase_ms,
+            ifNull(order_total, 0) AS purchase_total,
+            order_margin AS purchase_margin
         FROM events FINAL
         WHERE type = 'purchase'
     ) AS purchase USING user_id
@@ -101,8 +111,12 @@ class UserFigures:
     converted: Floats
     revenue: Floats
     discount: Floats
+    #: net profit = net_fixed + margin * rate_base (``streams.evaluation``'s conventions)
+    rate_base: Floats
+    net_fixed: Floats
     pre_purchases: Floats
-    pre_revenue: Floats
+    pre_rate_base: Floats
+    pre_net_fixed: Floats
 
     @property
     def n(self) -> int:
@@ -113,11 +127,12 @@ class UserFigures:
         return int(self.converted.sum())
 
     def net(self, margin: float) -> Floats:
-        return margin * (self.revenue + self.discount) - self.discount
+        """Each user's net profit: orders' own margins where known, ``margin`` elsewhere."""
+        return self.net_fixed + margin * self.rate_base
 
     def covariate(self, margin: float) -> Floats:
         """Net profit in the pre-period (no coupon can apply before the first decision)."""
-        return margin * self.pre_revenue
+        return self.pre_net_fixed + margin * self.pre_rate_base
 
     def conversion(self) -> Estimate:
         return wilson_interval(self.buyers, self.n)
@@ -284,13 +299,13 @@ def decision_discount(r: Row) -> Moments:
 
 
 def decision_net(r: Row, margin: float) -> Moments:
-    return net_margin_moments(
+    return net_profit_moments(
         r["decisions"],
-        r["sum_revenue"],
-        r["sum_revenue_sq"],
-        r["sum_discount"],
-        r["sum_discount_sq"],
-        r["sum_revenue_discount"],
+        r["sum_rate_base"],
+        r["sum_rate_base_sq"],
+        r["sum_net_fixed"],
+        r["sum_net_fixed_sq"],
+        r["sum_rate_base_net_fixed"],
         margin,
     )
 

@@ -141,7 +141,10 @@ class Settings(BaseSettings):
         description="Decision points, comma-separated, among view, add_to_cart, cart_return",
     )
     gross_margin: float = Field(
-        0.3, gt=0.0, le=1.0, description="Margin on revenue before discounts"
+        0.3,
+        gt=0.0,
+        le=1.0,
+        description="Margin rate on revenue before discounts, where no per-item margins came",
     )
     attribution_window_hours: float = Field(
         48.0, gt=0, description="Purchases this long after a decision count"

@@ -34,6 +34,8 @@ class LineItem:
     price: float
     quantity: int = 1
     category: str | None = None
+    #: Gross margin per unit (price minus unit cost, before any coupon); None: not sent.
+    margin: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +44,9 @@ class ClickEvent:
 
     Fields beyond the common four are filled according to ``type`` (see the JSON Schema):
     ``view`` has item, category and price; ``add_to_cart`` adds quantity; ``purchase`` has
-    order id, order total and optionally its items and the coupon / offer it used.
+    order id, order total and optionally its items and the coupon / offer it used. ``margin``
+    (optional, on item events and on each line of a purchase) is the gross margin per unit
+    in the currency of ``price``: price minus unit cost, before any coupon.
     """
 
     event_id: str
@@ -60,6 +64,27 @@ class ClickEvent:
     items: tuple[LineItem, ...] = ()
     coupon_code: str | None = None
     offer_id: str | None = None
+    margin: float | None = None
+
+    @property
+    def order_margin(self) -> float | None:
+        """A purchase's gross margin before any coupon: its lines' margin x quantity, summed,
+        when every line carries a margin; None when unknown (no lines, or a line without one).
+        Where it is unknown, the economics apply the global rate (``PROMO_GROSS_MARGIN``) to
+        the order's value, so a partial sum, which would count the unknown lines as free of
+        cost, is never used.
+
+        >>> lines = (LineItem("a", 50.0, 2, margin=20.0), LineItem("b", 10.0, 1, margin=4.0))
+        >>> ClickEvent("e", "u", 0, EventType.PURCHASE, order_total=110.0, items=lines).order_margin
+        44.0
+        >>> ClickEvent("e", "u", 0, EventType.PURCHASE, items=lines[:1] + (LineItem("c", 5.0),)
+        ...            ).order_margin is None
+        True
+        """
+        items = self.items
+        if not items or any(line.margin is None for line in items):
+            return None
+        return sum((line.margin or 0.0) * line.quantity for line in items)
 
     def to_json_dict(self) -> dict[str, Any]:
         """The event as it travels on the wire, without empty optional fields."""
@@ -83,6 +108,7 @@ _OPTIONAL_SCALARS = (
     "item_id",
     "category",
     "price",
+    "margin",
     "quantity",
     "query",
     "order_id",
@@ -96,4 +122,6 @@ def _line_item_dict(item: LineItem) -> dict[str, Any]:
     out: dict[str, Any] = {"item_id": item.item_id, "price": item.price, "quantity": item.quantity}
     if item.category is not None:
         out["category"] = item.category
+    if item.margin is not None:
+        out["margin"] = item.margin
     return out

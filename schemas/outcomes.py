@@ -37,6 +37,9 @@ class Outcome:
     control: bool
     order_total: float = 0.0
     discount: float = 0.0
+    #: The purchase's gross margin before the coupon, when every line of it carried a margin
+    #: (``ClickEvent.order_margin``); None: unknown, the report applies the global rate.
+    order_margin: float | None = None
 
     @classmethod
     def from_json_dict(cls, data: dict[str, Any]) -> Outcome:

@@ -85,6 +85,7 @@ def _outcome(
     source_event_id: str,
     order_total: float = 0.0,
     discount: float = 0.0,
+    order_margin: float | None = None,
 ) -> Outcome:
     return Outcome(
         outcome_id=f"{decision.decision_id}:{kind.value}:{source_event_id}",
@@ -97,6 +98,7 @@ def _outcome(
         control=decision.control,
         order_total=order_total,
         discount=discount,
+        order_margin=order_margin,
     )
 
 
@@ -161,6 +163,7 @@ def _attribute_purchase(
 ) -> None:
     total = event.order_total or 0.0
     items_total = sum(line.price * line.quantity for line in event.items)
+    margin = event.order_margin
     for d in open_decisions:
         if not d.ts <= event.ts < d.expires_at:
             continue
@@ -169,7 +172,14 @@ def _attribute_purchase(
         discount = coupon_discount(spec, total, items_total) if redeemed and spec else 0.0
         outcomes.append(
             _outcome(
-                d, OutcomeType.PURCHASE, event.user_id, event.ts, event.event_id, total, discount
+                d,
+                OutcomeType.PURCHASE,
+                event.user_id,
+                event.ts,
+                event.event_id,
+                total,
+                discount,
+                margin,
             )
         )
         if redeemed:
@@ -183,6 +193,7 @@ def _attribute_purchase(
                     event.event_id,
                     total,
                     discount,
+                    margin,
                 )
             )
         if not d.converted:

@@ -109,6 +109,9 @@ class DecisionContext:
     #: Uniform in [0, 1), fixed by the decision id.
     draw: float
     models: ModelSnapshot
+    #: Gross margin rate of the order at stake: the cart's, where its lines carry margins
+    #: (``SlidingWindowFeatures.cart_margin_rate``), else the configured ``gross_margin``.
+    margin_rate: float
 
 
 class Policy(Protocol):
@@ -120,7 +123,6 @@ class UpliftPolicy:
     """The serving policy: lower confidence bound on incremental profit (streams.policy)."""
 
     catalogue: tuple[OfferSpec, ...]
-    gross_margin: float
     confidence_z: float
 
     def choose(self, context: DecisionContext) -> Choice:
@@ -129,7 +131,7 @@ class UpliftPolicy:
             model.belief(context.features, context.trigger),
             order_value=context.order_value,
             catalogue=self.catalogue,
-            gross_margin=self.gross_margin,
+            gross_margin=context.margin_rate,
             redemption_rates={o.code: model.redemption_rate(o.code) for o in self.catalogue},
             z=self.confidence_z,
             explore=context.explore,
@@ -148,13 +150,9 @@ class DecisionEngine:
     ) -> None:
         self.config = config
         self.snapshot = snapshot
-        self.policy = policy or UpliftPolicy(
-            config.catalogue, config.gross_margin, config.confidence_z
-        )
+        self.policy = policy or UpliftPolicy(config.catalogue, config.confidence_z)
         self.shadow = (
-            UpliftPolicy(config.catalogue, config.gross_margin, config.shadow_z)
-            if config.shadow_z is not None
-            else None
+            UpliftPolicy(config.catalogue, config.shadow_z) if config.shadow_z is not None else None
         )
         self._offers = {o.code: o for o in config.catalogue}
         #: Decisions already sent, by id, for messages that may be read again after a crash
@@ -184,6 +182,7 @@ class DecisionEngine:
             amount=amount or 0.0,
             item_id=event.item_id,
             quantity=event.quantity or 1,
+            margin=event.margin,
         )
         if state.open_decisions:
             state.open_decisions = close_expired(
@@ -252,6 +251,7 @@ class DecisionEngine:
                 explore,
                 unit_hash("explore", decision_id),
                 snapshot,
+                state.features.cart_margin_rate(cfg.gross_margin),
             )
             choice = self.policy.choose(context)
             shadow = (

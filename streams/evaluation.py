@@ -6,10 +6,14 @@ Conventions, shared with ``promo.report``:
 
 - *revenue* is what the customer paid (``order_total``, after any coupon); *discount* is
   what the coupon took off.
-- *gross margin* is earned on revenue before discounts: ``m * (revenue + discount)``, where
-  ``m`` is the margin rate (``PROMO_GROSS_MARGIN``).
-- *net profit* (net margin) is that gross margin minus the discount:
-  ``m * (revenue + discount) - discount``.
+- *gross margin* of an order is the order's own when the platform sent a margin on every
+  line (``order_margin``, before the coupon), else earned at the rate ``m``
+  (``PROMO_GROSS_MARGIN``) on revenue before discounts: ``m * (revenue + discount)``.
+- *net profit* (net margin) is that gross margin minus the discount. Summed over orders it
+  splits into what the rate multiplies and what it does not, ``net_fixed + m * rate_base``
+  (``rate_base``: revenue + discount of the orders without a margin; ``net_fixed``: the
+  known margins minus every discount), so the ClickHouse views keep both and the report
+  picks ``m``. Without margins it is ``m * (revenue + discount) - discount``.
 - *ROI of the promotion*, from the means of treatment (T) and control (C)::
 
       ROI = (incremental gross margin - incremental discount cost) / incremental discount cost
@@ -86,27 +90,31 @@ class Moments:
         return max(0.0, (self.total_sq - self.total * self.total / self.n) / (self.n - 1))
 
 
-def net_margin_moments(
+def net_profit_moments(
     n: int,
-    sum_revenue: float,
-    sum_revenue_sq: float,
-    sum_discount: float,
-    sum_discount_sq: float,
-    sum_revenue_discount: float,
+    sum_rate_base: float,
+    sum_rate_base_sq: float,
+    sum_net_fixed: float,
+    sum_net_fixed_sq: float,
+    sum_rate_base_net_fixed: float,
     gross_margin: float,
 ) -> Moments:
-    """Moments of ``m * (revenue + discount) - discount`` per decision from the views' sums.
+    """Moments of net profit, ``net_fixed + m * rate_base`` per row, from the views' sums.
 
-    With ``y = a * revenue + b * discount`` (``a = m``, ``b = m - 1``), the sum of ``y²`` is
-    ``a² Σr² + 2ab Σrd + b² Σd²``, so one view serves every margin.
+    With ``y = f + m * u``, the sum of ``y²`` is ``Σf² + 2m Σuf + m² Σu²``, so one view
+    serves every margin rate. One decision that bought for 100 with 10 off and no margin
+    (``u = 110``, ``f = -10``) and one without a purchase, at 30 %:
 
-    >>> m = net_margin_moments(2, 100.0, 10_000.0, 10.0, 100.0, 1000.0, gross_margin=0.3)
+    >>> m = net_profit_moments(2, 110.0, 12_100.0, -10.0, 100.0, -1100.0, gross_margin=0.3)
     >>> round(m.total, 6), round(m.total_sq, 6)
     (23.0, 529.0)
     """
-    a, b = gross_margin, gross_margin - 1.0
-    total = a * sum_revenue + b * sum_discount
-    total_sq = a * a * sum_revenue_sq + 2 * a * b * sum_revenue_discount + b * b * sum_discount_sq
+    total = sum_net_fixed + gross_margin * sum_rate_base
+    total_sq = (
+        sum_net_fixed_sq
+        + 2 * gross_margin * sum_rate_base_net_fixed
+        + gross_margin * gross_margin * sum_rate_base_sq
+    )
     return Moments(n, total, max(0.0, total_sq))
 
 

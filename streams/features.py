@@ -85,7 +85,10 @@ class SlidingWindowFeatures:
     last_cart_activity: int = NEVER
     #: One dict per series: bucket start // width -> counters.
     buckets: list[dict[int, list[float]]] = field(default_factory=lambda: [{}, {}, {}])
-    #: item id -> [unit price, quantity, category]
+    #: item id -> [unit price, quantity, category], plus the unit margin as a fourth element
+    #: when the shop sent one. Optional and last, so a state written before margins existed
+    #: reads as carts without them, and a worker of that time reads a newer state (it only
+    #: looks at the first three): no state format change, in either direction.
     cart: dict[str, list[Any]] = field(default_factory=dict)
     #: category -> [decayed weight, time of the weight]
     affinity: dict[str, list[float]] = field(default_factory=dict)
@@ -100,8 +103,10 @@ class SlidingWindowFeatures:
         amount: float = 0.0,
         item_id: str | None = None,
         quantity: int = 1,
+        margin: float | None = None,
     ) -> None:
-        """Fold one event in. ``amount``: unit price for cart events, order total for purchases."""
+        """Fold one event in. ``amount``: unit price for cart events, order total for purchases;
+        ``margin``: the unit margin of a cart add, when the shop sent one."""
         self.returning_to_cart = False
         idle = ts - self.last_cart_activity
         if self.cart and event_type in BROWSING and idle > self.abandon_after_ms:
@@ -122,7 +127,8 @@ class SlidingWindowFeatures:
             self.last_cart_activity = max(self.last_cart_activity, ts)
             self._add(ts, _CART_VALUE, amount * quantity)
             if item_id is not None:
-                line = self.cart.setdefault(item_id, [amount, 0, category])
+                new = [amount, 0, category] if margin is None else [amount, 0, category, margin]
+                line = self.cart.setdefault(item_id, new)  # keeps its first price and margin
                 line[1] += quantity
                 if len(self.cart) > MAX_CART_LINES:
                     del self.cart[next(iter(self.cart))]  # the oldest line: state stays bounded
@@ -159,6 +165,30 @@ class SlidingWindowFeatures:
     @property
     def cart_value(self) -> float:
         return float(sum(line[0] * line[1] for line in self.cart.values()))
+
+    def cart_margin_rate(self, default_rate: float) -> float:
+        """The gross margin rate of what the cart holds: its lines' margin x quantity over
+        their value, a line without a margin counting at ``default_rate``. Exactly
+        ``default_rate`` when no line has a margin (or the cart is worth nothing), so a shop
+        that sends no margins is valued as before.
+
+        >>> f = SlidingWindowFeatures()
+        >>> f.update("add_to_cart", ts=0, amount=100.0, item_id="a", quantity=1, margin=50.0)
+        >>> f.update("add_to_cart", ts=1, amount=50.0, item_id="b", quantity=2)
+        >>> f.cart_margin_rate(0.3)  # (50 + 0.3 x 100) / 200
+        0.4
+        """
+        value = margin = 0.0
+        known = False
+        for line in self.cart.values():
+            line_value = line[0] * line[1]
+            value += line_value
+            if len(line) > 3:
+                margin += line[3] * line[1]
+                known = True
+            else:
+                margin += default_rate * line_value
+        return float(margin / value) if known and value > 0 else default_rate
 
     @property
     def cart_items(self) -> int:

@@ -62,13 +62,19 @@ _NAN = float("nan")
 Floats = Sequence[float] | npt.NDArray[np.float64]
 
 
-def net_profit(revenue: float, discount: float, gross_margin: float) -> float:
-    """The reward: ``m * (revenue + discount) - discount`` (conventions of ``streams.evaluation``).
+def net_profit(
+    revenue: float, discount: float, gross_margin: float, order_margin: float | None = None
+) -> float:
+    """The reward: the order's gross margin, ``order_margin`` when known, else
+    ``m * (revenue + discount)``, minus the discount (conventions of ``streams.evaluation``).
 
     >>> net_profit(90.0, 10.0, gross_margin=0.3)
     20.0
+    >>> net_profit(90.0, 10.0, gross_margin=0.3, order_margin=45.0)
+    35.0
     """
-    return gross_margin * (revenue + discount) - discount
+    gross = gross_margin * (revenue + discount) if order_margin is None else order_margin
+    return gross - discount
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,9 +7,11 @@ Policy ``uplift-lcb-v4`` targets *incremental* profit: for each offer a,
 
 where the expected discount is the offer's cost times the share of its buyers who redeem it
 (only redeemed purchases cost anything; a bundle discount that rarely applies is rarely
-paid), and the order value is what users like this one finally bought
-(``streams.order_value``), not the cart. The uplift model (``streams.uplift``) gives a
-posterior for every offer's effect, so the policy can ask how sure it is:
+paid), the order value is what users like this one finally bought
+(``streams.order_value``), not the cart, and the margin is a rate: the cart's own where its
+lines carry per-item margins, else the shop's global rate (``streams.engine`` passes it).
+The uplift model (``streams.uplift``) gives a posterior for every offer's effect, so the
+policy can ask how sure it is:
 
 - **serve**: send the offer with the highest *lower* confidence bound on gain, and only if
   that bound is positive (``z`` standard deviations of the effect's posterior). Where there

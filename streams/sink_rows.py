@@ -12,10 +12,13 @@ timestamp (``-1`` means "none") must not make a whole batch fail.
 >>> from schemas.events import ClickEvent, EventType
 >>> row = event_row(ClickEvent("e1", "u1", 1_700_000_000_123, EventType.SEARCH, query="shoes"),
 ...                 partition=3, offset=42)
->>> dict(zip(EVENT_COLUMNS, row))["ts"], dict(zip(EVENT_COLUMNS, row))["ts_ms"]
+>>> columns = dict(zip(EVENT_COLUMNS, row))
+>>> columns["ts"], columns["ts_ms"]
 (1700000000, 1700000000123)
->>> dict(zip(EVENT_COLUMNS, row))["price"] is None, row[-2:]
-(True, (3, 42))
+>>> columns["price"] is None, columns["kafka_partition"], columns["kafka_offset"]
+(True, 3, 42)
+>>> columns["margin"], columns["order_margin"]  # not sent: unknown
+(-1.0, -1.0)
 """
 
 from __future__ import annotations
@@ -33,6 +36,20 @@ Row = tuple[Any, ...]
 
 _MAX_DATETIME = 2**32 - 1  # ClickHouse DateTime is UInt32 seconds
 _NAN = float("nan")
+#: A margin the platform did not send (or an order with a line without one). Margins are
+#: never negative, and ``margin >= 0`` reads the same on ClickHouse 18.16 and current, where
+#: comparisons with NULL do not (migration 0009).
+UNKNOWN_MARGIN = -1.0
+
+
+def margin_or_unknown(margin: float | None) -> float:
+    """A margin as its column holds it.
+
+    >>> margin_or_unknown(None), margin_or_unknown(0.0)
+    (-1.0, 0.0)
+    """
+    return UNKNOWN_MARGIN if margin is None else margin
+
 
 EVENT_COLUMNS = (
     "event_id",
@@ -56,6 +73,9 @@ EVENT_COLUMNS = (
     "offer_id",
     "kafka_partition",
     "kafka_offset",
+    "margin",
+    "item_margins",
+    "order_margin",
 )
 
 DECISION_COLUMNS = (
@@ -96,6 +116,7 @@ OUTCOME_COLUMNS = (
     "control",
     "order_total",
     "discount",
+    "order_margin",
 )
 
 SUPPRESSION_COLUMNS = (
@@ -146,7 +167,8 @@ def event_row(event: ClickEvent, partition: int, offset: int) -> Row:
     """One ``events`` row; absent text fields are ``''``, absent quantities ``0``.
 
     ``price`` and ``order_total`` stay ``NULL`` when absent: a free item (0) is not a missing
-    price. Line items become four parallel arrays.
+    price. Line items become five parallel arrays. Margins absent are ``-1``
+    (``UNKNOWN_MARGIN``); ``order_margin`` is the purchase's, known when every line has one.
     """
     items = event.items
     if items:
@@ -154,8 +176,9 @@ def event_row(event: ClickEvent, partition: int, offset: int) -> Row:
         item_prices: Any = [i.price for i in items]
         item_quantities: Any = [i.quantity for i in items]
         item_categories: Any = [i.category or "" for i in items]
+        item_margins: Any = [margin_or_unknown(i.margin) for i in items]
     else:  # the common case: no allocation per event
-        item_ids = item_prices = item_quantities = item_categories = ()
+        item_ids = item_prices = item_quantities = item_categories = item_margins = ()
     return (
         event.event_id,
         event.user_id,
@@ -178,6 +201,9 @@ def event_row(event: ClickEvent, partition: int, offset: int) -> Row:
         event.offer_id or "",
         partition,
         offset,
+        margin_or_unknown(event.margin),
+        item_margins,
+        margin_or_unknown(event.order_margin),
     )
 
 
@@ -244,6 +270,7 @@ def outcome_row(outcome: Outcome) -> Row:
         outcome.control,
         outcome.order_total,
         outcome.discount,
+        margin_or_unknown(outcome.order_margin),
     )
 
 

@@ -140,7 +140,7 @@ def _build_event(data: dict[str, Any]) -> ClickEvent:
     ts = _integer(data, "ts", MIN_TS, MAX_TS, required=True)
     assert ts is not None
     items = data.get("items")
-    return ClickEvent(
+    event = ClickEvent(
         event_id=_text(data, "event_id", required=True) or "",
         user_id=_text(data, "user_id", required=True) or "",
         ts=ts,
@@ -149,6 +149,7 @@ def _build_event(data: dict[str, Any]) -> ClickEvent:
         item_id=_text(data, "item_id"),
         category=_text(data, "category"),
         price=_number(data, "price", MAX_PRICE),
+        margin=_number(data, "margin", MAX_PRICE),
         quantity=_integer(data, "quantity", 1, MAX_QUANTITY),
         query=_text(data, "query", min_length=0, max_length=1024),
         order_id=_text(data, "order_id"),
@@ -157,6 +158,8 @@ def _build_event(data: dict[str, Any]) -> ClickEvent:
         coupon_code=_text(data, "coupon_code", max_length=64),
         offer_id=_text(data, "offer_id"),
     )
+    _check_margin(event.margin, event.price)
+    return event
 
 
 def _text(
@@ -198,6 +201,16 @@ def _number(data: dict[str, Any], name: str, maximum: float) -> float | None:
     return float(value)
 
 
+def _check_margin(margin: float | None, price: float | None) -> None:
+    """A margin is part of its price (price minus unit cost): never above it. JSON Schema
+    cannot compare two fields, so this check is the validator's alone."""
+    if margin is not None and price is not None and margin > price:
+        raise _Invalid(
+            RejectReason.INVALID_VALUE,
+            f"'margin' {margin:g} exceeds 'price' {price:g} (margin = price - unit cost)",
+        )
+
+
 def _integer(
     data: dict[str, Any], name: str, minimum: int, maximum: int, *, required: bool = False
 ) -> int | None:
@@ -235,8 +248,10 @@ def _line_items(value: Any) -> tuple[LineItem, ...]:
                 raise _Invalid(RejectReason.MISSING_FIELD, "missing field 'price'")
             quantity = _integer(entry, "quantity", 1, MAX_QUANTITY) or 1
             category = _text(entry, "category")
+            margin = _number(entry, "margin", MAX_PRICE)
+            _check_margin(margin, price)
         except _Invalid as invalid:
             rejected = invalid.rejected
             raise _Invalid(rejected.reason, f"items[{i}]: {rejected.detail}") from None
-        lines.append(LineItem(item_id or "", price, quantity, category))
+        lines.append(LineItem(item_id or "", price, quantity, category, margin))
     return tuple(lines)

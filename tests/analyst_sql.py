@@ -18,9 +18,10 @@ from typing import Any
 from promo.clickhouse import insert
 from schemas.dead_letters import DeadLetter, RejectReason
 from schemas.decisions import NO_OFFER, Decision
-from schemas.events import ClickEvent, EventType
+from schemas.events import ClickEvent, EventType, LineItem
 from schemas.outcomes import Outcome, OutcomeType
 from schemas.suppressions import Suppression
+from streams.off_policy import net_profit
 from streams.sink_rows import (
     DEAD_LETTER_COLUMNS,
     DECISION_COLUMNS,
@@ -93,6 +94,23 @@ _DECISIONS: list[tuple[str, str, int, str, float, int, str, int, tuple[str, ...]
 ]
 
 
+#: Orders whose every line carried a margin (the platform's, per unit, before the coupon):
+#: their gross margin is their own; the others' is the rate on revenue + discount.
+ORDER_MARGINS = {"d1": 66.0, "d5": 12.0, "d6": 21.0}
+
+
+def user_net_profits(rate: float) -> dict[str, tuple[bool, float]]:
+    """Each user's (control, net profit) from the sample's own figures, order by order by the
+    definition (``streams.off_policy.net_profit``): what the views must add up to."""
+    users: dict[str, tuple[bool, float]] = {}
+    for name, user, *_, total, discount in _DECISIONS:
+        _, net = users.get(user, (False, 0.0))
+        if total:
+            net += net_profit(total, discount, rate, order_margin=ORDER_MARGINS.get(name))
+        users[user] = (user.startswith("c"), net)
+    return users
+
+
 def _decisions() -> list[Decision]:
     decisions = []
     for name, user, days, offer, propensity, segment, policy, model, *_ in _DECISIONS:
@@ -133,8 +151,11 @@ def _outcomes_and_events() -> tuple[list[Outcome], list[ClickEvent]]:
         at = d.ts + 10 * MINUTE
         events.append(ClickEvent(d.trigger_event_id, d.user_id, d.ts, EventType.VIEW, item_id="i"))
         kinds = [OutcomeType(k) for k in follow if k != "redeemed"]
+        margin = ORDER_MARGINS.get(name)
         if total:
             kinds.append(OutcomeType.PURCHASE)
+            # One line, its unit price before the coupon, with the order's margin if known.
+            line = LineItem("i", total + discount, 1, margin=margin)
             events.append(
                 ClickEvent(
                     f"ev-buy-{name}",
@@ -143,6 +164,7 @@ def _outcomes_and_events() -> tuple[list[Outcome], list[ClickEvent]]:
                     EventType.PURCHASE,
                     order_id=f"o-{name}",
                     order_total=total,
+                    items=(line,),
                 )
             )
             if "redeemed" in follow:
@@ -163,6 +185,7 @@ def _outcomes_and_events() -> tuple[list[Outcome], list[ClickEvent]]:
                     control=d.control,
                     order_total=total if money else 0.0,
                     discount=discount if money else 0.0,
+                    order_margin=margin if money else None,
                 )
             )
     return outcomes, events

@@ -15,7 +15,9 @@ Three UTC days from DAY0 (2023-11-15, midnight); ``h`` = hours after DAY0 (d1 10
 
 The 60 at midnight opens day 1, so day 0 counts neither it nor its coupon; t2's 5 before its first
 decision is its pre-period, not an outcome; c1's 10 is outside the 7-day pre-period, c2's 30
-exactly on its edge (inside). The last day is day 2, holding every record.
+exactly on its edge (inside). The last day is day 2, holding every record. Two orders carry
+their own margin (their lines'): t3's 30 (margin 12: net 12 - 3 = 9, nothing at the report's
+rate) and c2's 30 (margin 9, in the pre-period); every other order is valued at the rate.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 
 from promo.clickhouse import insert
 from schemas.decisions import NO_OFFER, Decision
-from schemas.events import ClickEvent, EventType
+from schemas.events import ClickEvent, EventType, LineItem
 from schemas.outcomes import Outcome, OutcomeType
 from streams.sink_rows import (
     DECISION_COLUMNS,
@@ -53,48 +55,52 @@ DECISIONS = [
     ("c2", True, (10,)),
     ("c3", True, (32,)),
 ]
-# (user, ms after DAY0, order total, coupon discount)
+# (user, ms after DAY0, order total, coupon discount, the order's margin or None: unknown)
 PURCHASES = [
-    ("t1", 11 * HOUR, 100.0, 10.0),
-    ("t1", 24 * HOUR, 60.0, 6.0),
-    ("t1", 10 * HOUR - 2 * DAY, 20.0, 0.0),
-    ("t2", 57 * HOUR, 40.0, 0.0),
-    ("t2", 9 * HOUR, 5.0, 0.0),
-    ("t3", 33 * HOUR, 30.0, 3.0),
-    ("c1", 36 * HOUR, 50.0, 0.0),
-    ("c1", 10 * HOUR - 8 * DAY, 10.0, 0.0),
-    ("c2", 10 * HOUR - 7 * DAY, 30.0, 0.0),
-    ("c3", 50 * HOUR, 20.0, 0.0),
+    ("t1", 11 * HOUR, 100.0, 10.0, None),
+    ("t1", 24 * HOUR, 60.0, 6.0, None),
+    ("t1", 10 * HOUR - 2 * DAY, 20.0, 0.0, None),
+    ("t2", 57 * HOUR, 40.0, 0.0, None),
+    ("t2", 9 * HOUR, 5.0, 0.0, None),
+    ("t3", 33 * HOUR, 30.0, 3.0, 12.0),
+    ("c1", 36 * HOUR, 50.0, 0.0, None),
+    ("c1", 10 * HOUR - 8 * DAY, 10.0, 0.0, None),
+    ("c2", 10 * HOUR - 7 * DAY, 30.0, 0.0, 9.0),
+    ("c3", 50 * HOUR, 20.0, 0.0, None),
 ]
 
-# Per day, each user known by its end: (arm, converted, revenue, discount, pre_purchases,
-# pre_revenue), the columns of the headline's query.
+# Per day, each user known by its end: the columns of the headline's query, (arm, converted,
+# revenue, discount, rate_base, net_fixed, pre_purchases, pre_rate_base, pre_net_fixed); net
+# profit = net_fixed + rate * rate_base, where rate_base is revenue + discount of orders
+# without a margin and net_fixed the known margins minus every discount.
 T, C = "treatment", "control"
 EXPECTED: dict[dt.date, dict[str, tuple[Any, ...]]] = {
     DAYS[0]: {
-        "t1": (T, 1, 100.0, 10.0, 1, 20.0),
-        "t2": (T, 0, 0.0, 0.0, 1, 5.0),
-        "c1": (C, 0, 0.0, 0.0, 0, 0.0),
-        "c2": (C, 0, 0.0, 0.0, 1, 30.0),
+        "t1": (T, 1, 100.0, 10.0, 110.0, -10.0, 1, 20.0, 0.0),
+        "t2": (T, 0, 0.0, 0.0, 0.0, 0.0, 1, 5.0, 0.0),
+        "c1": (C, 0, 0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0),
+        "c2": (C, 0, 0.0, 0.0, 0.0, 0.0, 1, 0.0, 9.0),
     },
     DAYS[1]: {
-        "t1": (T, 1, 160.0, 16.0, 1, 20.0),
-        "t2": (T, 0, 0.0, 0.0, 1, 5.0),
-        "t3": (T, 1, 30.0, 3.0, 0, 0.0),
-        "c1": (C, 1, 50.0, 0.0, 0, 0.0),
-        "c2": (C, 0, 0.0, 0.0, 1, 30.0),
-        "c3": (C, 0, 0.0, 0.0, 0, 0.0),
+        "t1": (T, 1, 160.0, 16.0, 176.0, -16.0, 1, 20.0, 0.0),
+        "t2": (T, 0, 0.0, 0.0, 0.0, 0.0, 1, 5.0, 0.0),
+        "t3": (T, 1, 30.0, 3.0, 0.0, 9.0, 0, 0.0, 0.0),
+        "c1": (C, 1, 50.0, 0.0, 50.0, 0.0, 0, 0.0, 0.0),
+        "c2": (C, 0, 0.0, 0.0, 0.0, 0.0, 1, 0.0, 9.0),
+        "c3": (C, 0, 0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0),
     },
     DAYS[2]: {
-        "t1": (T, 1, 160.0, 16.0, 1, 20.0),
-        "t2": (T, 1, 40.0, 0.0, 1, 5.0),
-        "t3": (T, 1, 30.0, 3.0, 0, 0.0),
-        "t4": (T, 0, 0.0, 0.0, 0, 0.0),
-        "c1": (C, 1, 50.0, 0.0, 0, 0.0),
-        "c2": (C, 0, 0.0, 0.0, 1, 30.0),
-        "c3": (C, 1, 20.0, 0.0, 0, 0.0),
+        "t1": (T, 1, 160.0, 16.0, 176.0, -16.0, 1, 20.0, 0.0),
+        "t2": (T, 1, 40.0, 0.0, 40.0, 0.0, 1, 5.0, 0.0),
+        "t3": (T, 1, 30.0, 3.0, 0.0, 9.0, 0, 0.0, 0.0),
+        "t4": (T, 0, 0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0),
+        "c1": (C, 1, 50.0, 0.0, 50.0, 0.0, 0, 0.0, 0.0),
+        "c2": (C, 0, 0.0, 0.0, 0.0, 0.0, 1, 0.0, 9.0),
+        "c3": (C, 1, 20.0, 0.0, 20.0, 0.0, 0, 0.0, 0.0),
     },
 }
+#: Columns of an EXPECTED row after the arm (UserFigures' fields, in order).
+FIGURES = range(1, 9)
 
 
 def decision(user: str, control: bool, n: int, hour: int) -> Decision:
@@ -121,13 +127,23 @@ def decision(user: str, control: bool, n: int, hour: int) -> Decision:
     )
 
 
-def purchase(user: str, n: int, ts: int, total: float) -> ClickEvent:
+def purchase(user: str, n: int, ts: int, total: float, margin: float | None = None) -> ClickEvent:
+    """An order; with ``margin``, of one line carrying it (an order's margin is its lines')."""
+    items = () if margin is None else (LineItem(f"i-{user}-{n}", total, 1, margin=margin),)
     return ClickEvent(
-        f"buy-{user}-{n}", user, ts, EventType.PURCHASE, order_id=f"o-{user}-{n}", order_total=total
+        f"buy-{user}-{n}",
+        user,
+        ts,
+        EventType.PURCHASE,
+        order_id=f"o-{user}-{n}",
+        order_total=total,
+        items=items,
     )
 
 
-def redeemed(user: str, n: int, ts: int, total: float, discount: float) -> Outcome:
+def redeemed(
+    user: str, n: int, ts: int, total: float, discount: float, margin: float | None = None
+) -> Outcome:
     return Outcome(
         outcome_id=f"de-{user}-0:redeemed:{n}",
         decision_id=f"de-{user}-0",
@@ -139,6 +155,7 @@ def redeemed(user: str, n: int, ts: int, total: float, discount: float) -> Outco
         control=False,
         order_total=total,
         discount=discount,
+        order_margin=margin,
     )
 
 
@@ -161,11 +178,12 @@ def write_dataset(client: Any) -> None:
         for n, hour in enumerate(hours)
     ]
     events = [
-        purchase(user, n, DAY0 + at, total) for n, (user, at, total, _) in enumerate(PURCHASES)
+        purchase(user, n, DAY0 + at, total, margin)
+        for n, (user, at, total, _, margin) in enumerate(PURCHASES)
     ]
     outcomes = [
-        redeemed(user, n, DAY0 + at, total, discount)
-        for n, (user, at, total, discount) in enumerate(PURCHASES)
+        redeemed(user, n, DAY0 + at, total, discount, margin)
+        for n, (user, at, total, discount, margin) in enumerate(PURCHASES)
         if discount
     ]
     write(client, decisions, events, outcomes)

@@ -13,7 +13,7 @@ import pytest
 
 from promo.clickhouse import apply_migrations
 from streams.evaluation import Moments, difference_standard_error
-from tests.analyst_sql import GuideQuery, read_guide, write_sample
+from tests.analyst_sql import GuideQuery, read_guide, user_net_profits, write_sample
 from tests.current_clickhouse.conftest import ChdbClient
 
 DDL_DIR = Path(__file__).resolve().parents[2] / "deploy" / "clickhouse"
@@ -48,12 +48,13 @@ def test_the_interval_queries_agree_with_the_report_maths(
     (query,) = (q for q in QUERIES if q.question.startswith(f"{number}. "))
     (row,), columns = shop.execute(query.sql, with_column_types=True)
     got = dict(zip((name for name, _ in columns), row, strict=True))
-    users = shop.execute("SELECT control, revenue, discount FROM v_user_outcomes")
-    arms = []
-    for arm in (0, 1):
-        revenue, discount = (np.array([u[i] for u in users if u[0] == arm]) for i in (1, 2))
-        arms.append(revenue if margin is None else margin * (revenue + discount) - discount)
-    treatment, control = (Moments.of(values) for values in arms)
+    if margin is None:
+        users = shop.execute("SELECT control, revenue FROM v_user_outcomes")
+        arms = [[revenue for control, revenue in users if control == arm] for arm in (0, 1)]
+    else:  # from the sample's orders, each by the definition: some carry their own margin
+        nets = user_net_profits(margin).values()
+        arms = [[net for control, net in nets if control == arm] for arm in (False, True)]
+    treatment, control = (Moments.of(np.array(values)) for values in arms)
     difference = got["difference" if margin is None else "net_profit_difference"]
     assert difference == pytest.approx(treatment.mean - control.mean)
     se = difference_standard_error(treatment, control)

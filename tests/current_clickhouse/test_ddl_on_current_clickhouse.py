@@ -225,8 +225,13 @@ def test_decision_outcomes(loaded: ChdbClient) -> None:
 
 def test_treatment_vs_control(loaded: ChdbClient) -> None:
     rows = loaded.execute("SELECT * FROM v_treatment_vs_control ORDER BY arm")
+    # No margins were sent: net profit's rate base is revenue + discount, its fixed part the
+    # discount given (sum_rate_base, its square, sum_net_fixed, its square, their product).
     assert rows == [
-        ("control", 1, 1, 1, 1, 1.0, 0, 0, 0, 50.0, 2500.0, 0.0, 0.0, 0.0, 50.0, 0.0),
+        (
+            *("control", 1, 1, 1, 1, 1.0, 0, 0, 0, 50.0, 2500.0, 0.0, 0.0, 0.0, 50.0, 0.0),
+            *(50.0, 2500.0, 0.0, 0.0, 0.0),
+        ),
         (
             "treatment",
             0,
@@ -244,6 +249,7 @@ def test_treatment_vs_control(loaded: ChdbClient) -> None:
             1000.0,
             100 / 3,
             10 / 3,
+            *(110.0, 12_100.0, -10.0, 100.0, -1100.0),
         ),
     ]
 
@@ -298,18 +304,26 @@ def test_user_outcomes(loaded: ChdbClient) -> None:
 def test_users_treatment_vs_control(loaded: ChdbClient) -> None:
     rows = loaded.execute("SELECT * FROM v_users_treatment_vs_control ORDER BY arm")
     assert rows == [
-        ("control", 1, 1, 1, 1.0, 0, 50.0, 2500.0, 0.0, 0.0, 0.0, 50.0, 0.0),
-        ("treatment", 0, 2, 1, 0.5, 3, 100.0, 10_000.0, 10.0, 100.0, 1000.0, 50.0, 5.0),
+        (
+            *("control", 1, 1, 1, 1.0, 0, 50.0, 2500.0, 0.0, 0.0, 0.0, 50.0, 0.0),
+            *(50.0, 2500.0, 0.0, 0.0, 0.0),
+        ),
+        (
+            *("treatment", 0, 2, 1, 0.5, 3, 100.0, 10_000.0, 10.0, 100.0, 1000.0, 50.0, 5.0),
+            *(110.0, 12_100.0, -10.0, 100.0, -1100.0),
+        ),
     ]
 
 
 def test_the_report_per_user_query(loaded: ChdbClient) -> None:
     """The CUPED headline's query: a user's pre-period is the week before the first decision."""
     rows = loaded.execute(USERS_SQL, {"pre_period_ms": PRE_PERIOD_DAYS * DAY})
+    # arm, converted, revenue, discount, rate_base, net_fixed, and in the pre-period:
+    # purchases, rate base, fixed net profit (no margins sent: all at the rate)
     assert sorted(rows) == [
-        ("control", 1, 50.0, 0.0, 0, 0.0),
-        ("treatment", 0, 0.0, 0.0, 0, 0.0),  # u3: a purchase 30 days before is too early
-        ("treatment", 1, 100.0, 10.0, 1, 20.0),  # u1
+        ("control", 1, 50.0, 0.0, 50.0, 0.0, 0, 0.0, 0.0),
+        ("treatment", 0, 0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0),  # u3: 30 days before is too early
+        ("treatment", 1, 100.0, 10.0, 110.0, -10.0, 1, 20.0, 0.0),  # u1
     ]
 
 

@@ -28,6 +28,7 @@ from tests.itt_dataset import (
     DAY0,
     DAYS,
     EXPECTED,
+    FIGURES,
     HOUR,
     MARGIN,
     decision,
@@ -55,7 +56,7 @@ def _by_hand(users: dict[str, tuple[object, ...]]) -> dict[str, UserFigures]:
     return {
         arm: UserFigures(
             *(np.array([row[i] for row in users.values() if row[0] == arm], float)
-              for i in range(1, 6))
+              for i in FIGURES)
         )
         for arm in ("treatment", "control")
     }  # fmt: skip

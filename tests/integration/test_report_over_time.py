@@ -18,14 +18,14 @@ from promo.report_figures import (
     headline,
     read_evaluation,
 )
-from tests.itt_dataset import DAY, DAYS, EXPECTED, MARGIN, write_dataset
+from tests.itt_dataset import DAY, DAYS, EXPECTED, FIGURES, MARGIN, write_dataset
 
 
 def _by_hand(users: dict[str, tuple[object, ...]]) -> dict[str, UserFigures]:
     return {
         arm: UserFigures(
             *(np.array([row[i] for row in users.values() if row[0] == arm], float)
-              for i in range(1, 6))
+              for i in FIGURES)
         )
         for arm in ("treatment", "control")
     }  # fmt: skip

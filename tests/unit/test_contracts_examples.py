@@ -127,6 +127,18 @@ def test_event_example_without_a_field_its_type_requires_is_rejected(path: Path)
         assert list(_validator("clickstream-event").iter_errors(broken)) != [], name
 
 
+def test_the_examples_carry_margins_and_a_margin_above_its_price_is_refused() -> None:
+    """The schema cannot compare margin with price (two fields); our validator does."""
+    purchase = _check(json.loads((EXAMPLES / "event-purchase.json").read_text()))
+    assert isinstance(purchase, ClickEvent) and purchase.order_margin == pytest.approx(32.99)
+    view = json.loads((EXAMPLES / "event-view.json").read_text())
+    assert 0 < view["margin"] <= view["price"]
+    too_high = {**view, "margin": view["price"] + 0.01}
+    assert list(_validator("clickstream-event").iter_errors(too_high)) == []
+    checked = _check(too_high)
+    assert isinstance(checked, Rejected) and checked.reason is RejectReason.INVALID_VALUE
+
+
 def test_event_sent_with_another_key_is_rejected() -> None:
     event = json.loads((EXAMPLES / "event-view.json").read_text())
     checked = validate_event(json.dumps(event).encode(), key=b"session-17", message_ts=event["ts"])

@@ -16,16 +16,17 @@ from promo.report_figures import UserFigures, effect_over_time, headline
 MARGIN = 0.4
 DAY = 19_676  # 2023-11-15, in days since the epoch
 
-# (day, arm, converted, revenue, discount, pre_purchases, pre_revenue) per user known by then.
+# (day, arm, converted, revenue, discount, rate_base, net_fixed, pre_purchases, pre_rate_base,
+# pre_net_fixed) per user known by then.
 ROWS = [
-    (DAY, "treatment", 1, 100.0, 10.0, 1, 20.0),
-    (DAY, "treatment", 0, 0.0, 0.0, 0, 0.0),
-    (DAY, "control", 0, 0.0, 0.0, 1, 30.0),  # one control user: no interval on day 1
-    (DAY + 1, "treatment", 1, 100.0, 10.0, 1, 20.0),
-    (DAY + 1, "treatment", 1, 40.0, 0.0, 0, 0.0),
-    (DAY + 1, "treatment", 0, 0.0, 0.0, 0, 0.0),
-    (DAY + 1, "control", 1, 50.0, 0.0, 1, 30.0),
-    (DAY + 1, "control", 0, 0.0, 0.0, 0, 0.0),
+    (DAY, "treatment", 1, 100.0, 10.0, 110.0, -10.0, 1, 20.0, 0.0),
+    (DAY, "treatment", 0, 0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0),
+    (DAY, "control", 0, 0.0, 0.0, 0.0, 0.0, 1, 30.0, 0.0),  # one control user: no interval
+    (DAY + 1, "treatment", 1, 100.0, 10.0, 110.0, -10.0, 1, 20.0, 0.0),
+    (DAY + 1, "treatment", 1, 40.0, 0.0, 0.0, 16.0, 0, 0.0, 0.0),  # an order with its margin
+    (DAY + 1, "treatment", 0, 0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0),
+    (DAY + 1, "control", 1, 50.0, 0.0, 50.0, 0.0, 1, 30.0, 0.0),
+    (DAY + 1, "control", 0, 0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0),
 ]
 
 
@@ -43,7 +44,7 @@ class _Columns:
 
 def _figures(rows: list[tuple[Any, ...]], arm: str) -> UserFigures:
     return UserFigures(
-        *(np.array([r[i] for r in rows if r[1] == arm], float) for i in range(2, 7))
+        *(np.array([r[i] for r in rows if r[1] == arm], float) for i in range(2, 10))
     )  # fmt: skip
 
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import jsonschema
 import orjson
 
 from schemas import JSON_SCHEMA_DIR
 from schemas.decisions import NO_OFFER
-from schemas.events import ClickEvent, EventType
+from schemas.events import ClickEvent, EventType, LineItem
 from schemas.outcomes import OutcomeType
 from streams.engine import DecisionEngine, EngineOutput
 from streams.feature_vector import FEATURE_NAMES
+from streams.policy import choose_offer
+from streams.uplift import Belief, UpliftModel
 from streams.user_state import UserState
 from tests.unit.conftest import HOUR, FixedOffer, make_engine
 
@@ -185,3 +188,82 @@ def test_a_replayed_decision_is_the_decision_already_sent_whatever_the_model() -
     assert later.replays == {}  # used once
     _, fresh = run(later, [view(1, T0)])  # not a replay: today's model decides
     assert fresh.decisions[0].chosen_offer == "pct20"
+
+
+# --- per-item margins: the order is valued at the cart's margin rate --------------------------
+
+
+class KnownEffects(UpliftModel):
+    """Every offer surely lifts P(buy) from 0.1 by 1.5 log-odds: only the economics decide."""
+
+    def belief(self, vector: tuple[float, ...], trigger: str) -> Belief:
+        offers = self.actions[1:]
+        return Belief(0.1, dict.fromkeys(offers, 1.5), dict.fromkeys(offers, 0.01))
+
+
+def known_effects_engine() -> DecisionEngine:
+    engine = make_engine()
+    engine.snapshot = replace(engine.snapshot, response=KnownEffects(engine.snapshot.actions))
+    return engine
+
+
+def cart_add(user: str, margin: float | None) -> ClickEvent:
+    return ClickEvent(
+        f"add-{user}",
+        user,
+        T0,
+        EventType.ADD_TO_CART,
+        item_id="i1",
+        category="shoes",
+        price=80.0,
+        quantity=1,
+        margin=margin,
+    )
+
+
+def test_a_rich_margin_cart_makes_an_offer_worth_more_than_a_thin_one() -> None:
+    engine = known_effects_engine()
+    _, rich = run(engine, [cart_add("rich", margin=48.0)])  # 60 %
+    _, thin = run(engine, [cart_add("thin", margin=4.0)])  # 5 %
+    (r,), (t,) = rich.decisions, thin.decisions
+    assert r.expected_order_value == t.expected_order_value  # the same order at stake
+    for offer in ("pct10", "pct20", "free_shipping", "bundle15"):
+        assert r.scores[offer] > t.scores[offer], offer
+    # At 5 % a sale makes 4.00: no coupon pays for the sales it brings; at 60 % one does.
+    assert t.chosen_offer == NO_OFFER and r.chosen_offer != NO_OFFER
+
+
+def test_without_margins_the_order_is_valued_at_the_global_rate_exactly() -> None:
+    engine = known_effects_engine()
+    state = engine.new_state()
+    _, out = run(engine, [cart_add("plain", margin=None)], state)
+    (d,) = out.decisions
+    model, catalogue = engine.snapshot.response, engine.config.catalogue
+    before = choose_offer(  # the policy as it was: the configured rate, whatever the cart
+        model.belief(d.features, d.trigger),
+        order_value=model.order_value(d.features, d.trigger),
+        catalogue=catalogue,
+        gross_margin=engine.config.gross_margin,
+        redemption_rates={o.code: model.redemption_rate(o.code) for o in catalogue},
+        z=engine.config.confidence_z,
+        explore=False,
+        draw=0.0,
+    )
+    assert d.scores == before.scores and d.chosen_offer == before.action
+
+
+def test_a_purchase_outcome_carries_the_orders_margin_when_every_line_has_one() -> None:
+    engine = offering_engine()
+    state, out = run(engine, [view(1, T0)])
+    coupon = out.offers[0].coupon_code
+    lines = (LineItem("a", 50.0, 2, margin=20.0), LineItem("b", 10.0, 1, margin=4.0))
+    bought = replace(purchase(2, T0 + HOUR, coupon=coupon), order_total=99.0, items=lines)
+    _, out = run(engine, [bought], state)
+    assert [(o.type, o.order_margin) for o in out.outcomes] == [
+        (OutcomeType.PURCHASE, 44.0),  # 2 x 20 + 1 x 4, before the coupon
+        (OutcomeType.REDEEMED, 44.0),
+    ]
+    state, out = run(engine, [view(3, T0)])
+    partial = replace(bought, items=(*lines, LineItem("c", 5.0)), event_id="e4")
+    _, out = run(engine, [partial], state)
+    assert {o.order_margin for o in out.outcomes} == {None}  # a line without one: unknown

@@ -23,7 +23,7 @@ from streams.evaluation import (
     mean_difference,
     mean_interval,
     minimum_detectable_effect,
-    net_margin_moments,
+    net_profit_moments,
     policy_value,
     proportion_difference,
     ratio_of_differences,
@@ -31,6 +31,7 @@ from streams.evaluation import (
     student_t_quantile,
     wilson_interval,
 )
+from streams.off_policy import net_profit
 
 amounts = st.floats(min_value=0, max_value=1e4, allow_nan=False)
 samples = st.lists(amounts, min_size=2, max_size=40)
@@ -55,23 +56,25 @@ def test_moments_match_numpy(values: list[float]) -> None:
         assert math.isnan(m.variance)
 
 
-@given(st.lists(st.tuples(amounts, amounts), min_size=1, max_size=40), margins)
-def test_net_margin_moments_equal_those_of_the_per_decision_net_margin(
-    pairs: list[tuple[float, float]], margin: float
+@given(st.lists(st.tuples(amounts, amounts, st.none() | amounts), min_size=1, max_size=40), margins)
+def test_net_profit_moments_equal_those_of_the_per_decision_net_profit(
+    orders: list[tuple[float, float, float | None]], margin: float
 ) -> None:
-    revenue = np.array([r for r, _ in pairs])
-    discount = np.array([d for _, d in pairs])
-    net = margin * (revenue + discount) - discount
-    m = net_margin_moments(
-        len(pairs),
-        float(revenue.sum()),
-        float((revenue**2).sum()),
-        float(discount.sum()),
-        float((discount**2).sum()),
-        float((revenue * discount).sum()),
+    """The views' split (rate_base, net_fixed) against each order's net profit by definition:
+    its own margin where known, the rate on revenue + discount elsewhere, minus the discount."""
+    net = [net_profit(r, d, margin, order_margin=g) for r, d, g in orders]
+    rate_base = np.array([r + d if g is None else 0.0 for r, d, g in orders])
+    net_fixed = np.array([(0.0 if g is None else g) - d for _, d, g in orders])
+    m = net_profit_moments(
+        len(orders),
+        float(rate_base.sum()),
+        float((rate_base**2).sum()),
+        float(net_fixed.sum()),
+        float((net_fixed**2).sum()),
+        float((rate_base * net_fixed).sum()),
         margin,
     )
-    expected = Moments.of(list(net))
+    expected = Moments.of(net)
     assert m.total == pytest.approx(expected.total, rel=1e-9, abs=1e-6)
     assert m.total_sq == pytest.approx(expected.total_sq, rel=1e-9, abs=1e-3)
 

@@ -172,3 +172,18 @@ def test_a_user_idle_past_the_eviction_horizon_looks_new(
     assert [v for i, v in enumerate(feature_vector(kept, back)) if i != interest] == [
         v for i, v in enumerate(feature_vector(new, back)) if i != interest
     ]
+
+
+def test_the_cart_margin_rate_weighs_lines_by_value() -> None:
+    f = SlidingWindowFeatures()
+    assert f.cart_margin_rate(0.3) == 0.3  # an empty cart says nothing
+    f.update("add_to_cart", ts=0, amount=50.0, item_id="a", quantity=2, category="x")
+    assert f.cart_margin_rate(0.3) == 0.3  # no margin anywhere: the global rate, exactly
+    f.update("add_to_cart", ts=1, amount=100.0, item_id="b", quantity=1, margin=60.0)
+    assert f.cart_margin_rate(0.3) == pytest.approx((0.3 * 100 + 60) / 200)
+    f.update("add_to_cart", ts=2, amount=120.0, item_id="b", quantity=1, margin=10.0)
+    assert f.cart["b"] == [100.0, 2, None, 60.0]  # a line keeps its first price and margin
+    f.update("remove_from_cart", ts=3, item_id="a", quantity=2)
+    assert f.cart_margin_rate(0.3) == pytest.approx(0.6)  # only the 60-on-100 line is left
+    f.update("purchase", ts=4, amount=200.0)
+    assert f.cart_margin_rate(0.3) == 0.3

@@ -43,8 +43,10 @@ NAN = Estimate(math.nan, math.nan, math.nan)
 
 def _users(converted: list[int], revenue: list[float]) -> UserFigures:
     zeros = np.zeros(len(converted))
+    # No discounts, no margins sent: the rate applies to all of the revenue.
     return UserFigures(
-        np.array(converted, float), np.array(revenue), zeros, zeros, zeros.copy()
+        np.array(converted, float), np.array(revenue), zeros, np.array(revenue), zeros,
+        zeros, zeros, zeros,
     )  # fmt: skip
 
 
@@ -58,6 +60,11 @@ def _row(decisions: int, conversions: int, revenue: float) -> Row:
         "sum_discount": 0.0,
         "sum_discount_sq": 0.0,
         "sum_revenue_discount": 0.0,
+        "sum_rate_base": revenue,
+        "sum_rate_base_sq": revenue * revenue,
+        "sum_net_fixed": 0.0,
+        "sum_net_fixed_sq": 0.0,
+        "sum_rate_base_net_fixed": 0.0,
     }
 
 

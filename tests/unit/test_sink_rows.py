@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from hypothesis import given
@@ -19,6 +20,7 @@ from streams.sink_rows import (
     EVENT_COLUMNS,
     OUTCOME_COLUMNS,
     SUPPRESSION_COLUMNS,
+    UNKNOWN_MARGIN,
     datetime_seconds,
     dead_letter_row,
     decision_row,
@@ -92,6 +94,23 @@ def test_purchase_items_become_parallel_arrays() -> None:
     assert row["item_quantities"] == [2, 1]
     assert row["item_categories"] == ["shoes", ""]
     assert (row["order_total"], row["coupon_code"], row["offer_id"]) == (25.0, "P10-X", "of-1")
+    assert row["item_margins"] == [UNKNOWN_MARGIN, UNKNOWN_MARGIN]
+    assert row["order_margin"] == UNKNOWN_MARGIN
+
+
+def test_an_order_whose_lines_all_carry_margins_has_its_margin_in_the_row() -> None:
+    lines = (LineItem("i1", 10.0, 2, margin=4.0), LineItem("i2", 5.0, margin=0.0))
+    purchase = ClickEvent(
+        "e3", "u1", TS, EventType.PURCHASE, order_id="o1", order_total=25.0, items=lines
+    )
+    row = dict(zip(EVENT_COLUMNS, event_row(purchase, 0, 0), strict=True))
+    assert row["item_margins"] == [4.0, 0.0]  # a margin of 0 is known, not missing
+    assert row["order_margin"] == 8.0  # 2 x 4 + 1 x 0
+    outcome = Outcome("o1", "de-1", "u1", TS, OutcomeType.PURCHASE, "e3", "none", False, 25.0)
+    for margin, stored in ((None, UNKNOWN_MARGIN), (8.0, 8.0)):
+        with_margin = replace(outcome, order_margin=margin)
+        row = dict(zip(OUTCOME_COLUMNS, outcome_row(with_margin), strict=True))
+        assert row["order_margin"] == stored
 
 
 def test_decision_row_aligns_scores_and_probabilities() -> None:
@@ -139,7 +158,12 @@ ids = st.text(min_size=1, max_size=12)
 optional_text = st.none() | ids
 money = st.floats(min_value=0, max_value=1e6, allow_nan=False)
 line_items = st.builds(
-    LineItem, ids, money, st.integers(1, 10_000), st.none() | st.text(min_size=1, max_size=8)
+    LineItem,
+    ids,
+    money,
+    st.integers(1, 10_000),
+    st.none() | st.text(min_size=1, max_size=8),
+    st.none() | money,
 )
 events = st.builds(
     ClickEvent,
@@ -158,7 +182,12 @@ events = st.builds(
     items=st.lists(line_items, max_size=4).map(tuple),
     coupon_code=optional_text,
     offer_id=optional_text,
+    margin=st.none() | money,
 )
+
+
+def _margin(stored: float) -> float | None:
+    return None if stored == UNKNOWN_MARGIN else stored
 
 
 @given(events, st.integers(0, 1023), st.integers(0, 2**63))
@@ -179,17 +208,19 @@ def test_event_row_loses_nothing(event: ClickEvent, partition: int, offset: int)
         order_id=row["order_id"] or None,
         order_total=row["order_total"],
         items=tuple(
-            LineItem(i, p, q, c or None)
-            for i, p, q, c in zip(
+            LineItem(i, p, q, c or None, _margin(m))
+            for i, p, q, c, m in zip(
                 row["item_ids"],
                 row["item_prices"],
                 row["item_quantities"],
                 row["item_categories"],
+                row["item_margins"],
                 strict=True,
             )
         ),
         coupon_code=row["coupon_code"] or None,
         offer_id=row["offer_id"] or None,
+        margin=_margin(row["margin"]),
     )
 
     def blank(value: str | None) -> str | None:
@@ -208,11 +239,16 @@ def test_event_row_loses_nothing(event: ClickEvent, partition: int, offset: int)
         blank(event.query),
         blank(event.order_id),
         event.order_total,
-        tuple(LineItem(i.item_id, i.price, i.quantity, blank(i.category)) for i in event.items),
+        tuple(
+            LineItem(i.item_id, i.price, i.quantity, blank(i.category), i.margin)
+            for i in event.items
+        ),
         blank(event.coupon_code),
         blank(event.offer_id),
+        event.margin,
     )
     assert rebuilt == expected
+    assert _margin(row["order_margin"]) == event.order_margin
     assert row["ts"] == min(event.ts // 1000, 2**32 - 1)
     assert (row["kafka_partition"], row["kafka_offset"]) == (partition, offset)
 

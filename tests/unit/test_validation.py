@@ -66,6 +66,9 @@ VIEW = {
             },
             RejectReason.WRONG_TYPE,
         ),
+        ({**VIEW, "margin": "3"}, RejectReason.WRONG_TYPE),
+        ({**VIEW, "margin": -0.5}, RejectReason.INVALID_VALUE),
+        ({**VIEW, "margin": 9.51}, RejectReason.INVALID_VALUE),  # above its price of 9.5
     ],
 )
 def test_each_problem_has_its_reason(raw: object, reason: RejectReason) -> None:
@@ -102,6 +105,61 @@ def test_purchase_with_items_and_coupon() -> None:
     assert event.items[0].quantity == 2 and event.coupon_code == "P10-X"
 
 
+PURCHASE = {
+    "event_id": "e",
+    "user_id": "u1",
+    "ts": TS,
+    "type": "purchase",
+    "order_id": "o1",
+    "order_total": 110,
+    "items": [
+        {"item_id": "a", "price": 50, "quantity": 2, "margin": 20},
+        {"item_id": "b", "price": 10, "margin": 4},
+    ],
+}
+
+
+def test_margins_are_read_on_item_events_and_purchase_lines() -> None:
+    view = check({**VIEW, "margin": 9.5})  # the whole price: a margin may equal it
+    assert isinstance(view, ClickEvent) and view.margin == 9.5
+    free = check({**VIEW, "price": 0, "margin": 0})
+    assert isinstance(free, ClickEvent) and free.margin == 0.0
+    purchase = check(PURCHASE)
+    assert isinstance(purchase, ClickEvent)
+    assert [line.margin for line in purchase.items] == [20.0, 4.0]
+    assert purchase.order_margin == 44.0  # 2 x 20 + 1 x 4
+
+
+def test_an_order_without_every_lines_margin_has_no_margin() -> None:
+    items = [PURCHASE["items"][0], {"item_id": "c", "price": 5}]  # type: ignore[index]
+    purchase = check({**PURCHASE, "items": items})
+    assert isinstance(purchase, ClickEvent) and purchase.order_margin is None
+    no_items = check({k: v for k, v in PURCHASE.items() if k != "items"})
+    assert isinstance(no_items, ClickEvent) and no_items.order_margin is None
+
+
+@pytest.mark.parametrize(
+    ("event", "detail"),
+    [
+        ({**VIEW, "margin": 12}, "'margin' 12 exceeds 'price' 9.5"),
+        (
+            {**PURCHASE, "items": [{"item_id": "a", "price": 50, "margin": 60}]},
+            "items[0]: 'margin' 60 exceeds 'price' 50",
+        ),
+        (
+            {**PURCHASE, "items": [{"item_id": "a", "price": 50, "margin": -1}]},
+            "items[0]: 'margin' must be within 0..1e+06, got -1",
+        ),
+    ],
+)
+def test_a_margin_above_its_price_or_negative_is_an_invalid_value(
+    event: dict[str, object], detail: str
+) -> None:
+    result = check(event)
+    assert isinstance(result, Rejected), result
+    assert (result.reason, result.detail.split(" (")[0]) == (RejectReason.INVALID_VALUE, detail)
+
+
 def test_round_trip_through_the_wire_form() -> None:
     event = check(VIEW)
     assert isinstance(event, ClickEvent)
@@ -121,7 +179,8 @@ _values = st.one_of(
     st.sampled_from([t.value for t in EventType] + ["hover"]),
     st.lists(
         st.fixed_dictionaries(
-            {"item_id": st.text(min_size=1, max_size=2), "price": st.integers(0, 9)}
+            {"item_id": st.text(min_size=1, max_size=2), "price": st.integers(0, 9)},
+            optional={"margin": st.one_of(st.integers(-1, 10), st.just("1"))},
         ),
         max_size=2,
     ),
@@ -135,6 +194,7 @@ _fields = st.sampled_from(
         "item_id",
         "category",
         "price",
+        "margin",
         "quantity",
         "query",
         "order_id",
@@ -171,11 +231,28 @@ def candidate_events(draw: st.DrawFn) -> dict[str, object]:
     return {k: v for k, v in base.items() if v is not None}
 
 
+def _margins_within_prices(event: dict[str, object]) -> bool:
+    """The one rule the validator adds to the schema (which cannot compare two fields): a
+    margin, where the event or a line has a price, is at most that price."""
+
+    def within(record: object) -> bool:
+        if not isinstance(record, dict):
+            return True
+        margin, price = record.get("margin"), record.get("price")
+        numbers = all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in (margin, price)
+        )
+        return not numbers or margin <= price  # type: ignore[operator]
+
+    items = event.get("items")
+    return within(event) and all(map(within, items if isinstance(items, list) else []))
+
+
 @settings(max_examples=400, deadline=None)
 @given(candidate_events())
 def test_accepts_exactly_what_the_json_schema_accepts(event: dict[str, object]) -> None:
     ours = check(event, key=str(event.get("user_id", "")).encode())
-    schema_ok = SCHEMA_VALIDATOR.is_valid(event)
+    schema_ok = SCHEMA_VALIDATOR.is_valid(event) and _margins_within_prices(event)
     assert isinstance(ours, ClickEvent) == schema_ok, (event, ours)
 
 
