@@ -13,8 +13,8 @@ import shlex
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from functools import partial
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -448,7 +448,8 @@ def _wait_drained(settings: Settings, args: argparse.Namespace) -> int:
 def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
     from agents.app import engine_config
     from promo.evaluation_store import sql_estimate
-    from simulator.evaluate import EvaluationConfig, evaluate, format_summary
+    from simulator.closed_loop import LoopResult
+    from simulator.evaluate import EvaluationConfig, evaluate, format_summary, simulated_hours
 
     try:
         config = EvaluationConfig(
@@ -463,8 +464,15 @@ def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise ConfigError(f"promo evaluate: {exc}") from None
-    estimate = None if args.no_sql else partial(sql_estimate, settings)
-    result = evaluate(config, estimate)
+    # On stderr, and only on a terminal: --json's stdout stays one JSON object.
+    with progress.bar(total=simulated_hours(config), unit="h", desc="simulated") as simulated:
+
+        def estimate(policy: str, run: LoopResult) -> dict[str, Any]:
+            simulated.set_description(f"SQL estimate of {policy}")  # after the simulation
+            return sql_estimate(settings, policy, run)
+
+        on_progress = None if simulated.disable else simulated.update
+        result = evaluate(config, None if args.no_sql else estimate, on_progress)
     if args.json:
         print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     else:
