@@ -44,6 +44,9 @@ QUICK_EVENTS = 20_000
 #: The issue asks for half the rate; a quarter, first, shows latency where the 2 shared
 #: cores keep up in real time.
 LATENCY_PHASES = ((0.25, 0.5), (0.5, 1.0))
+#: The stages ``measure`` tells ``log`` as it starts each (``promo bench``'s progress): the
+#: backlog, both ceilings, the stages in process, two workers, one, each latency phase, memory.
+STAGES = 7 + len(LATENCY_PHASES)
 STATE_METHOD = (
     "the latest value per user key on the one-worker run's user-state changelog topic, read "
     "record by record once the backlog was drained (budget ledgers left out): what the "
@@ -247,7 +250,7 @@ def run(
     log: Callable[[str], None],
 ) -> dict[str, Any]:
     """``promo bench``: ``settings`` are the command's (its ``--env-file`` too); the stages
-    run in process with them."""
+    run in process with them. ``log`` is told each of the ``STAGES`` as it starts."""
     options = Options.of(events, quick)
     started = time.monotonic()
     servers = Servers.from_environment()

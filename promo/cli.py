@@ -548,12 +548,11 @@ def _dead_letter_lines(value: bytes) -> list[str]:
 
 
 def _bench(settings: Settings, args: argparse.Namespace) -> int:
-    from benchmarks.bench import run
+    from benchmarks.bench import STAGES, run
 
     command = shlex.join(["promo", *sys.argv[1:]])
-    figures = run(
-        settings, args.events, args.quick, command, lambda line: print(line, file=sys.stderr)
-    )
+    with progress.stages(total=STAGES, desc="bench") as stage:  # stderr: stdout is the JSON
+        figures = run(settings, args.events, args.quick, command, stage)
     print(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode())
     return 0
 

@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from promo import progress
 from promo.cli import main
-from promo.progress import bar
+from promo.progress import bar, stages
 
 
 class Terminal(io.StringIO):
@@ -48,3 +48,14 @@ def test_evaluate_counts_simulated_hours_on_stderr_and_its_json_stays_one_object
     # Every hour the worker process played reached the bar (the random policy's 48).
     [simulated] = bars
     assert simulated.n == simulated.total == 48
+
+
+def test_stages_count_on_a_terminal_and_their_lines_stay_everywhere() -> None:
+    terminal, log = Terminal(), io.StringIO()
+    for stream in (terminal, log):
+        with stages(total=3, desc="bench", file=stream) as start:
+            start("bench: transport ceiling")
+            start("bench: framework ceiling")
+    assert log.getvalue() == "bench: transport ceiling\nbench: framework ceiling\n"
+    shown = terminal.getvalue()
+    assert "bench: framework ceiling\n" in shown and "1/3" in shown and "stage" in shown
