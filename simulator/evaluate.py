@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -46,7 +47,7 @@ from streams.policy import in_control_group, in_explore_cohort
 
 #: Sim start: a Monday 00:00 UTC, so runs line up on the daily cycle whatever the date.
 START_MS = 1_700_438_400_000
-Z95 = 1.959963984540054
+Z95 = NormalDist().inv_cdf(0.975)
 
 
 @dataclass(frozen=True)
