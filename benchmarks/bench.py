@@ -34,7 +34,7 @@ from benchmarks.server_cpu import server_pids
 from benchmarks.stages import StageFigures, measure_stages
 from chaos.backlog import DAYS
 from chaos.servers import PARTITIONS, Servers, isolated_run
-from promo.settings import load_settings
+from promo.settings import Settings
 
 #: About 6.5 minutes in all on 2 cores (each 100,000 events add about 55 s to some 2.5
 #: minutes of start-ups, clean-ups and the latency phases); --quick about 1.5.
@@ -44,6 +44,9 @@ QUICK_EVENTS = 20_000
 #: The issue asks for half the rate; a quarter, first, shows latency where the 2 shared
 #: cores keep up in real time.
 LATENCY_PHASES = ((0.25, 0.5), (0.5, 1.0))
+#: The stages ``measure`` tells ``log`` as it starts each (``promo bench``'s progress): the
+#: backlog, both ceilings, the stages in process, two workers, one, each latency phase, memory.
+STAGES = 7 + len(LATENCY_PHASES)
 STATE_METHOD = (
     "the latest value per user key on the one-worker run's user-state changelog topic, read "
     "record by record once the backlog was drained (budget ledgers left out): what the "
@@ -94,8 +97,9 @@ class Measured:
     memory: dict[str, Any]
 
 
-def measure(options: Options, servers: Servers, log: Callable[[str], None]) -> Measured:
-    settings = load_settings()
+def measure(
+    options: Options, servers: Servers, settings: Settings, log: Callable[[str], None]
+) -> Measured:
     pids = server_pids(servers)
     with isolated_run(servers, "bench-backlog", {}) as source:
         log(f"bench: producing a backlog of {options.events:,} simulated events")
@@ -239,14 +243,23 @@ def _cpu_model() -> str:
 
 
 def run(
-    events: int | None, quick: bool, command: str, log: Callable[[str], None]
+    settings: Settings,
+    events: int | None,
+    quick: bool,
+    command: str,
+    log: Callable[[str], None],
 ) -> dict[str, Any]:
+    """``promo bench``: ``settings`` are the command's (its ``--env-file`` too); the stages
+    run in process with them. ``log`` is told each of the ``STAGES`` as it starts."""
     options = Options.of(events, quick)
     started = time.monotonic()
     servers = Servers.from_environment()
     servers.check()
     described = machine(servers)
     measured = measure(
-        options, servers, lambda line: log(f"[{time.monotonic() - started:4.0f} s] {line}")
+        options,
+        servers,
+        settings,
+        lambda line: log(f"[{time.monotonic() - started:4.0f} s] {line}"),
     )
     return report(measured, options, command, described, time.monotonic() - started)

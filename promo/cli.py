@@ -1,7 +1,8 @@
 """``promo``: the one command line of promo-stream (worker, simulator, report, operations).
 
-Settings come from ``PROMO_*`` environment variables (``promo settings`` prints them); a bad
-value stops the command with the variable's name.
+Settings come from ``PROMO_*`` environment variables (``promo settings`` prints them), over
+a profile file when one is named (``--env-file``, else ``PROMO_ENV_FILE``); a bad value stops
+the command with the variable's name.
 """
 
 from __future__ import annotations
@@ -12,17 +13,22 @@ import shlex
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from functools import partial
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from promo import logs, progress
-from promo.settings import Settings, load_settings
+from promo.settings import ENV_FILE_VARIABLE, Settings, env_file_from, load_settings
 from simulator.policies import POLICY_NAMES
-from streams.errors import ConfigError, PromoError
+from streams.errors import ConfigError, PromoError, ServerUnavailable
 
-EPILOG = "Settings: PROMO_* environment variables; `promo settings` lists them with their values."
+EPILOG = (
+    "Settings: PROMO_* environment variables, over the file --env-file (or PROMO_ENV_FILE) "
+    "names; `promo settings` lists them with their values."
+)
+#: The local servers' profile (`make up`), relative to the project tree.
+LOCAL_PROFILE = "deploy/local/promo.env"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,19 +38,53 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logs.quiet_chatty_clients()
+    settings = None
     try:
-        settings = load_settings()
+        settings = load_settings(args.env_file)
         logs.configure(settings.log_format)
         command: Callable[[Settings, argparse.Namespace], int] = args.command
         return command(settings, args)
     except ConfigError as exc:
         print(f"promo: configuration error: {exc}", file=sys.stderr)
         return 2
+    except ServerUnavailable as exc:
+        print(f"promo: {exc}{_local_profile_hint(settings, args)}", file=sys.stderr)
+        return 1
     except PromoError as exc:
         print(f"promo: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _local_profile_hint(settings: Settings | None, args: argparse.Namespace) -> str:
+    """A server did not answer at its default address and no profile was read: most likely
+    the local servers (elsewhere) without their profile, so say how to read it."""
+    if settings is None or env_file_from(args.env_file) is not None:
+        return ""
+    fields = Settings.model_fields
+    if (settings.broker_url, settings.clickhouse_url) != (
+        fields["broker_url"].default,
+        fields["clickhouse_url"].default,
+    ):
+        return ""
+    return (
+        f"\n  for the local servers (make up) read their profile: "
+        f"promo --env-file {LOCAL_PROFILE} {args.command_name}; "
+        f"or once per shell: export {ENV_FILE_VARIABLE}=$PWD/{LOCAL_PROFILE}"
+    )
+
+
+def _add_env_file(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        default=default,
+        metavar="PATH",
+        help=f"read PROMO_* settings from this file of KEY=value lines (the local servers: "
+        f"{LOCAL_PROFILE}); variables set in the environment win over it. "
+        f"Default: the file {ENV_FILE_VARIABLE} names, else none",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,13 +94,16 @@ def _parser() -> argparse.ArgumentParser:
         "clickstream -> features -> models -> offers -> ClickHouse.",
         epilog=EPILOG,
     )
+    _add_env_file(parser, None)
     sub = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     def command(
         name: str, fn: Callable[[Settings, argparse.Namespace], int], text: str
     ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text, description=text, epilog=EPILOG)
-        p.set_defaults(command=fn)
+        p.set_defaults(command=fn, command_name=name)
+        # Also after the command; SUPPRESS keeps a value given before it.
+        _add_env_file(p, argparse.SUPPRESS)
         return p
 
     command(
@@ -405,7 +448,8 @@ def _wait_drained(settings: Settings, args: argparse.Namespace) -> int:
 def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
     from agents.app import engine_config
     from promo.evaluation_store import sql_estimate
-    from simulator.evaluate import EvaluationConfig, evaluate, format_summary
+    from simulator.closed_loop import LoopResult
+    from simulator.evaluate import EvaluationConfig, evaluate, format_summary, simulated_hours
 
     try:
         config = EvaluationConfig(
@@ -420,8 +464,15 @@ def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise ConfigError(f"promo evaluate: {exc}") from None
-    estimate = None if args.no_sql else partial(sql_estimate, settings)
-    result = evaluate(config, estimate)
+    # On stderr, and only on a terminal: --json's stdout stays one JSON object.
+    with progress.bar(total=simulated_hours(config), unit="h", desc="simulated") as simulated:
+
+        def estimate(policy: str, run: LoopResult) -> dict[str, Any]:
+            simulated.set_description(f"SQL estimate of {policy}")  # after the simulation
+            return sql_estimate(settings, policy, run)
+
+        on_progress = None if simulated.disable else simulated.update
+        result = evaluate(config, None if args.no_sql else estimate, on_progress)
     if args.json:
         print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     else:
@@ -497,15 +548,19 @@ def _dead_letter_lines(value: bytes) -> list[str]:
 
 
 def _bench(settings: Settings, args: argparse.Namespace) -> int:
-    from benchmarks.bench import run
+    from benchmarks.bench import STAGES, run
 
     command = shlex.join(["promo", *sys.argv[1:]])
-    figures = run(args.events, args.quick, command, lambda line: print(line, file=sys.stderr))
+    with progress.stages(total=STAGES, desc="bench") as stage:  # stderr: stdout is the JSON
+        figures = run(settings, args.events, args.quick, command, stage)
     print(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode())
     return 0
 
 
 def _settings(settings: Settings, args: argparse.Namespace) -> int:
+    source = env_file_from(args.env_file)
+    if source is not None:  # a comment: the output stays a file --env-file can read
+        print(f"# from the environment, then {source[0]} ({source[1]}): the environment wins")
     for name, value in settings.model_dump(mode="json").items():
         print(f"PROMO_{name.upper()}={value}")
     return 0

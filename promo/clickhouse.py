@@ -27,7 +27,7 @@ from clickhouse_driver.errors import Error as DriverError
 from clickhouse_driver.errors import ServerException
 
 from promo.settings import Settings
-from streams.errors import ConfigError, PromoError, SinkError
+from streams.errors import ConfigError, PromoError, ServerUnavailable, SinkError
 
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -45,7 +45,7 @@ ORDER BY version
 """
 
 
-class ClickHouseUnavailable(PromoError):
+class ClickHouseUnavailable(ServerUnavailable):
     """ClickHouse did not answer or refused the connection; the message names the server."""
 
 

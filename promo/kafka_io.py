@@ -15,13 +15,13 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from promo.settings import Settings
-from streams.errors import PromoError
+from streams.errors import PromoError, ServerUnavailable
 from streams.models import ModelSnapshot
 
 log = logging.getLogger(__name__)
 
 
-class BrokerUnavailable(PromoError):
+class BrokerUnavailable(ServerUnavailable):
     """The Kafka broker did not answer; the message names it."""
 
 

@@ -2,12 +2,15 @@
 
 Defaults are production values (Apache Kafka, current ClickHouse). The local Tansu broker's
 quirks are not defaults: they live in the local profile ``deploy/local/promo.env``, which the
-Makefile exports. Pure code never sees this object: agents pass it plain typed values.
+Makefile exports and ``promo --env-file`` (or ``PROMO_ENV_FILE``) reads. Nothing reads it
+unasked: a production host never picks up the local profile. Pure code never sees this
+object: agents pass it plain typed values.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import ssl
 from functools import cached_property
 from pathlib import Path
@@ -266,14 +269,38 @@ class Settings(BaseSettings):
             raise ConfigError(f"PROMO_OFFER_CATALOGUE={self.offer_catalogue}: {exc}") from None
 
 
-def load_settings() -> Settings:
-    """Build the settings once; a bad value stops start-up with the variable's name."""
+#: Names a profile file (``KEY=value`` lines) to read beneath the environment, like
+#: ``promo --env-file``; never a field itself.
+ENV_FILE_VARIABLE = "PROMO_ENV_FILE"
+
+
+def env_file_from(option: Path | None) -> tuple[Path, str] | None:
+    """The profile file to read and what named it (``--env-file`` wins over
+    ``PROMO_ENV_FILE``), or ``None``: then only the environment counts."""
+    if option is not None:
+        return option, "--env-file"
+    named = os.environ.get(ENV_FILE_VARIABLE)
+    return (Path(named), ENV_FILE_VARIABLE) if named else None
+
+
+def load_settings(env_file: Path | None = None) -> Settings:
+    """Build the settings once; a bad value stops start-up with the variable's name.
+
+    ``env_file`` (else the file ``PROMO_ENV_FILE`` names) is read beneath the environment: a
+    variable set in the environment wins over the file's line. A missing file stops start-up
+    naming the option, rather than falling back to production defaults unnoticed.
+    """
+    source = env_file_from(env_file)
+    if source is not None and not source[0].is_file():
+        raise ConfigError(f"{source[1]} {source[0]}: no such file")
     try:
-        return Settings()
+        # pydantic-settings reads the file itself (dotenv), under the environment.
+        return Settings(_env_file=source[0] if source else None)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
             name = "_".join(str(p) for p in error["loc"]) if error["loc"] else ""
             var = f"PROMO_{name.upper()}" if name else "settings"
             problems.append(f"{var}: {error['msg']}")
-        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+        where = f" (environment, then {source[0]})" if source else ""
+        raise ConfigError(f"invalid configuration{where}: " + "; ".join(problems)) from None

@@ -15,9 +15,13 @@ then the effect of their offers alone, and its standard error is small.
 >>> from simulator.population import build_population
 >>> from streams.catalogue import DEFAULT_CATALOGUE
 >>> population = build_population(40, seed=2)
->>> result = play(population, None, seed=2, days=1.0, start_ms=1_700_000_000_000)
+>>> hours = []
+>>> result = play(population, None, seed=2, days=1.0125, start_ms=1_700_000_000_000,
+...               on_progress=hours.append)
 >>> len(result.profits) == 40 and result.decisions == [] and result.events > 40
 True
+>>> len(hours), round(sum(hours), 6)  # once per simulated hour, and the last 0.3 h
+(25, 24.3)
 """
 
 from __future__ import annotations
@@ -40,8 +44,10 @@ from streams.user_state import UserState
 
 #: Sim time per loop step; offers created within a step are shown by its end.
 STEP_MS = 60_000
-#: How often windows of users who stay away are closed (the worker's sweep).
-SWEEP_MS = 3_600_000
+HOUR_MS = 3_600_000
+#: How often windows of users who stay away are closed (the worker's sweep), and progress
+#: is told.
+SWEEP_MS = HOUR_MS
 
 
 @dataclass(slots=True)
@@ -76,6 +82,7 @@ def play(
     publish_every: int = 200,
     run_id: str = "loop",
     warmup_days: float = 0.0,
+    on_progress: Callable[[float], object] | None = None,
 ) -> LoopResult:
     """Run ``days`` of the shop with the engine ``engine_for(shop)`` deciding (``None``: no
     engine, no offers). The engine is built on the shop so that an oracle can look inside.
@@ -83,6 +90,8 @@ def play(
     The first ``warmup_days`` of the ``days`` are history: the engine follows every event
     (features, windows) but takes no decision, as a shop has before the engine starts, so
     that analysts have a pre-period (CUPED) and the policy starts from known users.
+    ``on_progress`` is told the simulated hours played, at each hourly sweep (not per event:
+    nothing on the hot loop).
     """
     shop = Shop(population, start_ms=start_ms, run_id=run_id, seed=seed)
     engine = engine_for(shop) if engine_for else None
@@ -93,7 +102,7 @@ def play(
     if engine and deciding and decide_from > start_ms:
         engine.config = replace(deciding, triggers=frozenset())
     loop = _Loop(engine, shop, publish_every)
-    now, next_sweep = start_ms, start_ms + SWEEP_MS
+    now, next_sweep, reported = start_ms, start_ms + SWEEP_MS, start_ms
     while now < end_ms:
         if engine and deciding and now >= decide_from:
             engine.config = deciding
@@ -102,6 +111,11 @@ def play(
         if now >= next_sweep:
             loop.sweep(now)
             next_sweep += SWEEP_MS
+            if on_progress is not None:
+                on_progress((now - reported) / HOUR_MS)
+                reported = now
+    if on_progress is not None and now > reported:
+        on_progress((now - reported) / HOUR_MS)
     ledgers = [shop.ledger(i) for i in range(n)]
     out = loop.out
     return LoopResult(

@@ -18,10 +18,13 @@ nothing, as a shop has before it starts: the analysts' pre-period). For each pol
 from __future__ import annotations
 
 import math
+import multiprocessing
+import queue
 from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -44,7 +47,7 @@ from streams.policy import in_control_group, in_explore_cohort
 
 #: Sim start: a Monday 00:00 UTC, so runs line up on the daily cycle whatever the date.
 START_MS = 1_700_438_400_000
-Z95 = 1.959963984540054
+Z95 = NormalDist().inv_cdf(0.975)
 
 
 @dataclass(frozen=True)
@@ -74,13 +77,39 @@ class EvaluationConfig:
 SqlEstimate = Callable[[str, LoopResult], dict[str, Any]]
 
 
-def evaluate(config: EvaluationConfig, sql_estimate: SqlEstimate | None = None) -> dict[str, Any]:
-    """Run every policy and the no-offer world; the JSON-ready summary."""
+def simulated_hours(config: EvaluationConfig) -> float:
+    """The total ``evaluate`` tells ``on_progress``: the simulated hours (warm-up and days) of
+    every policy's run. The no-offer world's run, several times faster without an engine,
+    counts only when it is the only one: counted, it made the rate jump and the time left
+    read zero halfway."""
+    runs = len([name for name in config.policies if name != "none"]) or 1
+    return runs * (config.warmup_days + config.days) * 24
+
+
+def evaluate(
+    config: EvaluationConfig,
+    sql_estimate: SqlEstimate | None = None,
+    on_progress: Callable[[float], object] | None = None,
+) -> dict[str, Any]:
+    """Run every policy and the no-offer world; the JSON-ready summary. ``on_progress`` is
+    told the simulated hours each run played, hour by hour, whichever worker process plays
+    it (``simulated_hours`` in all)."""
     population = build_population(config.users, config.seed)
     names = [name for name in config.policies if name != "none"]
-    with ProcessPoolExecutor(max_workers=max(1, config.workers)) as pool:
+    hours: multiprocessing.Queue[float] | None = (
+        multiprocessing.Queue() if on_progress is not None else None
+    )
+    with ProcessPoolExecutor(
+        max_workers=max(1, config.workers), initializer=_report_to, initargs=(hours,)
+    ) as pool:
         # The no-offer world is one more run beside the policies: every truth subtracts it.
-        baseline, *runs = pool.map(_run_policy, [config] * (len(names) + 1), ["none", *names])
+        futures = [
+            pool.submit(_run_policy, config, name, told=name != "none" or not names)
+            for name in ["none", *names]
+        ]
+        if hours is not None and on_progress is not None:
+            _relay(hours, futures, on_progress)
+        baseline, *runs = [future.result() for future in futures]
     cfg = config.engine
     ids = [u.user_id for u in population.users]
     control = np.array(
@@ -124,11 +153,38 @@ def _play_args(config: EvaluationConfig) -> dict[str, Any]:
     }
 
 
-def _run_policy(config: EvaluationConfig, name: str) -> LoopResult:
-    """One policy's run (``none``: the shop alone, no engine, no offers)."""
+#: In a worker process: where its runs tell their simulated hours (``None``: nobody asked).
+_progress: multiprocessing.Queue[float] | None = None
+
+
+def _report_to(hours: multiprocessing.Queue[float] | None) -> None:
+    global _progress
+    _progress = hours
+
+
+def _relay(
+    hours: multiprocessing.Queue[float],
+    futures: Sequence[Future[LoopResult]],
+    on_progress: Callable[[float], object],
+) -> None:
+    """Pass the workers' simulated hours on until every run is done (in this thread: no
+    thread of ours may exist when the pool forks its workers)."""
+    while True:
+        done = all(future.done() for future in futures)
+        try:
+            on_progress(hours.get(timeout=0.05 if done else 0.2))
+        except queue.Empty:
+            if done:
+                return
+
+
+def _run_policy(config: EvaluationConfig, name: str, told: bool = False) -> LoopResult:
+    """One policy's run (``none``: the shop alone, no engine, no offers); ``told``: its
+    simulated hours go to the progress queue, if any."""
     population = build_population(config.users, config.seed)
     engine_for = None if name == "none" else engine_factory(config, population, name)
-    return play(population, engine_for, **_play_args(config))
+    on_progress = _progress.put if _progress is not None and told else None
+    return play(population, engine_for, on_progress=on_progress, **_play_args(config))
 
 
 def engine_factory(

@@ -29,14 +29,14 @@ from simulator.malformed import MalformedInjector, Message
 from simulator.population import build_population
 from simulator.shop import DAY_MS, OfferReceipt, Shop
 from simulator.truth import ground_truth
-from streams.errors import ConfigError, PromoError
+from streams.errors import ConfigError, ServerUnavailable
 
 __all__ = ["SimulationConfig", "SimulationError", "SimulationSummary", "run_simulation"]
 
 _TOPIC_ALREADY_EXISTS = 36
 
 
-class SimulationError(PromoError):
+class SimulationError(ServerUnavailable):
     """The broker or ClickHouse failed during a simulation run; the message says where."""
 
 

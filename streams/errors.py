@@ -14,6 +14,10 @@ class ConfigError(PromoError):
     """A setting or the offer catalogue is invalid; the message names it."""
 
 
+class ServerUnavailable(PromoError):
+    """A server (the Kafka broker, ClickHouse) did not answer; the message names where."""
+
+
 class SinkError(PromoError):
     """ClickHouse refused or could not take a write."""
 

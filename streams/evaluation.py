@@ -39,6 +39,7 @@ from statistics import NormalDist
 
 import numpy as np
 import numpy.typing as npt
+from scipy.special import stdtrit
 
 _NAN = float("nan")
 
@@ -466,71 +467,17 @@ def deterministic_target_probs(
 
 
 def student_t_quantile(p: float, df: float) -> float:
-    """Quantile of Student's t with ``df`` (possibly fractional) degrees of freedom.
+    """Quantile of Student's t with ``df`` (possibly fractional: Welch) degrees of freedom.
 
-    Bisection on the exact distribution function: accurate to ~1e-12, no SciPy needed.
+    SciPy's ``stdtrit`` (Cephes, ~1 µs a call), accurate to double precision everywhere,
+    near the median at large ``df`` too.
 
     >>> round(student_t_quantile(0.975, 10), 6), round(student_t_quantile(0.975, 1), 4)
     (2.228139, 12.7062)
     """
     if not 0 < p < 1 or df <= 0:
         raise ValueError("need 0 < p < 1 and df > 0")
-    if p < 0.5:
-        return -student_t_quantile(1 - p, df)
-    if df > 1e7:
-        return NormalDist().inv_cdf(p)
-    low, high = 0.0, 1.0
-    while _student_t_cdf(high, df) < p:
-        low, high = high, high * 2
-    for _ in range(200):
-        mid = (low + high) / 2
-        if _student_t_cdf(mid, df) < p:
-            low = mid
-        else:
-            high = mid
-        if high - low < 1e-12 * max(1.0, high):
-            break
-    return (low + high) / 2
-
-
-def _student_t_cdf(t: float, df: float) -> float:
-    """P(T <= t) for t >= 0, from the regularised incomplete beta function."""
-    x = df / (df + t * t)
-    return 1.0 - 0.5 * _incomplete_beta(df / 2, 0.5, x)
-
-
-def _incomplete_beta(a: float, b: float, x: float) -> float:
-    """Regularised incomplete beta I_x(a, b) (continued fraction, Numerical Recipes §6.4)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = (
-        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    )
-    if x < (a + 1) / (a + b + 2):
-        return math.exp(log_front) * _beta_fraction(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _beta_fraction(b, a, 1 - x) / b
-
-
-def _beta_fraction(a: float, b: float, x: float) -> float:
-    tiny = 1e-300
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    result = d
-    for m in range(1, 500):
-        for numerator in (
-            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
-        ):
-            d = 1.0 + numerator * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + numerator / c
-            c = c if abs(c) > tiny else tiny
-            result *= d * c
-        if abs(d * c - 1.0) < 1e-15:
-            break
-    return result
+    return float(stdtrit(df, p))
 
 
 def _z(confidence: float) -> float:

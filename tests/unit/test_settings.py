@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from promo.cli import main
-from promo.settings import load_settings
+from promo.cli import LOCAL_PROFILE, main
+from promo.settings import REPO_ROOT, Settings, load_settings
 from streams.errors import ConfigError
 
 
@@ -102,3 +103,114 @@ def test_plaintext_by_default_with_no_credentials(monkeypatch: pytest.MonkeyPatc
     settings = load_settings()
     assert settings.kafka_options() == {"security_protocol": "PLAINTEXT"}
     assert broker_credentials(settings) is None
+
+
+@pytest.fixture
+def no_promo_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on a host nobody configured (``make`` exports the local profile to the tests)."""
+    for name in [n for n in os.environ if n.startswith("PROMO_")]:
+        monkeypatch.delenv(name)
+
+
+@pytest.mark.usefixtures("no_promo_env")
+def test_the_project_tree_alone_never_reads_the_local_profile(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(REPO_ROOT)
+    assert (REPO_ROOT / LOCAL_PROFILE).is_file()
+    assert main(["settings"]) == 0
+    assert "PROMO_BROKER_URL=kafka://localhost:9092\n" in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("no_promo_env")
+def test_an_env_file_is_read_beneath_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    profile = tmp_path / "promo.env"
+    profile.write_text(
+        "# a comment\nPROMO_BROKER_URL=kafka://file:1\nPROMO_TOPIC_REPLICATION=1\n"
+        "PROMO_CLICKHOUSE_PASSWORD=hunter2\nNOT_OURS=x\n"
+    )
+    monkeypatch.setenv("PROMO_TOPIC_REPLICATION", "2")
+    settings = load_settings(profile)
+    assert (settings.broker_url, settings.topic_replication) == ("kafka://file:1", 2)
+    assert settings.clickhouse_password.get_secret_value() == "hunter2"
+    # Before or after the command; `promo settings` says where the values came from.
+    for argv in (
+        ["--env-file", str(profile), "settings"],
+        ["settings", "--env-file", str(profile)],
+    ):
+        assert main(argv) == 0
+        printed = capsys.readouterr().out
+        assert printed.startswith(f"# from the environment, then {profile}")
+        assert "PROMO_BROKER_URL=kafka://file:1\n" in printed
+        assert "PROMO_TOPIC_REPLICATION=2\n" in printed
+        assert "hunter2" not in printed and "PROMO_CLICKHOUSE_PASSWORD=**********" in printed
+
+
+@pytest.mark.usefixtures("no_promo_env")
+def test_promo_env_file_names_the_file_and_the_option_wins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    named, given = tmp_path / "named.env", tmp_path / "given.env"
+    named.write_text("PROMO_BROKER_URL=kafka://named:1\n")
+    given.write_text("PROMO_BROKER_URL=kafka://given:1\n")
+    monkeypatch.setenv("PROMO_ENV_FILE", str(named))
+    assert load_settings().broker_url == "kafka://named:1"
+    assert load_settings(given).broker_url == "kafka://given:1"
+
+
+@pytest.mark.usefixtures("no_promo_env")
+def test_a_missing_env_file_stops_naming_the_option(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nowhere.env"
+    assert main(["--env-file", str(missing), "settings"]) == 2
+    assert f"--env-file {missing}: no such file" in capsys.readouterr().err
+    monkeypatch.setenv("PROMO_ENV_FILE", str(missing))
+    with pytest.raises(ConfigError, match=f"PROMO_ENV_FILE {missing}: no such file"):
+        load_settings()
+
+
+@pytest.mark.usefixtures("no_promo_env")
+def test_a_bad_value_in_the_file_is_named_with_the_file(tmp_path: Path) -> None:
+    profile = tmp_path / "promo.env"
+    profile.write_text("PROMO_CONTROL_SHARE=1.5\n")
+    with pytest.raises(ConfigError, match=rf"then {profile}\): PROMO_CONTROL_SHARE"):
+        load_settings(profile)
+
+
+@pytest.mark.usefixtures("no_promo_env")
+def test_no_broker_at_the_default_address_suggests_the_local_profile(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from promo import kafka_io
+
+    def unreachable(settings: Settings, *args: object, **kwargs: object) -> None:
+        raise kafka_io.BrokerUnavailable(f"no Kafka broker at {settings.broker_url}")
+
+    monkeypatch.setattr(kafka_io, "read_messages", unreachable)
+    assert main(["offers"]) == 1
+    err = capsys.readouterr().err
+    assert "no Kafka broker at kafka://localhost:9092" in err
+    assert f"promo --env-file {LOCAL_PROFILE} offers" in err
+    # Told where the servers are, the message stays the server's own.
+    profile = tmp_path / "promo.env"
+    profile.write_text("PROMO_BROKER_URL=kafka://elsewhere:9092\n")
+    assert main(["--env-file", str(profile), "offers"]) == 1
+    assert "--env-file" not in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("no_promo_env")
+def test_the_local_profile_read_as_a_file_is_the_exported_profile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from chaos.harness import local_profile
+
+    profile = local_profile()
+    from_file = load_settings(REPO_ROOT / LOCAL_PROFILE)
+    for name, value in profile.items():
+        monkeypatch.setenv(name, value)
+    assert from_file == load_settings()
+    default = Settings.model_fields["broker_url"].default
+    assert from_file.broker_url == profile["PROMO_BROKER_URL"] != default
