@@ -41,6 +41,41 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ROW_BUCKETS = (1, 10, 100, 1_000, 10_000, 100_000)
 
 
+class SinkMetrics:
+    """The sinks' metrics, in a worker's registry or in the registry of ``promo sinks``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = r = registry or CollectorRegistry()
+        self.rows = Histogram(
+            "promo_sink_rows",
+            "Rows per ClickHouse insert",
+            ["table"],
+            buckets=ROW_BUCKETS,
+            registry=r,
+        )
+        self.seconds = Histogram(
+            "promo_sink_write_seconds",
+            "ClickHouse insert latency",
+            ["table"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.failures = Counter(
+            "promo_sink_failures",
+            "Failed ClickHouse writes, by table and kind (outage, rejected)",
+            ["table", "kind"],
+            registry=r,
+        )
+        self.stalls = Counter(
+            "promo_sink_stalls",
+            "Sink partitions found stalled (messages waiting, no progress for the stall "
+            "period), by what the watchdog did: resume (one this process holds), unconsumed "
+            "(one it does not hold: logged), rejoin (still stalled: a new sinks consumer)",
+            ["action"],
+            registry=r,
+        )
+
+
 class WorkerMetrics:
     """Every metric a worker exports, in one registry."""
 
@@ -97,34 +132,7 @@ class WorkerMetrics:
             ["partition"],
             registry=r,
         )
-        self.sink_rows = Histogram(
-            "promo_sink_rows",
-            "Rows per ClickHouse insert",
-            ["table"],
-            buckets=ROW_BUCKETS,
-            registry=r,
-        )
-        self.sink_seconds = Histogram(
-            "promo_sink_write_seconds",
-            "ClickHouse insert latency",
-            ["table"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.sink_failures = Counter(
-            "promo_sink_failures",
-            "Failed ClickHouse writes, by table and kind (outage, rejected)",
-            ["table", "kind"],
-            registry=r,
-        )
-        self.sink_stalls = Counter(
-            "promo_sink_stalls",
-            "Sink partitions found stalled (messages waiting, no progress for the stall "
-            "period), by what the watchdog did: resume (one this worker holds), unconsumed "
-            "(one it does not hold: logged), rejoin (still stalled: a new sinks consumer)",
-            ["action"],
-            registry=r,
-        )
+        self.sinks = SinkMetrics(r)
         self.model_version = Gauge(
             "promo_model_version", "Version of the models this worker decides with", registry=r
         )

@@ -34,6 +34,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from clickhouse_driver import Client
 
 from agents.app import Promo
+from agents.metrics import SinkMetrics
 from agents.sink_watch import AssignmentLog, SinkWatchdog
 from promo.clickhouse import RowsRejected, connect, insert
 from promo.settings import Settings
@@ -291,10 +292,31 @@ async def write_until_done(write: Callable[[], None]) -> None:
 
 
 def register(promo: Promo) -> None:
-    s = promo.settings
+    """The sinks as a task of the worker, unless they run apart (``promo sinks``)."""
+    if not promo.settings.sinks_in_worker:
+        return
+
+    @promo.app.task  # type: ignore[untyped-decorator]
+    async def sink_to_clickhouse() -> None:
+        try:
+            await sink_forever(promo.settings, promo.metrics.sinks)
+        except ConfigError as exc:
+            # No retry cures a bad setting: stop the worker, naming it. The batch stays
+            # uncommitted, so the next worker writes it.
+            log.error("configuration error: %s; stopping the worker", exc)
+            await promo.app.crash(exc)
+
+
+async def sink_forever(s: Settings, metrics: SinkMetrics) -> None:
+    """Every sink topic into ClickHouse, for good (a ``ConfigError`` ends it)."""
     by_topic = {sink.topic: sink for sink in sinks(s)}
-    client: list[Client] = []  # one connection, made on first use and after a failure
-    metrics = promo.metrics
+    watchdog = SinkWatchdog(by_topic, metrics.stalls)
+    await run_sinks(partial(sink_consumer, s), by_topic, clickhouse_writer(s, metrics), watchdog, s)
+
+
+def clickhouse_writer(s: Settings, metrics: SinkMetrics) -> Writer:
+    """Inserts over one connection, made on first use and again after a failure."""
+    client: list[Client] = []
 
     def write(table: str, columns: Sequence[str], rows: list[Row]) -> None:
         started = time.monotonic()
@@ -310,22 +332,13 @@ def register(promo: Promo) -> None:
                 if isinstance(exc, ConfigError)
                 else "outage"
             )
-            metrics.sink_failures.labels(table, kind).inc()
+            metrics.failures.labels(table, kind).inc()
             client.clear()
             raise
-        metrics.sink_rows.labels(table).observe(len(rows))
-        metrics.sink_seconds.labels(table).observe(time.monotonic() - started)
+        metrics.rows.labels(table).observe(len(rows))
+        metrics.seconds.labels(table).observe(time.monotonic() - started)
 
-    @promo.app.task  # type: ignore[untyped-decorator]
-    async def sink_to_clickhouse() -> None:
-        watchdog = SinkWatchdog(by_topic, metrics.sink_stalls)
-        try:
-            await run_sinks(partial(sink_consumer, s), by_topic, write, watchdog, s)
-        except ConfigError as exc:
-            # No retry cures a bad setting: stop the worker, naming it. The batch stays
-            # uncommitted, so the next worker writes it.
-            log.error("configuration error: %s; stopping the worker", exc)
-            await promo.app.crash(exc)
+    return write
 
 
 def sink_consumer(s: Settings) -> AIOKafkaConsumer:

@@ -91,6 +91,7 @@ class Measured:
     stages: StageFigures
     one_worker: PipelineFigures
     two_workers: PipelineFigures
+    sinks_apart: PipelineFigures
     latency: LatencyFigures
     latency_at_quarter_rate: LatencyFigures
     state_sizes: list[int]
@@ -115,12 +116,26 @@ def measure(
         log("bench: two workers")
         with pipeline_run(servers, backlog, "bench-two") as run:
             two = drain(run, backlog, 2, pids, options.timeout)
+        log("bench: one worker that only decides, sinks in a process apart")
+        with pipeline_run(servers, backlog, "bench-apart") as run:
+            apart = drain(run, backlog, 1, pids, options.timeout, sinks_apart=True)
         log("bench: one worker")
         one, sizes, (quarter, half) = one_worker_then_latency(servers, backlog, pids, options, log)
     log(f"bench: memory of {options.memory_users:,} users' states")
     held = memory.measure(options.memory_users, sizes, options.seed)
     return Measured(
-        backlog.events, users, transport, framework, stages, one, two, half, quarter, sizes, held
+        backlog.events,
+        users,
+        transport,
+        framework,
+        stages,
+        one,
+        two,
+        apart,
+        half,
+        quarter,
+        sizes,
+        held,
     )
 
 
@@ -208,6 +223,11 @@ def report(
             **m.two_workers.to_json(),
             "method": TWO_WORKERS_METHOD,
             "ratio_to_one_worker": ratio(m.two_workers.events_per_s, pipeline.events_per_s),
+        },
+        "sinks_apart": {
+            **m.sinks_apart.to_json(),
+            "ratio_to_one_worker": ratio(m.sinks_apart.events_per_s, pipeline.events_per_s),
+            "ratio_to_framework": ratio(m.sinks_apart.events_per_s, framework.events_per_s),
         },
     }
 

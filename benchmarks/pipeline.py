@@ -23,7 +23,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from agents.state_store import is_user_key
 from benchmarks.ceilings import READY_TIMEOUT, Backlog
-from benchmarks.figures import RunRates, events_per_second, latest_value_sizes
+from benchmarks.figures import RunRates, events_per_second, latest_value_sizes, us_per_event
 from benchmarks.server_cpu import CpuSpan, per_event
 from chaos.harness import poll
 from chaos.servers import Run, Servers, isolated_run, read_records
@@ -36,6 +36,11 @@ METHOD = (
     "record by record); CPU time of the worker processes (/proc) over the same span, their "
     "sinks and learner included, and of the local broker and ClickHouse (shared servers)"
 )
+SINKS_APART = (
+    "; the workers with PROMO_SINKS_IN_WORKER=false and one `promo sinks` process writing "
+    "ClickHouse (its CPU apart, not in cpu_us_per_event)"
+)
+PROMO_SINKS = ("-m", "promo.cli", "sinks")
 
 
 @dataclass(frozen=True)
@@ -51,10 +56,13 @@ class PipelineFigures(RunRates):
     server_cpu_seconds: dict[str, float | None]
     #: users' states written to the changelog (read afterwards; None if not read)
     state_writes: int | None = None
+    #: CPU of a ``promo sinks`` process beside workers that only decide (None: in-worker sinks)
+    sinks_cpu_seconds: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "method": METHOD.format(workers=self.workers),
+            "method": METHOD.format(workers=self.workers)
+            + (SINKS_APART if self.sinks_cpu_seconds is not None else ""),
             "workers": self.workers,
             "events": self.events,
             "events_per_s": self.events_per_s,
@@ -65,6 +73,9 @@ class PipelineFigures(RunRates):
             "hot_path_seconds": round(self.hot_path_seconds, 1),
             "startup_seconds": round(self.startup_seconds, 1),
             "worker_rss_mb": [round(mb, 1) for mb in self.rss_mb],
+            "sinks_process_cpu_us_per_event": None
+            if self.sinks_cpu_seconds is None
+            else us_per_event(self.sinks_cpu_seconds, self.events),
             "state_writes_per_event": writes_per_event(self.state_writes, self.events),
             **self.counts,
         }
@@ -112,21 +123,32 @@ def drain(
     workers: int,
     server_pids: dict[str, int | None],
     timeout: float,
+    sinks_apart: bool = False,
 ) -> PipelineFigures:
     """Start ``workers`` workers on the backlog and measure them until it is all in
-    ClickHouse; the workers keep running (the run stops them).
+    ClickHouse; the workers keep running (the run stops them). ``sinks_apart``: the workers
+    only decide (``PROMO_SINKS_IN_WORKER=false``) and one ``promo sinks`` process writes.
 
     ClickHouse's counts are sampled all along, so that the time of done is the first sample
     that met it, not the moment this process had finished counting the decisions topic.
     """
     started = time.monotonic()
-    procs = [run.worker(f"worker-{i + 1}").start() for i in range(workers)]
+    procs = [run.worker(f"worker-{i + 1}") for i in range(workers)]
+    sinks = run.worker("sinks") if sinks_apart else None
+    if sinks is not None:
+        sinks.args = PROMO_SINKS
+        for p in (*procs, sinks):
+            p.env["PROMO_SINKS_IN_WORKER"] = "false"
+        sinks.start()
+    for worker in procs:
+        worker.start()
     ready_at, cpu_at_ready = [], []
     for worker in procs:
         worker.wait_ready(READY_TIMEOUT)
         ready_at.append(time.monotonic())
         cpu_at_ready.append(worker.cpu_seconds())
     ready, servers_cpu = min(ready_at), CpuSpan(server_pids)
+    sinks_cpu_at_ready = 0.0 if sinks is None else sinks.cpu_seconds()
     samples: list[Sample] = []
 
     def sample() -> Sample:
@@ -167,6 +189,7 @@ def drain(
         context=run.logs,
     )
     cpu = sum(w.cpu_seconds() - at_ready for w, at_ready in zip(procs, cpu_at_ready, strict=True))
+    sinks_cpu = None if sinks is None else sinks.cpu_seconds() - sinks_cpu_at_ready
     server_cpu = servers_cpu.seconds()
     return PipelineFigures(
         workers=workers,
@@ -178,6 +201,7 @@ def drain(
         rss_mb=tuple(w.rss_mb() for w in procs),
         counts={"decisions_on_topic": len(decisions), **stored_counts(run)},
         server_cpu_seconds=server_cpu,
+        sinks_cpu_seconds=sinks_cpu,
     )
 
 

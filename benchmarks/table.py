@@ -80,6 +80,7 @@ def markdown_table(bench: dict[str, Any]) -> str:
         bench["pipeline"],
         bench["two_workers"],
     )
+    apart = bench["sinks_apart"]
     r, s = bench["ratios"], bench["stages"]
     state, mem, m = bench["state_bytes_per_user"], bench["memory_1m_users"], bench["machine"]
     stages = ", ".join(
@@ -114,6 +115,14 @@ def markdown_table(bench: dict[str, Any]) -> str:
             f"{_n(two['events_per_s'])} events/s",
             f"{two['ratio_to_one_worker']} times one worker's; "
             f"{_n(two['cpu_us_per_event'], 1)} µs CPU/event in the workers; {_servers(two)}",
+        ),
+        (
+            "1 worker that only decides, sinks in a `promo sinks` process",
+            f"{_n(apart['events_per_s'])} events/s",
+            f"{apart['ratio_to_one_worker']} times the in-worker sinks', "
+            f"{apart['ratio_to_framework']} of the framework ceiling; "
+            f"{_n(apart['cpu_us_per_event'], 1)} µs CPU/event in the worker, "
+            f"{_n(apart['sinks_process_cpu_us_per_event'], 1)} in the sinks; {_servers(apart)}",
         ),
         (
             "per stage, in process (µs/event)",

@@ -114,6 +114,12 @@ def _parser() -> argparse.ArgumentParser:
         "Start several (with different PROMO_WORKER_PORT) to share the partitions.",
     )
     command(
+        "sinks",
+        _sinks,
+        "Write every topic to ClickHouse in a process of its own, until SIGTERM: for workers "
+        "run with PROMO_SINKS_IN_WORKER=false. Start several to share the partitions.",
+    )
+    command(
         "migrate",
         _migrate,
         "Create the ClickHouse database, tables and views (versioned, idempotent).",
@@ -298,6 +304,17 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         logging.getLogger("promo").info("created topics %s", ", ".join(created))
     run_worker(promo.app, settings)
     return 0
+
+
+def _sinks(settings: Settings, args: argparse.Namespace) -> int:
+    from agents import sinks_apart
+    from promo.clickhouse import ClickHouseUnavailable, check_schema
+
+    try:
+        check_schema(settings)  # bad credentials or a schema behind stop here, named
+    except ClickHouseUnavailable as exc:  # an outage: Kafka holds the backlog meanwhile
+        logging.getLogger("promo").warning("%s; starting anyway, the sinks will retry", exc)
+    return sinks_apart.run(settings)
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:

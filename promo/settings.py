@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     )
     sink_batch_size: int = Field(10_000, ge=1, le=1_000_000, description="Rows per insert")
     sink_flush_seconds: float = Field(1.0, gt=0, le=300, description="Longest wait to insert, s")
+    sinks_in_worker: bool = Field(
+        True,
+        description="Run the ClickHouse sinks inside each worker (one process to run). "
+        "false: the workers only decide, and `promo sinks` processes write ClickHouse, on "
+        "their own cores, so the hot path keeps the worker's one thread",
+    )
     max_message_bytes: int = Field(
         65_536, ge=1024, description="Larger clickstream messages are rejected"
     )

@@ -59,7 +59,7 @@ class Consumer:
 
 def watchdog() -> tuple[SinkWatchdog, WorkerMetrics]:
     metrics = WorkerMetrics()
-    return SinkWatchdog(["a", "b"], metrics.sink_stalls, stall_seconds=STALL), metrics
+    return SinkWatchdog(["a", "b"], metrics.sinks.stalls, stall_seconds=STALL), metrics
 
 
 def stalls(metrics: WorkerMetrics, action: str) -> float:
@@ -163,7 +163,7 @@ async def test_time_the_sink_loop_spends_writing_is_not_taken_for_a_stall() -> N
     """A1 delivered, then a 1 s write (ClickHouse slow); the next batch holds only A0 while
     A1 has more waiting. Its 0.5 s stall period counts from the end of the write."""
     metrics = WorkerMetrics()
-    dog = SinkWatchdog(["a"], metrics.sink_stalls, stall_seconds=0.5, every=0.0)
+    dog = SinkWatchdog(["a"], metrics.sinks.stalls, stall_seconds=0.5, every=0.0)
     consumer = Scripted(
         [
             {A0: [record(0, A0)], A1: [record(0, A1)]},

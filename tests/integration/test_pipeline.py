@@ -682,3 +682,31 @@ def test_decisions_and_offers_flow_while_clickhouse_is_down(pipeline: Pipeline) 
     worker.stop(grace=15.0)
     assert worker.process is not None and worker.process.returncode != -9  # not SIGKILLed
     assert time.monotonic() - started < 15.0
+
+
+def test_sinks_apart_write_what_workers_that_only_decide_decided(pipeline: Pipeline) -> None:
+    """``PROMO_SINKS_IN_WORKER=false``: the worker writes nothing to ClickHouse; a ``promo
+    sinks`` process writes every event and decision, serves its metrics, and stops on SIGTERM
+    with exit code 0."""
+    p, base = pipeline, base_time()
+    p.env["PROMO_SINKS_IN_WORKER"] = "false"
+    p.start_worker()
+    users = [f"user-apart-{n:02d}" for n in range(20)]
+    p.clickstream.send_all([view(u, f"{u}-view", base) for u in users])
+    decisions = read_topic(p.bootstrap_servers, p.names.topic("decisions"), count=len(users))
+    assert len(decisions) == len(users)
+    time.sleep(3)  # longer than the sinks' flush: an in-worker sink would have written by now
+    assert count_final(p.ch, "events") == 0
+
+    sinks = WorkerProcess(dict(p.env), p.workdir, "sinks", args=("-m", "promo.cli", "sinks"))
+    p.workers.append(sinks)
+    sinks.start()
+    p.wait_count("events", len(users))
+    p.wait_count("decisions", len(users))
+    samples = _metrics(f"http://127.0.0.1:{sinks.env['PROMO_WORKER_PORT']}")
+    assert samples[("promo_sink_rows_count", (("table", "events"),))] >= 1
+
+    started = time.monotonic()
+    sinks.stop(grace=15.0)
+    assert sinks.process is not None and sinks.process.returncode == 0, sinks.tail()
+    assert time.monotonic() - started < 15.0

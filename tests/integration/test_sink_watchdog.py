@@ -86,7 +86,9 @@ async def sink_loop(
     def write(table: str, columns: Sequence[str], rows: list[Row]) -> None:
         insert(writer, table, columns, rows)
 
-    watchdog = SinkWatchdog(by_topic, p.metrics.sink_stalls, stall_seconds=STALL_SECONDS, every=0.5)
+    watchdog = SinkWatchdog(
+        by_topic, p.metrics.sinks.stalls, stall_seconds=STALL_SECONDS, every=0.5
+    )
     task = asyncio.create_task(run_sinks(p.new_consumer, by_topic, write, watchdog, settings))
     try:
         yield p

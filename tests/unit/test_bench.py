@@ -6,6 +6,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import zlib
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -83,6 +84,10 @@ REQUIRED = [
     "memory_1m_users.method",
     "two_workers.events_per_s",
     "two_workers.ratio_to_one_worker",
+    "sinks_apart.events_per_s",
+    "sinks_apart.ratio_to_one_worker",
+    "sinks_apart.ratio_to_framework",
+    "sinks_apart.sinks_process_cpu_us_per_event",
 ]
 
 
@@ -163,6 +168,7 @@ def fake_measured(stages: StageFigures) -> Measured:
         stages=stages,
         one_worker=pipeline,
         two_workers=PipelineFigures(2, 800, 6.0, 0.3, 0.32, 0.13, (200.0, 190.0), {}, servers),
+        sinks_apart=replace(pipeline, seconds=0.2, sinks_cpu_seconds=0.02),
         latency=LatencyFigures(
             share=0.5,
             rate=1_000,
@@ -218,6 +224,8 @@ def test_the_json_holds_every_required_figure(stages: StageFigures) -> None:
     assert orjson.loads(orjson.dumps(figures)) == figures  # plain JSON all through
     assert figures["ratios"]["pipeline_to_framework"] == 0.25  # 2,000 / 8,000 events/s
     assert figures["two_workers"]["ratio_to_one_worker"] == 1.25  # 2,500 / 2,000
+    assert figures["sinks_apart"]["ratio_to_one_worker"] == 2.0  # 4,000 / 2,000
+    assert figures["sinks_apart"]["sinks_process_cpu_us_per_event"] == 25.0  # 0.02 s / 800
     assert figures["latency"]["event_to_decision_p50_ms_per_10_s"] == [900, None, 1_300]
     quarter = figures["latency_at_quarter_rate"]
     assert (quarter["state_writes_per_event"], quarter["event_to_offer"]["p50_ms"]) == (0.987, None)
@@ -228,7 +236,7 @@ def test_the_readme_table_shows_every_figure(stages: StageFigures) -> None:
     figures = report(fake_measured(stages), Options.of(800, True), "promo bench", machine, 1.0)
     table = markdown_table(figures)
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(rows) == 13  # the header and twelve figures
+    assert len(rows) == 14  # the header and thirteen figures
     assert "`promo bench` on 2 cores" in table and "| 2,000 events/s |" in table
     assert "900 / 900 / 900 / 900 ms (n = 1)" not in table  # both decisions counted
     assert "900 / 1,300 / 1,300 / 1,300 ms (n = 2)" in table

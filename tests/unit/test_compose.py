@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from agents.metrics import WorkerMetrics
+from agents.metrics import SinkMetrics, WorkerMetrics
 from promo.settings import REPO_ROOT, Settings
 
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
@@ -99,9 +99,11 @@ def _promql_metrics(expr: str) -> set[str]:
 
 
 def _exported_series() -> set[str]:
-    """Every series name a worker's /metrics can show, from its registry's metric families."""
+    """Every series name a worker's or a sinks process's /metrics can show, from their
+    registries' metric families."""
     suffixes = {"counter": ["_total"], "gauge": [""], "histogram": ["_bucket", "_sum", "_count"]}
-    return {f.name + s for f in WorkerMetrics().registry.collect() for s in suffixes[f.type]}
+    families = [*WorkerMetrics().registry.collect(), *SinkMetrics().registry.collect()]
+    return {f.name + s for f in families for s in suffixes[f.type]}
 
 
 def _clickhouse_relations() -> set[str]:
@@ -111,13 +113,13 @@ def _clickhouse_relations() -> set[str]:
     return set(re.findall(r"CREATE (?:TABLE|VIEW|MATERIALIZED VIEW) IF NOT EXISTS (\w+)", ddl))
 
 
-def _worker_port() -> int:
-    env = _env(SERVICES["worker"])
+def _worker_port(service: str = "worker") -> int:
+    env = _env(SERVICES[service])
     return int(env.get("PROMO_WORKER_PORT", Settings.model_fields["worker_port"].default))
 
 
 def test_every_promo_setting_in_compose_exists_and_validates() -> None:
-    assert set(PROMO_SERVICES) >= {"migrate", "worker", "simulate"}
+    assert set(PROMO_SERVICES) >= {"migrate", "worker", "sinks", "simulate"}
     for name, service in PROMO_SERVICES.items():
         env = _env(service)
         fields = {k.removeprefix("PROMO_").lower(): v for k, v in env.items()}
@@ -156,7 +158,7 @@ def test_each_process_connects_as_its_own_user_and_the_users_are_created() -> No
         for name, s in PROMO_SERVICES.items()
     }
     assert users["migrate"] == "promo_migrator"
-    assert users["worker"] == users["simulate"] == "promo_writer"
+    assert users["worker"] == users["sinks"] == users["simulate"] == "promo_writer"
     mounts = SERVICES["clickhouse"]["volumes"]
     init = next(m.split(":")[0] for m in mounts if "docker-entrypoint-initdb.d" in m)
     script = (REPO_ROOT / init / "create-users.sh").read_text()
@@ -183,21 +185,29 @@ def test_only_grafana_is_published_and_the_workers_listen_inside_the_network() -
     published = {name: s["ports"] for name, s in SERVICES.items() if s.get("ports")}
     assert list(published) == ["grafana"]
     assert [p.split(":")[-1] for p in published["grafana"]] == ["3000"]
-    assert _env(SERVICES["worker"])["PROMO_WORKER_BIND"] == "0.0.0.0"
-    others = [n for n, s in PROMO_SERVICES.items() if "PROMO_WORKER_BIND" in _env(s)]
-    assert others == ["worker"], "only the workers serve /metrics to Prometheus"
+    served = {n for n, s in PROMO_SERVICES.items() if "PROMO_WORKER_BIND" in _env(s)}
+    assert served == {"worker", "sinks"}, "only workers and sinks serve /metrics to Prometheus"
+    assert all(_env(SERVICES[n])["PROMO_WORKER_BIND"] == "0.0.0.0" for n in served)
 
 
-def test_prometheus_scrapes_every_worker_replica_on_its_metrics_port() -> None:
+def test_the_workers_decide_and_the_sinks_service_writes_clickhouse() -> None:
+    assert _env(SERVICES["worker"])["PROMO_SINKS_IN_WORKER"] == "false"
+    assert SERVICES["sinks"]["command"] == ["sinks"]
+    assert "PROMO_SINKS_IN_WORKER" not in _env(SERVICES["sinks"])
+
+
+def test_prometheus_scrapes_every_worker_and_sinks_replica_on_its_metrics_port() -> None:
     assert SERVICES["worker"]["deploy"]["replicas"] > 1
-    (job,) = _prometheus_config()["scrape_configs"]
-    assert job["metrics_path"] == "/metrics"
+    worker, sinks = _prometheus_config()["scrape_configs"]
     assert '@app.page("/metrics")' in (REPO_ROOT / "agents" / "metrics.py").read_text()
-    # One A record per replica: a static target would reach one replica, at random.
-    assert "static_configs" not in job
-    (dns,) = job["dns_sd_configs"]
-    assert dns["names"] == ["worker"] and dns["type"] == "A"
-    assert dns["port"] == _worker_port() == Settings.model_fields["worker_port"].default
+    assert "start_http_server" in (REPO_ROOT / "agents" / "sinks_apart.py").read_text()
+    for job, service in ((worker, "worker"), (sinks, "sinks")):
+        assert job["metrics_path"] == "/metrics"
+        # One A record per replica: a static target would reach one replica, at random.
+        assert "static_configs" not in job
+        (dns,) = job["dns_sd_configs"]
+        assert dns["names"] == [service] and dns["type"] == "A"
+        assert dns["port"] == _worker_port(service) == Settings.model_fields["worker_port"].default
 
 
 def test_dashboard_metrics_are_ones_the_workers_export() -> None:
