@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 Row = Sequence[Any]
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 MAX_BACKOFF_SECONDS = 30.0
+#: A rebalance lasting longer than this many session timeouts is taken for one that will
+#: never end (its dead members are evicted after one).
+REBALANCE_SESSIONS = 3
 REJECTED = RejectReason.REJECTED_BY_CLICKHOUSE
 # Current ClickHouse refuses an insert that touches more than 100 partitions
 # (max_partitions_per_insert_block), and the tables are partitioned by month of a time that
@@ -378,14 +381,30 @@ async def run_sinks(
 
 
 async def _sink_until_stalled(
-    consumer: AIOKafkaConsumer,
+    consumer: Consumer,
     by_topic: dict[str, Sink],
     write: Writer,
     watchdog: SinkWatchdog,
     s: Settings,
 ) -> None:
+    # aiokafka's getmany waits for a rebalance to end, without a timeout: a rebalance that
+    # never ended (Tansu, after SIGKILLed members: make chaos) held the sinks, and their
+    # watchdog, there for good while decisions waited unwritten. Longer than a rebalance may
+    # last, the consumer is replaced: the new one joins the group afresh.
+    most = s.sink_flush_seconds + REBALANCE_SESSIONS * s.broker_session_timeout
     while True:
-        batch = await take_batch(consumer, s.sink_batch_size, s.sink_flush_seconds)
+        try:
+            batch = await asyncio.wait_for(
+                take_batch(consumer, s.sink_batch_size, s.sink_flush_seconds), most
+            )
+        except TimeoutError:
+            watchdog.stalls.labels("rejoin").inc()
+            log.error(
+                "sinks: no records and no end to the rebalance within %.0f s; a new consumer "
+                "rejoins the group",
+                most,
+            )
+            return
         watchdog.delivered(batch, time.monotonic())
         if batch:
             writing = time.monotonic()

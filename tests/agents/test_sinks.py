@@ -19,7 +19,17 @@ from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import IllegalStateError
 
 from agents.app import create_app
-from agents.sinks import Record, Row, pseudonymiser, sink_batch, sinks, take_batch
+from agents.metrics import WorkerMetrics
+from agents.sink_watch import SinkWatchdog
+from agents.sinks import (
+    Record,
+    Row,
+    _sink_until_stalled,
+    pseudonymiser,
+    sink_batch,
+    sinks,
+    take_batch,
+)
 from schemas.codec import encode
 from schemas.dead_letters import RejectReason
 from streams.batch import RawMessage, dead_letter
@@ -190,3 +200,30 @@ async def test_user_ids_are_pseudonymised_before_clickhouse_when_a_key_is_set() 
     assert keyed_row[at].startswith("p-") and len(keyed_row[at]) == 26
     others = [c for i, c in enumerate(keyed_row) if i != at]
     assert others == [c for i, c in enumerate(plain_row) if i != at]
+
+
+class StuckInRebalance(Broker):
+    """aiokafka's getmany while a rebalance never ends: it waits for the assignment, with no
+    timeout of its own."""
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[Record]]:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_rebalance_that_never_ends_gets_the_sinks_a_new_consumer() -> None:
+    s = SETTINGS.model_copy(update={"sink_flush_seconds": 0.05, "broker_session_timeout": 0.05})
+    metrics = WorkerMetrics()
+    watchdog = SinkWatchdog(BY_TOPIC, metrics.sinks.stalls)
+
+    def write(table: str, columns: Sequence[str], rows: list[Row]) -> None:
+        raise AssertionError("nothing to write")
+
+    # Returning is what makes run_sinks stop this consumer and start a new one.
+    await asyncio.wait_for(
+        _sink_until_stalled(StuckInRebalance([]), BY_TOPIC, write, watchdog, s), timeout=5
+    )
+    rejoined = metrics.registry.get_sample_value("promo_sink_stalls_total", {"action": "rejoin"})
+    assert rejoined == 1
