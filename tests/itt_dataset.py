@@ -26,7 +26,10 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from promo.clickhouse import insert
+from promo.report_figures import UserFigures
 from schemas.decisions import NO_OFFER, Decision
 from schemas.events import ClickEvent, EventType, LineItem
 from schemas.outcomes import Outcome, OutcomeType
@@ -101,6 +104,17 @@ EXPECTED: dict[dt.date, dict[str, tuple[Any, ...]]] = {
 }
 #: Columns of an EXPECTED row after the arm (UserFigures' fields, in order).
 FIGURES = range(1, 9)
+
+
+def by_hand(users: dict[str, tuple[Any, ...]]) -> dict[str, UserFigures]:
+    """Each arm's figures from a day's rows of EXPECTED."""
+    return {
+        arm: UserFigures(
+            *(np.array([row[i] for row in users.values() if row[0] == arm], float)
+              for i in FIGURES)
+        )
+        for arm in ("treatment", "control")
+    }  # fmt: skip
 
 
 def decision(user: str, control: bool, n: int, hour: int) -> Decision:

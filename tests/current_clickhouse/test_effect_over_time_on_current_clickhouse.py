@@ -9,7 +9,6 @@ import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from promo.clickhouse import apply_migrations
@@ -17,7 +16,6 @@ from promo.cumulative_users import cumulative_user_columns
 from promo.report_figures import (
     PRE_PERIOD_DAYS,
     DayEffect,
-    UserFigures,
     effect_over_time,
     headline,
     user_figures,
@@ -28,9 +26,9 @@ from tests.itt_dataset import (
     DAY0,
     DAYS,
     EXPECTED,
-    FIGURES,
     HOUR,
     MARGIN,
+    by_hand,
     decision,
     purchase,
     redeemed,
@@ -51,17 +49,6 @@ def shop(current_clickhouse: ChdbClient) -> ChdbClient:
     return current_clickhouse
 
 
-def _by_hand(users: dict[str, tuple[object, ...]]) -> dict[str, UserFigures]:
-    """Each arm's figures from the rows worked out by hand."""
-    return {
-        arm: UserFigures(
-            *(np.array([row[i] for row in users.values() if row[0] == arm], float)
-              for i in FIGURES)
-        )
-        for arm in ("treatment", "control")
-    }  # fmt: skip
-
-
 def test_each_day_holds_the_users_assigned_by_then_and_their_outcomes_to_its_end(
     shop: ChdbClient,
 ) -> None:
@@ -76,7 +63,7 @@ def test_each_days_effect_is_the_headline_of_that_days_users(shop: ChdbClient) -
     effects = effect_over_time(shop, MARGIN)
     assert [e.day for e in effects] == DAYS
     for e in effects:
-        h = headline(_by_hand(EXPECTED[e.day]), MARGIN)
+        h = headline(by_hand(EXPECTED[e.day]), MARGIN)
         assert h is not None
         assert (e.treatment_users, e.control_users) == (h.treatment.n, h.control.n)
         assert e.conversion == h.conversion and e.net == h.net

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import pytest
 from clickhouse_driver import Client
 
@@ -14,21 +13,10 @@ from promo.cumulative_users import cumulative_user_columns
 from promo.report import OVER_TIME_TITLE, format_report, over_time_table
 from promo.report_figures import (
     PRE_PERIOD_DAYS,
-    UserFigures,
     headline,
     read_evaluation,
 )
-from tests.itt_dataset import DAY, DAYS, EXPECTED, FIGURES, MARGIN, write_dataset
-
-
-def _by_hand(users: dict[str, tuple[object, ...]]) -> dict[str, UserFigures]:
-    return {
-        arm: UserFigures(
-            *(np.array([row[i] for row in users.values() if row[0] == arm], float)
-              for i in FIGURES)
-        )
-        for arm in ("treatment", "control")
-    }  # fmt: skip
+from tests.itt_dataset import DAY, DAYS, EXPECTED, MARGIN, by_hand, write_dataset
 
 
 def test_each_day_holds_the_users_assigned_by_then_and_their_outcomes_to_its_end(
@@ -52,7 +40,7 @@ def test_the_report_shows_each_days_headline_and_the_last_day_is_the_headline(
     effects = evaluation.over_time
     assert [e.day for e in effects] == DAYS
     for e in effects:
-        h = headline(_by_hand(EXPECTED[e.day]), MARGIN)
+        h = headline(by_hand(EXPECTED[e.day]), MARGIN)
         assert h is not None
         assert (e.treatment_users, e.control_users) == (h.treatment.n, h.control.n)
         assert e.conversion == h.conversion and e.net == h.net
