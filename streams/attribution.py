@@ -170,32 +170,14 @@ def _attribute_purchase(
         redeemed = d.coupon_code is not None and event.coupon_code == d.coupon_code
         spec = offers.get(d.action)
         discount = coupon_discount(spec, total, items_total) if redeemed and spec else 0.0
-        outcomes.append(
-            _outcome(
-                d,
-                OutcomeType.PURCHASE,
-                event.user_id,
-                event.ts,
-                event.event_id,
-                total,
-                discount,
-                margin,
-            )
+        kinds = (
+            (OutcomeType.PURCHASE, OutcomeType.REDEEMED) if redeemed else (OutcomeType.PURCHASE,)
         )
-        if redeemed:
-            d.redeemed = True
-            outcomes.append(
-                _outcome(
-                    d,
-                    OutcomeType.REDEEMED,
-                    event.user_id,
-                    event.ts,
-                    event.event_id,
-                    total,
-                    discount,
-                    margin,
-                )
-            )
+        outcomes += [
+            _outcome(d, kind, event.user_id, event.ts, event.event_id, total, discount, margin)
+            for kind in kinds
+        ]
+        d.redeemed = d.redeemed or redeemed
         if not d.converted:
             d.order_value = round(items_total if items_total > 0 else total + discount, 2)
         d.converted = True
