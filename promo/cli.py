@@ -285,15 +285,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from agents.app import create_app, engine_config, run_worker
-    from promo.clickhouse import ClickHouseUnavailable, check_schema
     from promo.kafka_io import ensure_topics, latest_snapshot
     from streams.models import ModelSnapshot
 
     config = engine_config(settings)  # a bad catalogue fails here, before any connection
-    try:
-        check_schema(settings)  # bad credentials or a schema behind stop here, named
-    except ClickHouseUnavailable as exc:  # an outage: decisions need no ClickHouse
-        logging.getLogger("promo").warning("%s; starting anyway, the sinks will retry", exc)
+    _check_clickhouse(settings)
     # The newest published models, so that a restarted worker decides as its predecessor did.
     snapshot = latest_snapshot(settings, ModelSnapshot.layout_for(config.actions))
     if snapshot is not None:
@@ -308,13 +304,20 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
 def _sinks(settings: Settings, args: argparse.Namespace) -> int:
     from agents import sinks_apart
+
+    _check_clickhouse(settings)
+    return sinks_apart.run(settings)
+
+
+def _check_clickhouse(settings: Settings) -> None:
+    """Before the sinks start: bad credentials or a schema behind stop the program here,
+    named. An outage does not: Kafka holds what the sinks have not written, and they retry."""
     from promo.clickhouse import ClickHouseUnavailable, check_schema
 
     try:
-        check_schema(settings)  # bad credentials or a schema behind stop here, named
-    except ClickHouseUnavailable as exc:  # an outage: Kafka holds the backlog meanwhile
+        check_schema(settings)
+    except ClickHouseUnavailable as exc:
         logging.getLogger("promo").warning("%s; starting anyway, the sinks will retry", exc)
-    return sinks_apart.run(settings)
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
