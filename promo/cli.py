@@ -289,7 +289,8 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from streams.models import ModelSnapshot
 
     config = engine_config(settings)  # a bad catalogue fails here, before any connection
-    _check_clickhouse(settings)
+    if settings.sinks_in_worker:  # else it never touches ClickHouse: no fault there stops it
+        _check_clickhouse(settings)
     # The newest published models, so that a restarted worker decides as its predecessor did.
     snapshot = latest_snapshot(settings, ModelSnapshot.layout_for(config.actions))
     if snapshot is not None:
