@@ -1,21 +1,24 @@
-"""The hot path: clickstream batches -> user state -> decisions, offers, outcomes, dead letters."""
+"""The hot path: clickstream batches -> user state -> decisions, offers, outcomes, dead letters.
+
+Each batch's outputs and changelog are delivered (``agents.deliveries``) while the next
+batch is processed."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import IllegalStateError, MessageSizeTooLargeError, RecordTooLargeError
+from aiokafka.errors import IllegalStateError
 from aiokafka.structs import TopicPartition
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP, EventT, StreamT
 
 from agents.app import Promo
+from agents.deliveries import Deliveries
 from agents.expiry import STALL_SECONDS, PartitionProgress
 from agents.faust_commits import holes_found_by_the_agent
 from agents.replays import ReplayGuard, read_recent_decisions
@@ -26,18 +29,13 @@ from agents.state_store import (
     load_ledger,
     load_state,
     save_states,
-    send_changelog,
 )
 from agents.topics import owned_partitions
 from promo.settings import Settings
-from schemas.codec import encode
-from schemas.dead_letters import DeadLetter, RejectReason
-from streams.batch import BatchResult, RawMessage, dead_letter, process_batch
-from streams.budget import BudgetLedger
+from streams.batch import BatchResult, RawMessage, process_batch
 from streams.engine import EngineOutput
 from streams.errors import PromoError
 from streams.user_state import UserState
-from streams.validation import Rejected
 
 log = logging.getLogger(__name__)
 
@@ -52,115 +50,9 @@ def _raw(event: EventT[bytes]) -> RawMessage:
     )
 
 
-class DeliveryError(PromoError):
-    """The broker did not take an output; the batch that caused it must be read again."""
-
-
-async def publish(
-    promo: Promo,
-    out: EngineOutput,
-    states: dict[str, UserState],
-    dead_letters: Sequence[DeadLetter] = (),
-    ledgers: dict[int, BudgetLedger] | None = None,
-) -> None:
-    """Store the new states, send what they produced, and only then their changelog.
-
-    Order matters because a recovered state skips the messages it already holds: if a state
-    reached the changelog before the decisions, offers and outcomes it caused, a crash in
-    between would lose them for good. So the changelog goes out only once the broker has
-    *acknowledged* every output (each send's delivery result, not merely the producer's
-    buffer). A crash in between replays the messages and derives the same ids again; a send
-    the broker refused raises ``DeliveryError`` before any changelog is sent.
-
-    An output the broker cannot take as such (too large) would be refused again at every
-    replay: a dead letter without payload stands in for it, and the batch goes on.
-    """
-    changelog = save_states(promo.user_state, states, ledgers)
-    t = promo.settings
-    outputs = [
-        (t.topic_dead_letters, None if d.key is None else d.key.encode(), encode(d))
-        for d in dead_letters
-    ]
-    outputs += _outputs(t, out)
-    send = promo.outputs.send
-    limit = promo.outputs.max_request_size - RECORD_OVERHEAD_BYTES
-    results = await _delivered(
-        [
-            await send(topic, key, value)
-            if len(value) + len(key or b"") <= limit
-            else _failed(MessageSizeTooLargeError(f"{len(value)} bytes"))
-            for topic, key, value in outputs
-        ]
-    )
-    stand_ins = [
-        _stand_in(topic, key, value, result)
-        for (topic, key, value), result in zip(outputs, results, strict=True)
-        if isinstance(result, NOT_PRODUCIBLE)
-    ]
-    if stand_ins:
-        log.error("%d outputs could not be produced; dead letters stand in", len(stand_ins))
-        await _delivered([await send(t.topic_dead_letters, k, encode(d)) for k, d in stand_ins])
-    if changelog:
-        # Awaited, not left to Faust: before it commits the batch's offsets, Faust flushes
-        # its producer buffer, but that flush gives up after 0.1 s without a send
-        # (ProducerBuffer.flush_atmost), so offsets could be committed for states whose
-        # changelog entries were still buffered; a crash then lost those events from the
-        # states for good (make chaos: views missing from 25 decisions' features).
-        for result in await _delivered(send_changelog(promo.user_state, changelog)):
-            if isinstance(result, BaseException):  # too large for the broker: a bug, no input
-                raise DeliveryError(f"a state's changelog entry was not delivered: {result!r}")
-
-
-#: Errors about the record itself: sending it again can never succeed.
-NOT_PRODUCIBLE = (MessageSizeTooLargeError, RecordTooLargeError)
-#: What a record costs in a request beyond its key and value (headers, batch framing).
-RECORD_OVERHEAD_BYTES = 1024
-
-
-async def _delivered(sent: Sequence[Awaitable[object]]) -> list[object]:
-    """Each send's result or its record-level error; ``DeliveryError`` on any other error
-    (an outage, a refused topic): the batch must be read again."""
-    results = await asyncio.gather(*sent, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException) and not isinstance(result, NOT_PRODUCIBLE):
-            raise DeliveryError(f"an output was not delivered: {result!r}") from result
-    return results
-
-
-def _failed(exc: BaseException) -> asyncio.Future[object]:
-    future = asyncio.get_running_loop().create_future()
-    future.set_exception(exc)
-    return future
-
-
-def _stand_in(
-    topic: str, key: bytes | None, value: bytes, exc: BaseException
-) -> tuple[bytes | None, DeadLetter]:
-    """The dead letter for an output that cannot be produced: where it was going, its size and
-    hash, no payload. Its offset is the hash's first 63 bits, so a replay stores it once."""
-    digest = hashlib.sha256(value).digest()
-    offset = int.from_bytes(digest[:8], "big") >> 1
-    why = Rejected(RejectReason.OUTPUT_NOT_PRODUCIBLE, f"{type(exc).__name__}: {exc}")
-    raw = RawMessage(value, key, int(time.time() * 1000), topic, 0, offset)
-    return key, dead_letter(why, raw, keep_bytes=0)
-
-
-def _outputs(t: Settings, out: EngineOutput) -> list[tuple[str, bytes | None, bytes]]:
-    """Everything a batch produced, as (topic, key, value)."""
-    return [
-        *((t.topic_offers, o.user_id.encode(), encode(o)) for o in out.offers),
-        *((t.topic_decisions, d.user_id.encode(), encode(d)) for d in out.decisions),
-        *((t.topic_outcomes, o.user_id.encode(), encode(o)) for o in out.outcomes),
-        *((t.topic_training, e.decision_id.encode(), encode(e)) for e in out.training),
-        *((t.topic_suppressions, s.user_id.encode(), encode(s)) for s in out.suppressions),
-    ]
-
-
-async def _stop_on_lost_output(promo: Promo, exc: DeliveryError) -> None:
-    """A refused output stops the worker: its batch stays uncommitted and its states never
-    reach the changelog, so the next worker reads the batch again from a state without it."""
-    log.error("%s; stopping the worker", exc)
-    await promo.app.crash(exc)
+def _record(promo: Promo, result: BatchResult, started: float) -> Callable[[], None]:
+    """The batch's metrics, to count once it is delivered."""
+    return lambda: promo.metrics.record_batch(result, started, time.time())
 
 
 def register(promo: Promo) -> None:
@@ -177,14 +69,15 @@ def register(promo: Promo) -> None:
     resume = ResumeGuard()
     holes_found_by_the_agent(s.topic_clickstream)
     resume_pending = [False]
-    # The agent and the sweep both load states, change them and publish them. Publishing
-    # waits for the broker, and the changelog entries are the states as they were saved: if
-    # the two interleaved, the older entry of a user could reach the changelog last and a
-    # restart would recover a state without an event (seen in make chaos). One at a time.
-    publishing = asyncio.Lock()
+    # The agent and the sweep both load states, change them and deliver them. A changelog
+    # entry is the state as it was saved: were deliveries reordered, a user's older entry
+    # could reach the changelog last, and a restart would recover a state without an event
+    # (seen in make chaos). Both save and submit with no await in between, to one queue.
+    deliveries = Deliveries(promo)
 
     @app.agent(promo.topics.clickstream, name="promo.clickstream")
     async def process_clickstream(stream: StreamT[bytes]) -> None:
+        ahead: asyncio.Task[bool] | None = None  # the batch being delivered
         async for events in stream.take_events(s.batch_size, within=s.batch_seconds):  # type: ignore[attr-defined]
             if expiry.needs_rebuild and not await _take_over(promo):
                 return
@@ -205,30 +98,32 @@ def register(promo: Promo) -> None:
             newest = {e.message.partition: e.message.offset for e in events}
             for partition, offset in newest.items():
                 progress.seen(partition, offset, moved)
-            async with publishing:
-                result: BatchResult = process_batch(
-                    engine,
-                    [_raw(e) for e in events],
-                    lambda user_id: load_state(table, user_id, abandon_ms),
-                    max_bytes=s.max_message_bytes,
-                    max_future_skew_ms=s.max_future_skew_seconds * 1000,
-                    now_ms=int(time.time() * 1000),
-                    max_age_ms=s.max_event_age_days * 86_400_000,
-                    load_ledger=lambda partition: load_ledger(table, partition),
-                )
-                clocks: dict[int, list[int]] = {}
-                for user_id, state in result.states.items():
-                    expiry.track(user_id, state)
-                    clocks.setdefault(state.partition, []).append(state.features.watermark)
-                expiry.advance(clocks)
-                try:
-                    await publish(
-                        promo, result.output, result.states, result.dead_letters, result.ledgers
-                    )
-                except DeliveryError as exc:
-                    await _stop_on_lost_output(promo, exc)
-                    return
-            promo.metrics.record_batch(result, started, time.time())
+            result: BatchResult = process_batch(
+                engine,
+                [_raw(e) for e in events],
+                lambda user_id: load_state(table, user_id, abandon_ms),
+                max_bytes=s.max_message_bytes,
+                max_future_skew_ms=s.max_future_skew_seconds * 1000,
+                now_ms=int(time.time() * 1000),
+                max_age_ms=s.max_event_age_days * 86_400_000,
+                load_ledger=lambda partition: load_ledger(table, partition),
+            )
+            clocks: dict[int, list[int]] = {}
+            for user_id, state in result.states.items():
+                expiry.track(user_id, state)
+                clocks.setdefault(state.partition, []).append(state.features.watermark)
+            expiry.advance(clocks)
+            delivering = deliveries.submit(
+                result.output,
+                save_states(table, result.states, result.ledgers),
+                dead_letters=result.dead_letters,
+                events=events,
+                on_delivered=_record(promo, result, started),
+            )
+            # One batch ahead at most: this one is delivered while the next is processed.
+            if ahead is not None and not await ahead:
+                return
+            ahead = delivering
 
     @app.on_partitions_assigned.connect
     async def on_assigned(*args: object, **kwargs: object) -> None:
@@ -252,28 +147,24 @@ def register(promo: Promo) -> None:
                 return
             if not await _take_over(promo):
                 return
-        async with publishing:
-            now = expiry.watermark(owned, int(time.time() * 1000))
-            out, changed = EngineOutput(), {}
-            for user_id in expiry.due(now):
-                state = load_state(table, user_id, abandon_ms)
-                if state is None or state.partition not in owned:
-                    expiry.due_at.pop(user_id, None)  # moved to another worker by a rebalance
-                    continue
-                if engine.close_expired(state, user_id, now, out):
-                    changed[user_id] = state
-                expiry.track(user_id, state)
-            if out.outcomes:
-                log.info("closed %d attribution windows without a purchase", len(out.outcomes))
-                promo.metrics.record_outcomes(out.outcomes)
-            try:
-                await publish(promo, out, changed)
-            except DeliveryError as exc:
-                await _stop_on_lost_output(promo, exc)
-                return
-        if now >= 0:
-            async with publishing:  # its tombstones are changelog entries too
-                evict_idle(promo, now, owned)
+        now = expiry.watermark(owned, int(time.time() * 1000))
+        out, changed = EngineOutput(), {}
+        for user_id in expiry.due(now):
+            state = load_state(table, user_id, abandon_ms)
+            if state is None or state.partition not in owned:
+                expiry.due_at.pop(user_id, None)  # moved to another worker by a rebalance
+                continue
+            if engine.close_expired(state, user_id, now, out):
+                changed[user_id] = state
+            expiry.track(user_id, state)
+        if out.outcomes:
+            log.info("closed %d attribution windows without a purchase", len(out.outcomes))
+            promo.metrics.record_outcomes(out.outcomes)
+        closed = deliveries.submit(out, save_states(table, changed))
+        if now >= 0:  # its tombstones are changelog entries too
+            deliveries.submit(EngineOutput(), evict_idle(promo, now, owned))
+        if not await closed:
+            return
         await _unstall(promo, progress, owned)
         _record_lag(promo, progress, owned)
 
@@ -284,9 +175,9 @@ def register(promo: Promo) -> None:
 IDLE_CHECKS_PER_SWEEP = 500
 
 
-def evict_idle(promo: Promo, now: int, owned: set[int]) -> int:
-    """Remove users idle for ``IDLE_EVICTION_MS`` of event time ``now`` from the table, with a
-    tombstone on the changelog so a recovering worker drops them too; how many went.
+def evict_idle(promo: Promo, now: int, owned: set[int]) -> list[Changelog]:
+    """Remove users idle for ``IDLE_EVICTION_MS`` of event time ``now`` from the table; their
+    tombstones, for the changelog, so that a recovering worker drops them too.
 
     Without it the table, and the worker's memory, would grow with every user ever seen.
     """
@@ -303,8 +194,7 @@ def evict_idle(promo: Promo, now: int, owned: set[int]) -> int:
         if state.partition in owned and state.evictable(now):
             del table.data[key]
             gone.append((state.partition, key, None))
-    send_changelog(table, gone)
-    return len(gone)
+    return gone
 
 
 def _record_lag(promo: Promo, progress: PartitionProgress[int], owned: set[int]) -> None:

@@ -9,7 +9,7 @@ local profile limits Faust's producer to one record per request, a workaround fo
 end offsets that only the changelog needs (its recovery reads them): outputs sent through it
 paid that for nothing. Here they are batched normally.
 
-The guarantee does not change: ``agents.clickstream.publish`` awaits every output's delivery
+The guarantee does not change: ``agents.deliveries.deliver`` awaits every output's delivery
 before it sends the changelog of the states that caused them.
 """
 

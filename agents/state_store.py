@@ -48,7 +48,7 @@ def save_states(
     """Write the states to the local store now; return their changelog entries to send later.
 
     The caller sends the entries only once the outputs derived from these states are durable
-    (see ``agents.clickstream.publish``): a replayed message is skipped when the recovered
+    (see ``agents.deliveries``): a replayed message is skipped when the recovered
     state already holds it, so its outputs must never be lost behind its state.
     """
     entries: list[Changelog] = []

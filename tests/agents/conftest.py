@@ -90,13 +90,14 @@ class AgentHarness:
         self.agent.sent_offset = offset  # the test channel numbers the message with it
         # wait=False: put(wait=True) returns when the message enters the stream, not when the
         # batch that holds it is processed; the harness waits on the agent's output instead.
-        await self.agent.put(
+        event = await self.agent.put(
             raw,
             key=key,
             partition=partition,
             timestamp=(timestamp_ms / 1000) if timestamp_ms is not None else None,
             wait=False,
         )
+        event.message.incref()  # one reference per channel, as Faust's conductor counts them
         self.offsets[partition] = self.numbered = offset + 1
         return offset
 
@@ -105,6 +106,13 @@ class AgentHarness:
         self.hold = False
         for future in self.held:
             future.set_result(None)
+        self.held.clear()
+
+    def fail(self, exc: BaseException) -> None:
+        """The held deliveries fail with ``exc``."""
+        self.hold = False
+        for future in self.held:
+            future.set_exception(exc)
         self.held.clear()
 
     max_request_size = 1_048_576

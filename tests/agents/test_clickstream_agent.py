@@ -23,10 +23,12 @@ from aiokafka.errors import MessageSizeTooLargeError
 from faust.types import TP
 
 from agents import clickstream
-from agents.clickstream import RECORD_OVERHEAD_BYTES, DeliveryError, _rebuild_index, evict_idle
+from agents.clickstream import _rebuild_index, evict_idle
+from agents.deliveries import RECORD_OVERHEAD_BYTES, DeliveryError, deliver
 from agents.state_store import ledger_key
 from schemas.decisions import NO_OFFER
 from streams.budget import BudgetLedger
+from streams.engine import EngineOutput
 from streams.feature_vector import FEATURE_INDEX, FEATURE_NAMES
 from streams.policy import in_control_group
 from streams.user_state import IDLE_EVICTION_MS, UserState
@@ -240,9 +242,11 @@ async def test_users_idle_past_every_window_leave_the_table_with_a_tombstone(
         await h.wait_until(lambda h: len(h.changelog) == 3)
         assert state_of(h, "open").open_decisions
 
-        assert evict_idle(h.promo, T0 + IDLE_EVICTION_MS, owned={3, 4}) == 0  # not yet
-        assert evict_idle(h.promo, T0 + IDLE_EVICTION_MS + 1, owned={3}) == 1
-        await h.settle()
+        assert evict_idle(h.promo, T0 + IDLE_EVICTION_MS, owned={3, 4}) == []  # not yet
+        tombstones = evict_idle(h.promo, T0 + IDLE_EVICTION_MS + 1, owned={3})
+        assert len(tombstones) == 1
+        delivering = asyncio.ensure_future(deliver(h.promo, EngineOutput(), tombstones))
+        await h.wait_until(lambda h: delivering.done())
         table = h.promo.user_state.data
         assert b"idle" not in table and {b"open", b"elsewhere"} <= set(table)
         (tombstone,) = [s for s in h.changelog if s.value is None]
@@ -335,7 +339,7 @@ async def loop_turns(n: int) -> None:
 async def test_a_users_changelog_entries_go_out_in_the_order_their_states_were_made(
     clickstream_agent: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The agent and the sweep both change users' states and publish them, and publishing
+    # The agent and the sweep both change users' states and deliver them, and delivering
     # waits for the broker between saving a state and sending its changelog entry. Should the
     # agent save and send a newer state of a user meanwhile, the sweep's older entry would
     # reach the changelog last, and a restart would recover a state without the agent's event
@@ -359,9 +363,9 @@ async def test_a_users_changelog_entries_go_out_in_the_order_their_states_were_m
         sweeping = asyncio.create_task(close_expired_windows(h)())
         await h.wait_until(lambda h: len(h.on(t.topic_outcomes)) == 1)
         h.hold = False  # only the sweep's deliveries are slow; the agent's are not
-        # Meanwhile user-1 comes back. Not waiting for the sweep, the agent would load the state
-        # the sweep saved, add v-1 and send its entry well within these turns (it takes six),
-        # ahead of the sweep's; waiting, it makes its state only once the sweep's entry is out.
+        # Meanwhile user-1 comes back. The agent loads the state the sweep saved and adds v-1
+        # well within these turns (it takes six); were its delivery not queued behind the
+        # sweep's, its entry would go out ahead of the sweep's older one.
         second = await send(h, view(user, "v-1", closed_by + MINUTE_MS), partition=partition)
         await loop_turns(100)
         h.release()
@@ -419,6 +423,7 @@ async def test_a_batch_is_acknowledged_only_once_its_states_changelog_entries_ar
             timestamp=T0 / 1000,
             wait=False,
         )
+        event.message.incref()  # one reference per channel, as Faust's conductor counts them
         await h.wait_until(lambda h: len(h.decisions) == 1)
         h.release()  # the outputs arrive; the changelog entry that follows will be held
         h.hold = True
@@ -427,6 +432,46 @@ async def test_a_batch_is_acknowledged_only_once_its_states_changelog_entries_ar
         assert not event.message.acked
         h.release()
         await h.wait_until(lambda h: event.message.acked)
+
+
+async def test_the_next_batch_is_processed_while_the_previous_one_is_delivered(
+    clickstream_agent: Any,
+) -> None:
+    # Waiting for the broker's two round trips (outputs, then changelog) before taking the
+    # next batch left a worker fed live traffic idle while its queue grew. One batch ahead,
+    # no more: a third waits until the first is delivered.
+    async with clickstream_agent(batch_size=1) as h:
+        h.hold = True  # a slow broker
+        await send(h, view("user-1", "v-0", T0), partition=2)
+        await h.wait_until(lambda h: len(h.decisions) == 1)  # handed over, not acknowledged
+        await send(h, view("user-2", "v-1", T0), partition=3)
+        await h.wait_until(lambda h: b"user-2" in h.promo.user_state.data)  # processed
+        await send(h, view("user-3", "v-2", T0), partition=4)
+        await loop_turns(100)
+        assert b"user-3" not in h.promo.user_state.data, "two batches ahead of the broker"
+        assert h.changelog == [] and len(h.decisions) == 1  # batch 2 waits for batch 1
+        h.release()
+        await h.wait_until(lambda h: len(h.changelog) == 3)
+        # Delivered in the order processed, outputs before their states' entries.
+        assert [d["user_id"] for d in h.decisions] == ["user-1", "user-2", "user-3"]
+        assert [e.key for e in h.changelog] == [b"user-1", b"user-2", b"user-3"]
+
+
+async def test_nothing_processed_after_a_lost_output_is_delivered(clickstream_agent: Any) -> None:
+    # The batch processed while an output of the one before was refused must not go out
+    # either: its states would reach the changelog, and their events the commit, ahead of
+    # the batch that the next worker reads again.
+    async with clickstream_agent(batch_size=1) as h:
+        h.hold = True
+        await send(h, view("user-1", "v-0", T0), partition=2)
+        await h.wait_until(lambda h: len(h.decisions) == 1)
+        await send(h, view("user-2", "v-1", T0), partition=3)
+        await h.wait_until(lambda h: b"user-2" in h.promo.user_state.data)
+        h.fail(RuntimeError("NotLeaderForPartitionError"))
+        await loop_turns(100)
+        await h.settle(0.3)
+        assert h.changelog == [] and len(h.decisions) == 1
+        assert isinstance(h.promo.app.crash_reason, DeliveryError)
 
 
 async def test_a_refused_output_stops_the_worker_before_its_state_is_saved(
