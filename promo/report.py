@@ -12,6 +12,7 @@ import textwrap
 
 from clickhouse_driver import Client
 
+from promo.fairness import DIMENSIONS, Fairness, GroupFairness
 from promo.model_quality import QualityDay
 from promo.off_policy import format_off_policy
 from promo.report_figures import (
@@ -20,6 +21,7 @@ from promo.report_figures import (
     BY_DAY,
     BY_OFFER,
     BY_POLICY_VERSION,
+    BY_RULE_SEGMENT,
     BY_SEGMENT,
     PRE_PERIOD_DAYS,
     Breakdown,
@@ -84,6 +86,8 @@ def format_report(e: Evaluation) -> str:
         sections += [
             _breakdown(spec, e.breakdowns[spec], _BREAKDOWN_TITLES[spec]) for spec in BREAKDOWNS
         ]
+        if e.fairness is not None:
+            sections.append(fairness_section(e.fairness))
         sections.append(format_off_policy(e.off_policy))
         if e.truth:
             sections.append(_ground_truth_section(e.truth))
@@ -96,7 +100,8 @@ def format_report(e: Evaluation) -> str:
 _BREAKDOWN_TITLES = {
     BY_DAY: "By day of the decision (UTC), descriptive",
     BY_OFFER: "By offer, descriptive (control: the offer the policy would have sent)",
-    BY_SEGMENT: "By segment, descriptive",
+    BY_SEGMENT: "By k-means segment (id and name, at each decision), descriptive",
+    BY_RULE_SEGMENT: "By rule segment (at each decision), descriptive",
     BY_POLICY_VERSION: "By policy version, descriptive",
 }
 
@@ -357,6 +362,100 @@ def _breakdown(spec: Breakdown, comparisons: list[Comparison], title: str) -> st
         "net/dec. T-C [CI]",
     ]
     return table(title, header, rows) + "\n" + _wrap(_DESCRIPTIVE, "  ")
+
+
+# --- fairness: per group of users -------------------------------------------------------------
+
+FAIRNESS_TITLE = (
+    "Fairness: offers, discounts and the effect per group (users in the groups of their "
+    "first decision)"
+)
+
+
+def fairness_table(groups: list[GroupFairness]) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of one dimension's groups (shared with the HTML page)."""
+    rows = []
+    for g in groups:
+        d = g.disparity
+        rows.append(
+            [
+                g.group,
+                f"{g.treated_users:,}",
+                f"{g.control_users:,}",
+                pct_ci(d.rate) if d else "",
+                _ratio(d.ratio) if d else "",
+                fairness_flag(g),
+                money_ci(g.discount_per_user) if g.discount_per_user else "",
+                points_ci(g.conversion) if g.conversion else "",
+                difference_ci(g.net) if g.net else "",
+            ]
+        )
+    header = [
+        "group",
+        "users T",
+        "users C",
+        "offer rate T [CI]",
+        "highest/this",
+        "flag",
+        "discount/user T [CI]",
+        "conv. T-C (points) [CI]",
+        "net/user T-C [CI]",
+    ]
+    return header, rows
+
+
+def fairness_flag(g: GroupFairness) -> str:
+    d = g.disparity
+    if d is None or not d.flagged:
+        return ""
+    return "ALERT" if d.clear else "beyond (noise?)"
+
+
+def fairness_alerts(f: Fairness) -> list[str]:
+    """One line per flagged group, or one saying none is (shared with the HTML page)."""
+    alerts = [
+        f"{'ALERT' if g.disparity.clear else 'possible'}: {dict(DIMENSIONS)[g.dimension]} "
+        f"{g.group!r} is offered on {g.disparity.rate.value:.1%} of treated decisions, "
+        f"{_ratio(g.disparity.ratio)} below the most-offered group's rate "
+        f"(PROMO_FAIRNESS_MAX_RATIO {f.max_ratio:g})"
+        + ("" if g.disparity.clear else "; within noise at the intervals' ends")
+        for g in f.flagged()
+        if g.disparity is not None
+    ]
+    return alerts or [
+        f"no group's offer rate is {f.max_ratio:g}x or more below its dimension's highest"
+    ]
+
+
+def fairness_notes(f: Fairness) -> list[str]:
+    """What the tables mean (shared with the HTML page)."""
+    return [
+        "offer rate: offers sent per treated decision (descriptive); highest/this: the "
+        "dimension's highest offer rate over this group's; ALERT when it exceeds "
+        f"{f.max_ratio:g} even between the facing ends of the two 95% intervals, 'beyond "
+        "(noise?)' when only the point estimates do",
+        "effects per user as the headline compares them (intention to treat, no CUPED); a "
+        "user's groups are those of their first decision, before any offer; segments are "
+        "targeted on purpose, so their offer rates are expected to differ",
+    ]
+
+
+def fairness_section(f: Fairness) -> str:
+    parts = [FAIRNESS_TITLE]
+    for dimension, label in DIMENSIONS:
+        groups = f.dimensions.get(dimension, [])
+        if not groups:
+            parts.append(f"  by {label}: no users yet")
+            continue
+        parts.append(table(f"  by {label}", *fairness_table(groups)))
+    parts += [_wrap(line, "  ") for line in (*fairness_alerts(f), *fairness_notes(f))]
+    return "\n".join(parts)
+
+
+def _ratio(x: float) -> str:
+    if math.isnan(x):
+        return "n/a"
+    return "∞" if math.isinf(x) else f"{x:.2f}x"
 
 
 # --- ground truth, spend, suppressions, dead letters, events ----------------------------------
