@@ -27,6 +27,10 @@ from streams.features import CART_MAX_AGE, DAY, NEVER, SlidingWindowFeatures
 #: need every worker upgraded before the first one arrives.
 STATE_FORMAT = 4
 _FORMAT_WITHOUT_GROUP = 3
+#: Every format this worker reads. Named one by one rather than "up to STATE_FORMAT": a
+#: corrupt or hand-written first field (0, -1, "4") must stop the worker, not be read as
+#: the newest layout.
+_READABLE_FORMATS = frozenset({1, 2, 3, 4})
 WEEK_MS = 7 * 86_400_000
 #: A producer's retry of an event is recognised when it comes within this much event time of
 #: the user's latest event (producers retry within seconds or minutes; Kafka clients give up
@@ -121,10 +125,10 @@ class UserState:
             fields += [-1, []]  # format 1 had no replay guard: start one from here
         elif fields[0] == 2:
             fields[7] = []  # format 2 kept CRC-32s of the last 16 ids: start afresh
-        elif fields[0] > STATE_FORMAT:
+        elif fields[0] not in _READABLE_FORMATS:
             raise PromoError(
-                f"user state format {fields[0]} is newer than this worker's {STATE_FORMAT}: "
-                "upgrade the worker"
+                f"user state format {fields[0]!r} is not one this worker reads "
+                f"({sorted(_READABLE_FORMATS)}): a newer worker wrote it, upgrade this one"
             )
         if fields[0] < STATE_FORMAT:
             fields += ["", NEVER]  # no group sent yet

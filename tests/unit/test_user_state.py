@@ -60,6 +60,9 @@ def test_a_group_is_kept_and_only_a_state_with_one_takes_the_new_format() -> Non
     assert state.to_bytes() == b"[4" + BEFORE_MARGINS[2:-1] + b',"north",1700000060000]'
 
 
-def test_a_newer_format_stops_the_worker_naming_it() -> None:
-    with pytest.raises(PromoError, match="format 5 is newer than this worker's 4"):
-        UserState.from_bytes(b"[5" + BEFORE_MARGINS[2:], ABANDON_MS)
+@pytest.mark.parametrize("first", [b"[5", b"[0", b"[-1", b'["4"'])
+def test_a_format_this_worker_does_not_know_stops_it_naming_the_format(first: bytes) -> None:
+    # Not only newer ones: a first field below 1 or of another type is not read as format 4.
+    shown = first[1:].decode().replace('"', "'")
+    with pytest.raises(PromoError, match=f"format {shown} is not one this worker reads"):
+        UserState.from_bytes(first + BEFORE_MARGINS[2:], ABANDON_MS)
