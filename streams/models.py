@@ -164,7 +164,7 @@ class ModelSnapshot:
     def actions(self) -> tuple[str, ...]:
         return self.response.actions
 
-    def publish_as(self, version: int) -> None:
+    def number_and_name(self, version: int) -> None:
         """Make this snapshot ``version``: number it, and name its segments as their centres
         stand now. Names are given here, once per snapshot, never per event."""
         self.version = version

@@ -53,6 +53,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from streams.errors import ModelError
 from streams.feature_vector import FEATURE_INDEX
 
 #: The k-means inputs, in order (``streams.models``), each with what a centre far above and
@@ -99,10 +100,24 @@ class SegmentName:
         return [self.name, self.anchor]
 
     @classmethod
-    def from_state(cls, state: list[object]) -> SegmentName:
-        name, anchor = state
-        assert isinstance(name, str) and isinstance(anchor, dict)
-        return cls(name, {str(k): float(v) for k, v in anchor.items()})
+    def from_state(cls, state: object) -> SegmentName:
+        """A name as ``to_state`` wrote it; anything else is a snapshot this code cannot
+        read (``ModelError``, which the learner and workers handle), not a bug to assert on.
+
+        >>> SegmentName.from_state(["typical shoppers", {"views_30d": 0.1}]).name
+        'typical shoppers'
+        >>> SegmentName.from_state(["typical shoppers"])
+        Traceback (most recent call last):
+        ...
+        streams.errors.ModelError: segment name state must be [name, {input: sd}], got [...]
+        """
+        match state:
+            case [str(name), dict(anchor)]:
+                try:
+                    return cls(name, {str(k): float(v) for k, v in anchor.items()})
+                except (TypeError, ValueError):
+                    pass
+        raise ModelError(f"segment name state must be [name, {{input: sd}}], got {state!r:.200}")
 
 
 def describe_centre(centre: Mapping[str, float]) -> str:

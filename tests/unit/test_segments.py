@@ -14,6 +14,7 @@ import pytest
 
 from schemas.events import ClickEvent, EventType
 from streams.engine import EngineOutput
+from streams.errors import ModelError
 from streams.feature_vector import FEATURE_INDEX, FEATURE_NAMES
 from streams.models import ModelSnapshot
 from streams.segments import (
@@ -120,7 +121,7 @@ def test_learned_segments_are_named_after_the_users_in_them() -> None:
     assert [snapshot.segmenter.name_of(i) for i in (0, 1)] == [EMPTY, EMPTY]
     _two_kinds_of_shopper(snapshot)
     assert snapshot.segmenter.name_of(0) == EMPTY  # learning alone names nothing
-    snapshot.publish_as(1)
+    snapshot.number_and_name(1)
     segmenter = snapshot.segmenter
     browser = segmenter.name_of(segmenter.segment(_shopper(0.0, 75.0, 200.0)))
     buyer = segmenter.name_of(segmenter.segment(_shopper(4.0, 4.0, 20.0)))
@@ -133,19 +134,19 @@ def test_learned_segments_are_named_after_the_users_in_them() -> None:
 def test_names_travel_with_the_snapshot_and_stay_across_versions() -> None:
     snapshot = ModelSnapshot.initial(ACTIONS, n_segments=2, seed=4)
     _two_kinds_of_shopper(snapshot)
-    snapshot.publish_as(1)
+    snapshot.number_and_name(1)
     names = dict(snapshot.segmenter.names)
     copy = ModelSnapshot.from_bytes(snapshot.to_bytes(), snapshot.layout)
     assert copy.segmenter.names == names
     _two_kinds_of_shopper(copy, n=300, seed=5)  # the same shoppers: the centres stay put
-    copy.publish_as(2)
+    copy.number_and_name(2)
     assert copy.segmenter.names == names
 
 
 def test_a_snapshot_from_before_names_loads_and_names_its_segments() -> None:
     snapshot = ModelSnapshot.initial(ACTIONS, n_segments=2, seed=4)
     _two_kinds_of_shopper(snapshot)
-    snapshot.publish_as(1)
+    snapshot.number_and_name(1)
     envelope = orjson.loads(snapshot.to_bytes())
     state = envelope["payload"]["segmenter"]
     del state["names"], state["sizes"]
@@ -213,7 +214,7 @@ def _cart_add(n: int, ts: int, group: str | None = None) -> ClickEvent:
 
 def test_each_decision_names_the_users_segments_and_group() -> None:
     engine = make_engine()
-    engine.snapshot.publish_as(1)
+    engine.snapshot.number_and_name(1)
     state, out = engine.new_state(), EngineOutput()
     engine.handle(state, _cart_add(1, T0, group="north"), out)
     engine.handle(state, _cart_add(2, T0 + 2 * 3_600_000), out)  # no group: still north's
@@ -243,3 +244,13 @@ def test_the_same_seed_gives_the_same_segments_in_another_process() -> None:
         for seed in ("1", "2", "3")
     }
     assert len(outputs) == 1
+
+
+@pytest.mark.parametrize(
+    "state", [["typical shoppers"], [3, {}], ["typical shoppers", {"views_30d": "far"}], None]
+)
+def test_a_damaged_name_in_a_snapshot_is_a_model_error_not_an_assertion(state: object) -> None:
+    # The learner and workers handle ModelError (a snapshot they cannot use); an assert would
+    # vanish under python -O and let a damaged name through.
+    with pytest.raises(ModelError, match="segment name state"):
+        SegmentName.from_state(state)
