@@ -3,6 +3,7 @@ segments' thresholds; both logged with every decision (streams/segments.py)."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from schemas import JSON_SCHEMA_DIR
 from schemas.events import ClickEvent, EventType
 from streams.engine import EngineOutput
 from streams.errors import ModelError
@@ -27,6 +29,7 @@ from streams.segments import (
     name_segments,
     rule_segment,
 )
+from streams.validation import MAX_GROUP
 from tests.unit.conftest import make_engine
 
 ACTIONS = ("none", "pct10")
@@ -254,3 +257,17 @@ def test_a_damaged_name_in_a_snapshot_is_a_model_error_not_an_assertion(state: o
     # vanish under python -O and let a damaged name through.
     with pytest.raises(ModelError, match="segment name state"):
         SegmentName.from_state(state)
+
+
+def test_the_decision_schema_lists_exactly_the_rule_segments_the_code_gives() -> None:
+    # The schema is written by hand beside RULE_SEGMENTS: a segment added to one and not the
+    # other would make valid decisions fail consumers' validation, or promise one never sent.
+    schema = json.loads((JSON_SCHEMA_DIR / "decision.schema.json").read_text())
+    enum = schema["properties"]["rule_segment"]["enum"]
+    assert enum == ["", *RULE_SEGMENTS]  # '' on decisions logged before rule segments
+
+
+def test_the_schemas_bound_a_group_as_the_validator_does() -> None:
+    for name in ("decision.schema.json", "clickstream-event.schema.json"):
+        group = json.loads((JSON_SCHEMA_DIR / name).read_text())["properties"]["group"]
+        assert group["maxLength"] == MAX_GROUP, name
