@@ -4,10 +4,10 @@
 the population: each segment input is ``log1p`` of the feature, scaled by the running mean and
 standard deviation over the training examples the learner read (one per closed decision, so a
 user decided often weighs more than one decided once). A centre's coordinate is therefore how
-far its decisions' users sit from the average, in standard deviations. A segment is named by the inputs
-where its centre is at least ``DISTINCT_SD`` away from the average, the farthest first, at most
-``MAX_WORDS`` of them, each in the shop's words ("frequent browsers, high cart value, rarely
-buy"); a centre near the average on every input is "typical shoppers".
+far its decisions' users sit from the average, in standard deviations. A segment is named by
+the inputs where its centre is at least ``DISTINCT_SD`` away from the average, the farthest
+first, at most ``MAX_WORDS`` of them, each in the shop's words ("frequent browsers, high cart
+value, rarely buy"); a centre near the average on every input is "typical shoppers".
 
 Names are stable: each segment keeps the centre it was named at (its anchor), and is named
 again only when its centre has moved more than ``RENAME_SD`` standard deviations (Euclidean,
