@@ -26,7 +26,7 @@ import numpy.typing as npt
 from clickhouse_driver import Client
 
 from promo import cumulative_users, model_quality
-from promo.fairness import Fairness, read_fairness, segment_labels
+from promo.fairness import Fairness, read_fairness
 from promo.model_quality import CalibrationBin, QualityDay
 from promo.off_policy import PolicyEstimates, off_policy_estimates
 from streams.catalogue import DEFAULT_CATALOGUE, OfferSpec
@@ -319,11 +319,19 @@ class Breakdown:
     view: str
     key: str
     label: str  # what the key is, for titles and axes
+    #: The view's rows of this breakdown, where a view holds several (``v_by_group``).
+    where: str = ""
 
 
 BY_DAY = Breakdown("v_by_day", "day", "day (UTC)")
 BY_OFFER = Breakdown("v_by_offer", "offer", "offer")
-BY_SEGMENT = Breakdown("v_by_segment", "segment", "k-means segment")
+#: How the report shows a k-means segment (text and HTML alike): each decision under the
+#: name logged with it, so a segment renamed because its centre moved is two rows, and an old
+#: decision never appears under today's name.
+SEGMENT_SHOWN_AS = "id and the name logged with each decision"
+BY_SEGMENT = Breakdown(
+    "v_by_group", "group_name", "k-means segment", where="WHERE dimension = 'segment'"
+)
 BY_RULE_SEGMENT = Breakdown("v_by_rule_segment", "rule_segment", "rule segment")
 BY_POLICY_VERSION = Breakdown("v_by_policy_version", "policy_version", "policy version")
 BREAKDOWNS = (BY_DAY, BY_OFFER, BY_SEGMENT, BY_RULE_SEGMENT, BY_POLICY_VERSION)
@@ -361,14 +369,11 @@ def compare(key: Any, t: Row | None, c: Row | None, margin: float) -> Comparison
     )
 
 
-def breakdown(
-    client: Client, spec: Breakdown, margin: float, labels: dict[Any, str] | None = None
-) -> list[Comparison]:
-    """One comparison per key; ``labels`` shows a key by its label (segments by their name)."""
+def breakdown(client: Client, spec: Breakdown, margin: float) -> list[Comparison]:
+    """One comparison per key, in the key's order."""
     by_key: dict[Any, dict[str, Row]] = {}
-    for r in query(client, f"SELECT * FROM {spec.view} ORDER BY {spec.key}, arm"):
-        key = r[spec.key]
-        by_key.setdefault(labels.get(key, key) if labels else key, {})[r["arm"]] = r
+    for r in query(client, f"SELECT * FROM {spec.view} {spec.where} ORDER BY {spec.key}, arm"):
+        by_key.setdefault(r[spec.key], {})[r["arm"]] = r
     return [
         compare(key, arms.get("treatment"), arms.get("control"), margin)
         for key, arms in by_key.items()
@@ -571,9 +576,6 @@ def read_evaluation(
         raise ValueError("gross_margin must be in (0, 1]")
     arms = {r["arm"]: r for r in query(client, "SELECT * FROM v_treatment_vs_control")}
     decided = bool(arms)
-    labels: dict[Breakdown, dict[Any, str]] = (
-        {BY_SEGMENT: segment_labels(client)} if decided else {}
-    )
     users = user_figures(client) if decided else {}
     predictions = model_quality.read_rows(client) if decided else []
     return Evaluation(
@@ -583,8 +585,7 @@ def read_evaluation(
         users=users,
         headline=headline(users, gross_margin),
         breakdowns={
-            spec: breakdown(client, spec, gross_margin, labels.get(spec)) if decided else []
-            for spec in BREAKDOWNS
+            spec: breakdown(client, spec, gross_margin) if decided else [] for spec in BREAKDOWNS
         },
         off_policy=off_policy_estimates(client, gross_margin=gross_margin, catalogue=catalogue)
         if decided
@@ -597,7 +598,9 @@ def read_evaluation(
         quality=model_quality.quality_by_day(predictions),
         calibration=model_quality.calibration(predictions),
         over_time=effect_over_time(client, gross_margin) if decided else [],
-        fairness=read_fairness(client, gross_margin=gross_margin, max_ratio=fairness_max_ratio)
+        fairness=read_fairness(
+            client, users, gross_margin=gross_margin, max_ratio=fairness_max_ratio
+        )
         if decided
         else None,
     )

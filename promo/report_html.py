@@ -14,7 +14,7 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from promo.fairness import DIMENSIONS
+from promo.fairness import DIMENSIONS, EFFECT_DIMENSIONS
 from promo.report import (
     FAIRNESS_TITLE,
     OVER_TIME_CAVEATS,
@@ -24,6 +24,7 @@ from promo.report import (
     fairness_notes,
     fairness_table,
     format_report,
+    group_effect_table,
     over_time_table,
     verdicts,
 )
@@ -46,6 +47,7 @@ from promo.report_figures import (
     BY_RULE_SEGMENT,
     BY_SEGMENT,
     PRE_PERIOD_DAYS,
+    SEGMENT_SHOWN_AS,
     Evaluation,
 )
 
@@ -175,7 +177,7 @@ def _over_time(page: _Page, e: Evaluation) -> None:
 def _per_decision(page: _Page, e: Evaluation) -> None:
     for spec, why in (
         (BY_OFFER, "Control: the offer the policy would have sent."),
-        (BY_SEGMENT, "Each segment by its id and its latest name."),
+        (BY_SEGMENT, f"Each segment by its {SEGMENT_SHOWN_AS}."),
         (BY_RULE_SEGMENT, ""),
         (BY_POLICY_VERSION, ""),
     ):
@@ -204,6 +206,11 @@ def _fairness(page: _Page, e: Evaluation) -> None:
         if groups:
             page.subheading(f"By {label}")
             page.table(*fairness_table(groups))
+    for dimension, label in EFFECT_DIMENSIONS:
+        effects = f.effects.get(dimension, [])
+        if effects:
+            page.subheading(f"Effect per user by {label}")
+            page.table(*group_effect_table(effects))
     for note in fairness_notes(f):
         page.note(note[0].upper() + note[1:] + ".")
 

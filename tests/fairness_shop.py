@@ -1,27 +1,36 @@
-"""Named segments and fairness through ClickHouse, as test input for both engines: a small shop
-whose decisions carry segment names, rule segments and groups, and the figures migration
-0010's views and the report must give, worked by hand. tests/current_clickhouse and
-tests/integration (18.16) run the same checks.
+"""Named segments and fairness through ClickHouse, as test input for both engines.
+tests/current_clickhouse and tests/integration (18.16) run the same checks.
 
-Rate 0.3. Every row written twice, merges stopped: only FINAL keeps a copy from counting.
+**A hand-worked shop** (``write_shop``): decisions carrying segment names, rule segments and
+groups, and the figures migration 0010's views and the report must give. Rate 0.3. Every row
+written twice, merges stopped: only FINAL keeps a copy from counting.
 
-    user  arm        first decision: segment, rule, group    decisions, offers   bought
-    u1    treatment  0, new, north       d1 pct10 sent; +3 d d1b (segment 1,
-                                         regular, south) none sent              100, 10 off
-    u2    control    0, new, north       d2 (policy pct10)                      50
-    u3    treatment  1, regular, south   d3 none                                -
-    u4    control    1, regular, south   d4 (policy pct10)                      -
-    u5    treatment  1, potential, ''    d5 pct20 sent                          -
-    u6    control    0, potential, ''    d6 (policy none), model v1             40
+    user  arm  decision: segment name, rule, group, sent             bought
+    u1    T    d1   0 frequent browsers, new, north: pct10           100, 10 off (d1)
+               d1b  +3 d: 1 bought recently, regular, south: none
+               d1c  +4 d: 1 bought recently, regular, south: pct10
+    u2    C    d2   0 frequent browsers, new, north (policy pct10)   50
+    u3    T    d3   1 bought recently, regular, '': none             - (30 the day before)
+    u4    C    d4   1 bought recently, regular, '' (policy pct10)    - (20 the day before)
+    u5    T    d5   1 bought recently, potential, north: pct20       -
+    u6    C    d6   0 typical shoppers (model v1), potential, north  40
 
-Segment 0 was "typical shoppers" in model v1 and "frequent browsers" in v2: its name now is
-v2's. u1's later decision does not move u1 out of the groups of their first.
+Each decision counts in its own groups: u1 is `new` at d1 and `regular` at d1b and d1c.
+Offer rates (offers per treated decision): rule segment new 1/1, potential 1/1, regular 1/3
+(u1 1 of 2, u3 0 of 1); platform group north 2/2, south 1/2, '' 0/1. So regular is 3x and
+south 2x below the highest, both flagged but not clear of noise (two users, one user). The
+placeholder group '' is offered nothing, yet is not flagged: it is no group of users.
 
-Offer rates (offers per treated decision): rule segment new 1/2, regular 0/1, potential 1/1;
-so new is 2x and regular infinitely below the highest, both beyond 1.25 but neither clear of
-noise at the intervals' ends (a user or two). Returning users (u3, u5 treated; u4, u6 control)
-are the one group with two users in each arm: conversion 0/2 against 1/2, net profit per user
-0 and 0 against 0 and 0.3 x 40 = 12.
+Per user, by what was fixed before the first decision: u1, u2, u5, u6 are in north at their
+first decision and bought nothing in the pre-period; u3 and u4 are in '' and bought in it.
+North: conversion 1/2 against 2/2; net profit per user 0.3 x 110 - 10 = 23 and 0, against
+0.3 x 50 = 15 and 0.3 x 40 = 12.
+
+**A shop run by the engine** (``write_engine_shop``): real events through
+``streams.engine.DecisionEngine`` with the default decision points (add to cart, cart
+return), where every purchase follows a cart add, as on a real shop. Every first decision is
+`new` or `potential`; the later ones are `regular`, `high_value` and `at_risk`, and the
+fairness view shows all five (grouping users by their first decision showed two).
 """
 
 from __future__ import annotations
@@ -31,13 +40,21 @@ from typing import Any
 import pytest
 
 from promo.clickhouse import insert
-from promo.fairness import read_fairness, segment_labels
+from promo.fairness import read_fairness
 from promo.report import format_report
-from promo.report_figures import BY_RULE_SEGMENT, BY_SEGMENT, breakdown, read_evaluation
+from promo.report_figures import (
+    BY_RULE_SEGMENT,
+    BY_SEGMENT,
+    breakdown,
+    read_evaluation,
+    user_figures,
+)
 from schemas.decisions import NO_OFFER, Decision
 from schemas.events import ClickEvent, EventType
 from schemas.outcomes import Outcome, OutcomeType
+from streams.engine import EngineOutput
 from streams.evaluation import Moments, mean_difference, proportion_difference
+from streams.segments import RULE_SEGMENTS
 from streams.sink_rows import (
     DECISION_COLUMNS,
     EVENT_COLUMNS,
@@ -46,9 +63,11 @@ from streams.sink_rows import (
     event_row,
     outcome_row,
 )
+from tests.unit.conftest import make_engine
 
 TS = 1_700_000_000_000
 MINUTE = 60_000
+HOUR = 3_600_000
 DAY = 86_400_000
 RATE = 0.3
 NAMES = {0: "frequent browsers", 1: "bought recently"}
@@ -94,18 +113,17 @@ def _decision(
 
 D1 = _decision("d1", "u1", "pct10", 0, "new", "north")
 D1B = _decision("d1b", "u1", NO_OFFER, 1, "regular", "south", ts=TS + 3 * DAY)
+D1C = _decision("d1c", "u1", "pct10", 1, "regular", "south", ts=TS + 4 * DAY)
 D2 = _decision("d2", "u2", "pct10", 0, "new", "north", control=True)
-D3 = _decision("d3", "u3", NO_OFFER, 1, "regular", "south")
-D4 = _decision("d4", "u4", "pct10", 1, "regular", "south", control=True)
-D5 = _decision("d5", "u5", "pct20", 1, "potential", "")
-D6 = _decision("d6", "u6", NO_OFFER, 0, "potential", "", control=True, model_version=1)
-DECISIONS = (D1, D1B, D2, D3, D4, D5, D6)
+D3 = _decision("d3", "u3", NO_OFFER, 1, "regular", "")
+D4 = _decision("d4", "u4", "pct10", 1, "regular", "", control=True)
+D5 = _decision("d5", "u5", "pct20", 1, "potential", "north")
+D6 = _decision("d6", "u6", NO_OFFER, 0, "potential", "north", control=True, model_version=1)
+DECISIONS = (D1, D1B, D1C, D2, D3, D4, D5, D6)
 
 
-def _purchase(name: str, user: str, total: float) -> ClickEvent:
-    return ClickEvent(
-        name, user, TS + MINUTE, EventType.PURCHASE, order_id=f"o-{name}", order_total=total
-    )
+def _purchase(name: str, user: str, total: float, ts: int = TS + MINUTE) -> ClickEvent:
+    return ClickEvent(name, user, ts, EventType.PURCHASE, order_id=f"o-{name}", order_total=total)
 
 
 BUY1, BUY2, BUY6 = (
@@ -113,6 +131,7 @@ BUY1, BUY2, BUY6 = (
     _purchase("e2", "u2", 50.0),
     _purchase("e6", "u6", 40.0),
 )
+BEFORE3, BEFORE4 = _purchase("e3", "u3", 30.0, TS - DAY), _purchase("e4", "u4", 20.0, TS - DAY)
 
 
 def _outcome(d: Decision, kind: OutcomeType, buy: ClickEvent, discount: float = 0.0) -> Outcome:
@@ -138,21 +157,28 @@ OUTCOMES = (
 )
 
 
-def write_shop(client: Any) -> None:
-    """The shop on a migrated database, every row written twice with merges stopped."""
+def _write(
+    client: Any,
+    decisions: tuple[Decision, ...] | list[Decision],
+    outcomes: tuple[Outcome, ...] | list[Outcome],
+    events: tuple[ClickEvent, ...] | list[ClickEvent],
+) -> None:
+    """Rows on a migrated database, every row written twice with merges stopped."""
     for table in ("events", "decisions", "outcomes"):
         client.execute(f"SYSTEM STOP MERGES {table}")
     for _ in range(2):
-        insert(client, "decisions", DECISION_COLUMNS, [decision_row(d) for d in DECISIONS])
-        insert(client, "outcomes", OUTCOME_COLUMNS, [outcome_row(o) for o in OUTCOMES])
-        events = (BUY1, BUY2, BUY6)
+        insert(client, "decisions", DECISION_COLUMNS, [decision_row(d) for d in decisions])
+        insert(client, "outcomes", OUTCOME_COLUMNS, [outcome_row(o) for o in outcomes])
         insert(client, "events", EVENT_COLUMNS, [event_row(e, 0, i) for i, e in enumerate(events)])
 
 
-def check_a_segment_is_named_by_its_latest_model_version(shop: Any) -> None:
+def write_shop(client: Any) -> None:
+    _write(client, DECISIONS, OUTCOMES, (BUY1, BUY2, BUY6, BEFORE3, BEFORE4))
+
+
+def check_v_segment_names_gives_analysts_the_latest_name(shop: Any) -> None:
     rows = shop.execute("SELECT segment, name, first_model_version FROM v_segment_names")
     assert sorted(rows) == [(0, "frequent browsers", 1), (1, "bought recently", 2)]
-    assert segment_labels(shop) == {0: "0 frequent browsers", 1: "1 bought recently"}
 
 
 def check_the_decisions_keep_their_groups(shop: Any) -> None:
@@ -163,89 +189,106 @@ def check_the_decisions_keep_their_groups(shop: Any) -> None:
     assert rows == [
         ("d1", "frequent browsers", "new", "north"),
         ("d1b", "bought recently", "regular", "south"),
+        ("d1c", "bought recently", "regular", "south"),
     ]
 
 
-def check_each_user_is_in_the_groups_of_their_first_decision(shop: Any) -> None:
-    rows = shop.execute(
-        "SELECT user_id, first_segment, first_rule_segment, first_user_group, policy_offers "
-        "FROM v_user_groups ORDER BY user_id"
-    )
+def check_each_user_keeps_the_group_of_their_first_decision(shop: Any) -> None:
+    rows = shop.execute("SELECT user_id, first_user_group FROM v_user_groups ORDER BY user_id")
     assert rows == [
-        ("u1", 0, "new", "north", 1),
-        ("u2", 0, "new", "north", 1),
-        ("u3", 1, "regular", "south", 0),
-        ("u4", 1, "regular", "south", 1),
-        ("u5", 1, "potential", "", 1),
-        ("u6", 0, "potential", "", 0),
+        ("u1", "north"),
+        ("u2", "north"),
+        ("u3", ""),
+        ("u4", ""),
+        ("u5", "north"),
+        ("u6", "north"),
     ]
 
 
-def check_the_fairness_view_counts_users_decisions_and_offers(shop: Any) -> None:
+def check_each_decision_counts_in_the_groups_it_was_logged_with(shop: Any) -> None:
     rows = shop.execute(
-        "SELECT dimension, group_name, arm, users, sum_decisions, sum_offers, sum_policy_offers, "
-        "converters, sum_discount, sum_rate_base, sum_net_fixed "
-        "FROM v_fairness ORDER BY dimension, group_name, arm"
+        "SELECT dimension, group_name, arm, users, decisions, offers, conversions, "
+        "sum_discount, sum_user_decisions_sq, sum_user_offers_sq, sum_user_offers_decisions "
+        "FROM v_by_group ORDER BY dimension, group_name, arm"
     )
     assert rows == [
-        ("group", "", "control", 1, 1, 0, 0, 1, 0.0, 40.0, 0.0),
-        ("group", "", "treatment", 1, 1, 1, 1, 0, 0.0, 0.0, 0.0),
-        ("group", "north", "control", 1, 1, 0, 1, 1, 0.0, 50.0, 0.0),
-        ("group", "north", "treatment", 1, 2, 1, 1, 1, 10.0, 110.0, -10.0),
-        ("group", "south", "control", 1, 1, 0, 1, 0, 0.0, 0.0, 0.0),
-        ("group", "south", "treatment", 1, 1, 0, 0, 0, 0.0, 0.0, 0.0),
-        ("new_vs_returning", "new", "control", 1, 1, 0, 1, 1, 0.0, 50.0, 0.0),
-        ("new_vs_returning", "new", "treatment", 1, 2, 1, 1, 1, 10.0, 110.0, -10.0),
-        ("new_vs_returning", "returning", "control", 2, 2, 0, 1, 1, 0.0, 40.0, 0.0),
-        ("new_vs_returning", "returning", "treatment", 2, 2, 1, 1, 0, 0.0, 0.0, 0.0),
-        ("rule_segment", "new", "control", 1, 1, 0, 1, 1, 0.0, 50.0, 0.0),
-        ("rule_segment", "new", "treatment", 1, 2, 1, 1, 1, 10.0, 110.0, -10.0),
-        ("rule_segment", "potential", "control", 1, 1, 0, 0, 1, 0.0, 40.0, 0.0),
-        ("rule_segment", "potential", "treatment", 1, 1, 1, 1, 0, 0.0, 0.0, 0.0),
-        ("rule_segment", "regular", "control", 1, 1, 0, 1, 0, 0.0, 0.0, 0.0),
-        ("rule_segment", "regular", "treatment", 1, 1, 0, 0, 0, 0.0, 0.0, 0.0),
-        ("segment", "0", "control", 2, 2, 0, 1, 2, 0.0, 90.0, 0.0),
-        ("segment", "0", "treatment", 1, 2, 1, 1, 1, 10.0, 110.0, -10.0),
-        ("segment", "1", "control", 1, 1, 0, 1, 0, 0.0, 0.0, 0.0),
-        ("segment", "1", "treatment", 2, 2, 1, 1, 0, 0.0, 0.0, 0.0),
+        ("group", "", "control", 1, 1, 0, 0, 0.0, 1, 0, 0),
+        ("group", "", "treatment", 1, 1, 0, 0, 0.0, 1, 0, 0),
+        ("group", "north", "control", 2, 2, 0, 2, 0.0, 2, 0, 0),
+        ("group", "north", "treatment", 2, 2, 2, 1, 10.0, 2, 2, 2),
+        ("group", "south", "treatment", 1, 2, 1, 0, 0.0, 4, 1, 2),
+        ("new_vs_returning", "new", "control", 1, 1, 0, 1, 0.0, 1, 0, 0),
+        ("new_vs_returning", "new", "treatment", 1, 1, 1, 1, 10.0, 1, 1, 1),
+        ("new_vs_returning", "returning", "control", 2, 2, 0, 1, 0.0, 2, 0, 0),
+        ("new_vs_returning", "returning", "treatment", 3, 4, 2, 0, 0.0, 6, 2, 3),
+        ("rule_segment", "new", "control", 1, 1, 0, 1, 0.0, 1, 0, 0),
+        ("rule_segment", "new", "treatment", 1, 1, 1, 1, 10.0, 1, 1, 1),
+        ("rule_segment", "potential", "control", 1, 1, 0, 1, 0.0, 1, 0, 0),
+        ("rule_segment", "potential", "treatment", 1, 1, 1, 0, 0.0, 1, 1, 1),
+        ("rule_segment", "regular", "control", 1, 1, 0, 0, 0.0, 1, 0, 0),
+        ("rule_segment", "regular", "treatment", 2, 3, 1, 0, 0.0, 5, 1, 2),
+        ("segment", "0 frequent browsers", "control", 1, 1, 0, 1, 0.0, 1, 0, 0),
+        ("segment", "0 frequent browsers", "treatment", 1, 1, 1, 1, 10.0, 1, 1, 1),
+        ("segment", "0 typical shoppers", "control", 1, 1, 0, 1, 0.0, 1, 0, 0),
+        ("segment", "1 bought recently", "control", 1, 1, 0, 0, 0.0, 1, 0, 0),
+        ("segment", "1 bought recently", "treatment", 3, 4, 2, 0, 0.0, 6, 2, 3),
+    ]
+    by_rule = shop.execute(
+        "SELECT rule_segment, arm, decisions, users, conversions FROM v_by_rule_segment "
+        "ORDER BY rule_segment, arm"
+    )
+    assert by_rule == [
+        (g, arm, decisions, users, conversions)
+        for dimension, g, arm, users, decisions, _, conversions, *_ in rows
+        if dimension == "rule_segment"
     ]
 
 
 def check_the_report_flags_groups_offered_far_less(shop: Any) -> None:
-    f = read_fairness(shop, gross_margin=RATE, max_ratio=1.25)
+    f = read_fairness(shop, user_figures(shop), gross_margin=RATE, max_ratio=1.25)
     rules = {g.group: g for g in f.dimensions["rule_segment"]}
     assert [(g, rules[g].disparity.ratio, rules[g].flagged) for g in rules] == [  # type: ignore[union-attr]
-        ("new", 2.0, True),
+        ("new", 1.0, False),
         ("potential", 1.0, False),
-        ("regular", float("inf"), True),
+        ("regular", pytest.approx(3.0), True),
     ]
     assert not any(g.disparity.clear for g in rules.values())  # type: ignore[union-attr]
-    assert [g.group for g in f.dimensions["group"]] == ["(none sent)", "north", "south"]
+    groups = {g.group: g for g in f.dimensions["group"]}
+    assert list(groups) == ["(none sent)", "north", "south"]
+    assert groups["(none sent)"].disparity is None and not groups["(none sent)"].flagged
+    assert groups["south"].flagged and groups["south"].disparity.ratio == 2.0  # type: ignore[union-attr]
     assert [g.group for g in f.dimensions["segment"]] == [
         "0 frequent browsers",
+        "0 typical shoppers",
         "1 bought recently",
     ]
-    assert not any(g.flagged for g in f.dimensions["segment"])  # 1/2 and 1/2
     new = rules["new"]
-    assert new.discount_per_user is not None and new.discount_per_user.value == 10.0
-    assert new.conversion is None  # one user in each arm: no interval
+    assert new.discount_per_decision is not None and new.discount_per_decision.value == 10.0
 
 
-def check_the_per_user_effect_of_a_group_is_the_headlines_maths(shop: Any) -> None:
-    f = read_fairness(shop, gross_margin=RATE)
-    (returning,) = (g for g in f.dimensions["new_vs_returning"] if g.group == "returning")
-    assert (returning.treated_users, returning.control_users) == (2, 2)
-    assert returning.conversion == proportion_difference(0, 2, 1, 2)
-    net = mean_difference(Moments.of([0.0, 0.0]), Moments.of([0.0, RATE * 40.0]))
-    assert returning.net is not None
-    assert (returning.net.value, returning.net.low, returning.net.high) == pytest.approx(
-        (net.value, net.low, net.high)
+def check_the_per_user_effect_is_by_what_was_fixed_before_the_first_decision(shop: Any) -> None:
+    f = read_fairness(shop, user_figures(shop), gross_margin=RATE)
+    (north,) = (g for g in f.effects["first_group"] if g.group == "north")
+    (none_bought,) = (g for g in f.effects["pre_period"] if g.group.startswith("no purchase"))
+    net = mean_difference(
+        Moments.of([RATE * 110 - 10, 0.0]), Moments.of([RATE * 50.0, RATE * 40.0])
     )
+    for g in (north, none_bought):
+        assert (g.treated_users, g.control_users) == (2, 2)
+        assert g.conversion == proportion_difference(1, 2, 2, 2)
+        assert g.net is not None
+        assert (g.net.value, g.net.low, g.net.high) == pytest.approx((net.value, net.low, net.high))
+    (bought,) = (g for g in f.effects["pre_period"] if g.group.startswith("bought"))
+    assert (bought.treated_users, bought.control_users, bought.net) == (1, 1, None)
 
 
-def check_the_report_shows_segment_names_and_rule_segments(shop: Any) -> None:
-    by_segment = breakdown(shop, BY_SEGMENT, RATE, segment_labels(shop))
-    assert [c.key for c in by_segment] == ["0 frequent browsers", "1 bought recently"]
+def check_the_report_shows_logged_segment_names_and_rule_segments(shop: Any) -> None:
+    by_segment = breakdown(shop, BY_SEGMENT, RATE)
+    assert [c.key for c in by_segment] == [
+        "0 frequent browsers",
+        "0 typical shoppers",
+        "1 bought recently",
+    ]
     by_rule = breakdown(shop, BY_RULE_SEGMENT, RATE)
     assert [(c.key, c.treatment is not None, c.control is not None) for c in by_rule] == [
         ("new", True, True),
@@ -254,5 +297,92 @@ def check_the_report_shows_segment_names_and_rule_segments(shop: Any) -> None:
     ]
     report = format_report(read_evaluation(shop, gross_margin=RATE, fairness_max_ratio=1.25))
     assert "By rule segment (at each decision), descriptive" in report
-    assert "0 frequent browsers" in report
-    assert "possible: rule segment 'regular' is offered on 0.0% of treated decisions" in report
+    assert "By k-means segment (id and the name logged with each decision)" in report
+    assert "0 typical shoppers" in report
+    assert "possible: rule segment 'regular' is offered on 33.3% of treated decisions" in report
+    assert "'(none sent)'" not in report.split("Fairness")[1].split("at each decision:")[0]
+
+
+# --- the engine's own decisions ------------------------------------------------------------
+
+
+def _cart_add(user: str, n: int, ts: int) -> ClickEvent:
+    return ClickEvent(
+        f"{user}-add{n}",
+        user,
+        ts,
+        EventType.ADD_TO_CART,
+        item_id="i1",
+        category="shoes",
+        price=40.0,
+        quantity=1,
+    )
+
+
+def _view(user: str, n: int, ts: int) -> ClickEvent:
+    return ClickEvent(
+        f"{user}-view{n}", user, ts, EventType.VIEW, item_id="i1", category="shoes", price=40.0
+    )
+
+
+def _bought(user: str, n: int, ts: int, total: float) -> ClickEvent:
+    return ClickEvent(
+        f"{user}-buy{n}", user, ts, EventType.PURCHASE, order_id=f"{user}-o{n}", order_total=total
+    )
+
+
+# Each user's events, in time order. As on a real shop with the default decision points,
+# every purchase follows a cart add, so every first decision comes before any purchase:
+# every user is `new` or `potential` at their first decision, and only their later decisions
+# show who they became.
+ENGINE_USERS: dict[str, list[ClickEvent]] = {
+    "first-visit": [_cart_add("first-visit", 1, TS)],
+    "browser": [_view("browser", 1, TS), _cart_add("browser", 1, TS + 10 * DAY)],
+    "regular": [
+        _cart_add("regular", 1, TS),
+        _bought("regular", 1, TS + HOUR, 80.0),
+        _cart_add("regular", 2, TS + 3 * DAY),  # bought 3 days ago
+    ],
+    "big-spender": [
+        _cart_add("big-spender", 1, TS),
+        _bought("big-spender", 1, TS + HOUR, 400.0),
+        _cart_add("big-spender", 2, TS + 3 * DAY),  # spent 400 in 30 days
+    ],
+    "lapsing": [
+        _cart_add("lapsing", 1, TS),
+        _bought("lapsing", 1, TS + HOUR, 60.0),
+        _cart_add("lapsing", 2, TS + 20 * DAY),  # bought 20 days ago, nothing since
+    ],
+}
+
+
+def write_engine_shop(client: Any) -> EngineOutput:
+    """Every ``ENGINE_USERS`` event through the engine (default decision points), and what it
+    produced, written as the sinks write it."""
+    engine = make_engine(triggers=frozenset({"add_to_cart", "cart_return"}))
+    engine.snapshot.number_and_name(1)
+    out = EngineOutput()
+    for events in ENGINE_USERS.values():
+        state = engine.new_state()
+        for event in events:
+            engine.handle(state, event, out)
+    events = [e for events in ENGINE_USERS.values() for e in events]
+    _write(client, out.decisions, out.outcomes, events)
+    return out
+
+
+def check_the_engines_decisions_reach_every_rule_segment(shop: Any, out: EngineOutput) -> None:
+    logged = {d.user_id: [] for d in out.decisions}  # type: dict[str, list[str]]
+    for d in out.decisions:
+        logged[d.user_id].append(d.rule_segment)
+    assert logged == {
+        "first-visit": ["new"],
+        "browser": ["potential"],
+        "regular": ["new", "regular"],
+        "big-spender": ["new", "high_value"],
+        "lapsing": ["new", "at_risk"],
+    }
+    f = read_fairness(shop, user_figures(shop), gross_margin=RATE)
+    assert sorted(g.group for g in f.dimensions["rule_segment"]) == sorted(RULE_SEGMENTS)
+    returning = {g.group: g.treated_decisions for g in f.dimensions["new_vs_returning"]}
+    assert returning == {"new": 4, "returning": 4}

@@ -6,14 +6,15 @@
 -- wire, a keyword in SQL). Events keep their optional group too. Empty strings on rows
 -- written before this migration.
 --
--- v_decision_outcomes is created again with those three columns (the rest as in 0009), and
--- v_by_rule_segment breaks decisions down by rule segment as v_by_segment does by segment.
--- v_segment_names gives each segment's latest name. v_user_groups puts each user in the
--- groups of their *first* decision: fixed before any offer could touch them, so within a
--- group, treatment and control users are still two random samples and the per-user
--- comparison stays unbiased. v_fairness sums, per grouping, group and arm, what the report
--- needs for offer rates, discounts and the per-user effect (streams/fairness.py, promo/fairness.py).
--- `DROP TABLE` drops a view on both engines (18.16 has no `DROP VIEW`). Never edit once applied.
+-- v_decision_outcomes is created again with those three columns (the rest as in 0009).
+-- v_by_group is the one base view at the decision grain for groups: each decision in the
+-- groups it was logged with, four ways (below). v_by_rule_segment reads it; the report's
+-- fairness section and its per-decision table by k-means segment read it too. v_user_groups
+-- gives each user the platform group of their first decision, for the per-user effect.
+-- v_segment_names gives each segment's latest name, for analysts.
+-- `DROP TABLE` drops a view on both engines (18.16 has no `DROP VIEW`). No window functions,
+-- no tuple arguments to argMin/argMax: 18.16 must read every statement. Never edit once
+-- applied.
 
 ALTER TABLE decisions ADD COLUMN segment_name String DEFAULT ''
 ;
@@ -79,36 +80,132 @@ ANY LEFT JOIN
 ) AS outcome_counts USING decision_id
 ;
 
-CREATE VIEW IF NOT EXISTS v_by_rule_segment AS
+-- One row per grouping (dimension), group and arm, at the decision grain: every decision
+-- counts in the groups it was logged with, not its user's first or latest. Groupings:
+--   segment           the k-means id and the name logged with the decision ("3 frequent
+--                     browsers"; the id alone before names existed): a renamed segment is two
+--                     groups, because a name changes only when its centre moved;
+--   rule_segment      the decision's rule segment ('' before 0010);
+--   new_vs_returning  the rule segment `new` or any other ('' before 0010);
+--   group             the platform's group at the decision ('' when none was sent).
+-- Decisions are summed per user first, then per group: the columns of v_by_segment (moments
+-- over decisions, for the report's descriptive per-decision tables) and, per user,
+-- the squares and cross-products of their decisions, offers sent, conversions and discount.
+-- A user's decisions are not independent of each other; users are: those user-level sums
+-- give the report intervals with the user as the unit (streams/fairness.py, ClusteredRatio).
+-- A user whose decisions fall in two groups counts in both.
+CREATE VIEW IF NOT EXISTS v_by_group AS
 SELECT
-    rule_segment,
+    dimension,
+    group_name,
     arm,
     control,
-    count() AS decisions,
-    uniqExact(user_id) AS users,
-    sum(converted) AS conversions,
+    count() AS users,
+    sum(user_decisions) AS decisions,
+    sum(user_conversions) AS conversions,
     conversions / decisions AS conversion_rate,
-    sum(redeemed) AS redemptions,
-    sum(shown) AS shows,
-    sum(clicked) AS clicks,
-    sum(revenue) AS sum_revenue,
-    sum(revenue * revenue) AS sum_revenue_sq,
-    sum(discount) AS sum_discount,
-    sum(discount * discount) AS sum_discount_sq,
-    sum(revenue * discount) AS sum_revenue_discount,
+    sum(user_redemptions) AS redemptions,
+    sum(user_shows) AS shows,
+    sum(user_clicks) AS clicks,
+    sum(user_offers) AS offers,
+    sum(user_revenue) AS sum_revenue,
+    sum(user_revenue_sq) AS sum_revenue_sq,
+    sum(user_discount) AS sum_discount,
+    sum(user_discount_sq) AS sum_discount_sq,
+    sum(user_revenue_discount) AS sum_revenue_discount,
     sum_revenue / decisions AS revenue_per_decision,
     sum_discount / decisions AS discount_per_decision,
-    sum(rate_base) AS sum_rate_base,
-    sum(rate_base * rate_base) AS sum_rate_base_sq,
-    sum(net_fixed) AS sum_net_fixed,
-    sum(net_fixed * net_fixed) AS sum_net_fixed_sq,
-    sum(rate_base * net_fixed) AS sum_rate_base_net_fixed
-FROM v_decision_outcomes
-GROUP BY rule_segment, arm, control
+    sum(user_rate_base) AS sum_rate_base,
+    sum(user_rate_base_sq) AS sum_rate_base_sq,
+    sum(user_net_fixed) AS sum_net_fixed,
+    sum(user_net_fixed_sq) AS sum_net_fixed_sq,
+    sum(user_rate_base_net_fixed) AS sum_rate_base_net_fixed,
+    sum(user_decisions * user_decisions) AS sum_user_decisions_sq,
+    sum(user_offers * user_offers) AS sum_user_offers_sq,
+    sum(user_offers * user_decisions) AS sum_user_offers_decisions,
+    sum(user_conversions * user_conversions) AS sum_user_conversions_sq,
+    sum(user_conversions * user_decisions) AS sum_user_conversions_decisions,
+    sum(user_discount * user_discount) AS sum_user_discount_sq,
+    sum(user_discount * user_decisions) AS sum_user_discount_decisions
+FROM
+(
+    SELECT
+        dimension,
+        group_name,
+        arm,
+        control,
+        user_id,
+        count() AS user_decisions,
+        countIf(offer_id != '') AS user_offers,
+        sum(converted) AS user_conversions,
+        sum(redeemed) AS user_redemptions,
+        sum(shown) AS user_shows,
+        sum(clicked) AS user_clicks,
+        sum(revenue) AS user_revenue,
+        sum(revenue * revenue) AS user_revenue_sq,
+        sum(discount) AS user_discount,
+        sum(discount * discount) AS user_discount_sq,
+        sum(revenue * discount) AS user_revenue_discount,
+        sum(rate_base) AS user_rate_base,
+        sum(rate_base * rate_base) AS user_rate_base_sq,
+        sum(net_fixed) AS user_net_fixed,
+        sum(net_fixed * net_fixed) AS user_net_fixed_sq,
+        sum(rate_base * net_fixed) AS user_rate_base_net_fixed
+    FROM
+    (
+        SELECT
+            user_id, arm, control, offer_id, converted, redeemed, shown, clicked, revenue,
+            discount, rate_base, net_fixed,
+            arrayJoin([1, 2, 3, 4]) AS dimension_index,
+            ['segment', 'rule_segment', 'new_vs_returning', 'group'][dimension_index]
+                AS dimension,
+            [
+                if(segment_name = '', toString(segment),
+                    concat(toString(segment), ' ', segment_name)),
+                rule_segment,
+                multiIf(rule_segment = 'new', 'new', rule_segment = '', '', 'returning'),
+                user_group
+            ][dimension_index] AS group_name
+        FROM v_decision_outcomes
+    ) AS decision_groups
+    GROUP BY dimension, group_name, arm, control, user_id
+) AS user_groups
+GROUP BY dimension, group_name, arm, control
 ;
 
--- A segment's name comes from the model version that decided (names are given per snapshot
--- and stay while the centre stays): the latest version's is the segment's name now.
+-- The per-decision table by rule segment: v_by_segment's columns, from the base view.
+CREATE VIEW IF NOT EXISTS v_by_rule_segment AS
+SELECT
+    group_name AS rule_segment,
+    arm,
+    control,
+    decisions,
+    users,
+    conversions,
+    conversion_rate,
+    redemptions,
+    shows,
+    clicks,
+    sum_revenue,
+    sum_revenue_sq,
+    sum_discount,
+    sum_discount_sq,
+    sum_revenue_discount,
+    revenue_per_decision,
+    discount_per_decision,
+    sum_rate_base,
+    sum_rate_base_sq,
+    sum_net_fixed,
+    sum_net_fixed_sq,
+    sum_rate_base_net_fixed
+FROM v_by_group
+WHERE dimension = 'rule_segment'
+;
+
+-- A segment's latest name (of the highest model version that logged one), for analysts who
+-- want today's words for an id. The report labels each decision with the name logged with it
+-- (v_by_group), never this one: a segment renamed because its centre moved was another set
+-- of users under the old name.
 CREATE VIEW IF NOT EXISTS v_segment_names AS
 SELECT
     segment,
@@ -120,62 +217,22 @@ WHERE segment_name != ''
 GROUP BY segment
 ;
 
+-- Each user's platform group at their first decision: logged before any offer could reach
+-- them, so within a group treatment and control users are still two random samples (the
+-- per-user effect, promo/fairness.py). The platform's group, not a segment: a segment at the
+-- first decision says only how a user looked before buying (new or potential, nearly
+-- always), while the platform's group is an attribute of the user it sends as it likes.
+-- Decisions in one millisecond are first reduced to their smallest group, so that argMin
+-- has one row per time and gives the same group on every read.
 CREATE VIEW IF NOT EXISTS v_user_groups AS
 SELECT
     user_id,
-    argMin(segment, ts_ms) AS first_segment,
-    argMin(rule_segment, ts_ms) AS first_rule_segment,
-    argMin(user_group, ts_ms) AS first_user_group,
-    countIf(policy_offer != 'none') AS policy_offers
-FROM decisions FINAL
-GROUP BY user_id
-;
-
--- One row per grouping (dimension), group and arm, over users (v_user_outcomes): the users'
--- decisions and the offers they were sent (control: none; policy_offers counts what the
--- policy would have sent), converters, and the moments of revenue, discount and net profit
--- per user as v_users_treatment_vs_control has them. Groupings: segment (its id), rule_segment,
--- new_vs_returning (a first decision in the rule segment `new`, or not) and group (the
--- platform's; '' for users it sent none for). Rows from before 0010 have no rule segment:
--- their new_vs_returning is '' too.
-CREATE VIEW IF NOT EXISTS v_fairness AS
-SELECT
-    ['segment', 'rule_segment', 'new_vs_returning', 'group'][dimension_index] AS dimension,
-    [
-        toString(first_segment),
-        first_rule_segment,
-        multiIf(first_rule_segment = 'new', 'new', first_rule_segment = '', '', 'returning'),
-        first_user_group
-    ][dimension_index] AS group_name,
-    arm,
-    control,
-    count() AS users,
-    sum(decisions) AS sum_decisions,
-    sum(offers) AS sum_offers,
-    sum(policy_offers) AS sum_policy_offers,
-    sum(converted) AS converters,
-    sum(revenue) AS sum_revenue,
-    sum(revenue * revenue) AS sum_revenue_sq,
-    sum(discount) AS sum_discount,
-    sum(discount * discount) AS sum_discount_sq,
-    sum(revenue * discount) AS sum_revenue_discount,
-    sum(rate_base) AS sum_rate_base,
-    sum(rate_base * rate_base) AS sum_rate_base_sq,
-    sum(net_fixed) AS sum_net_fixed,
-    sum(net_fixed * net_fixed) AS sum_net_fixed_sq,
-    sum(rate_base * net_fixed) AS sum_rate_base_net_fixed
+    argMin(ms_group, ts_ms) AS first_user_group
 FROM
 (
-    SELECT
-        arm, control, decisions, offers, converted, revenue, discount, rate_base, net_fixed,
-        first_segment, first_rule_segment, first_user_group, policy_offers,
-        arrayJoin([1, 2, 3, 4]) AS dimension_index
-    FROM v_user_outcomes
-    ANY INNER JOIN
-    (
-        SELECT user_id, first_segment, first_rule_segment, first_user_group, policy_offers
-        FROM v_user_groups
-    ) AS user_groups USING user_id
-)
-GROUP BY dimension, group_name, arm, control
+    SELECT user_id, ts_ms, min(user_group) AS ms_group
+    FROM decisions FINAL
+    GROUP BY user_id, ts_ms
+) AS groups_per_ms
+GROUP BY user_id
 ;

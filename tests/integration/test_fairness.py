@@ -12,10 +12,15 @@ from tests import fairness_shop
 
 def test_segment_names_rule_segments_and_fairness_per_group(migrated: Client) -> None:
     fairness_shop.write_shop(migrated)
-    fairness_shop.check_a_segment_is_named_by_its_latest_model_version(migrated)
+    fairness_shop.check_v_segment_names_gives_analysts_the_latest_name(migrated)
     fairness_shop.check_the_decisions_keep_their_groups(migrated)
-    fairness_shop.check_each_user_is_in_the_groups_of_their_first_decision(migrated)
-    fairness_shop.check_the_fairness_view_counts_users_decisions_and_offers(migrated)
+    fairness_shop.check_each_user_keeps_the_group_of_their_first_decision(migrated)
+    fairness_shop.check_each_decision_counts_in_the_groups_it_was_logged_with(migrated)
     fairness_shop.check_the_report_flags_groups_offered_far_less(migrated)
-    fairness_shop.check_the_per_user_effect_of_a_group_is_the_headlines_maths(migrated)
-    fairness_shop.check_the_report_shows_segment_names_and_rule_segments(migrated)
+    fairness_shop.check_the_per_user_effect_is_by_what_was_fixed_before_the_first_decision(migrated)
+    fairness_shop.check_the_report_shows_logged_segment_names_and_rule_segments(migrated)
+
+
+def test_the_engines_decisions_reach_every_rule_segment(migrated: Client) -> None:
+    out = fairness_shop.write_engine_shop(migrated)
+    fairness_shop.check_the_engines_decisions_reach_every_rule_segment(migrated, out)
