@@ -76,7 +76,7 @@ def register(promo: Promo) -> None:
             if done.learned + len(done.unreadable) == 0:  # a replay after a take-over
                 log.info("nothing to publish: %d already learned", done.already_learned)
                 continue
-            snapshot.version = models.next_version()
+            snapshot.number_and_name(models.next_version())
             try:
                 await publish_snapshot(promo, snapshot)
             except ModelsUnavailable as exc:

@@ -259,7 +259,7 @@ class Learner:
             snapshot.learn_example(decode(TrainingExample, value))
             self.pending += 1
             if self.pending >= self.every:
-                snapshot.version += 1
+                snapshot.number_and_name(snapshot.version + 1)
                 snapshot = ModelSnapshot.from_bytes(snapshot.to_bytes(), snapshot.layout)
                 self.engine.snapshot, self.pending = snapshot, 0
 

@@ -512,6 +512,7 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
         gross_margin=margin,
         catalogue=settings.catalogue(),
         daily_budget=settings.daily_budget,
+        fairness_max_ratio=settings.fairness_max_ratio,
     )
     print(format_report(evaluation))
     if args.html is not None:

@@ -12,6 +12,7 @@ import textwrap
 
 from clickhouse_driver import Client
 
+from promo.fairness import DIMENSIONS, EFFECT_DIMENSIONS, Fairness, GroupEffect, GroupOffers
 from promo.model_quality import QualityDay
 from promo.off_policy import format_off_policy
 from promo.report_figures import (
@@ -20,8 +21,10 @@ from promo.report_figures import (
     BY_DAY,
     BY_OFFER,
     BY_POLICY_VERSION,
+    BY_RULE_SEGMENT,
     BY_SEGMENT,
     PRE_PERIOD_DAYS,
+    SEGMENT_SHOWN_AS,
     Breakdown,
     Comparison,
     DayEffect,
@@ -84,6 +87,8 @@ def format_report(e: Evaluation) -> str:
         sections += [
             _breakdown(spec, e.breakdowns[spec], _BREAKDOWN_TITLES[spec]) for spec in BREAKDOWNS
         ]
+        if e.fairness is not None:
+            sections.append(fairness_section(e.fairness))
         sections.append(format_off_policy(e.off_policy))
         if e.truth:
             sections.append(_ground_truth_section(e.truth))
@@ -96,7 +101,8 @@ def format_report(e: Evaluation) -> str:
 _BREAKDOWN_TITLES = {
     BY_DAY: "By day of the decision (UTC), descriptive",
     BY_OFFER: "By offer, descriptive (control: the offer the policy would have sent)",
-    BY_SEGMENT: "By segment, descriptive",
+    BY_SEGMENT: f"By k-means segment ({SEGMENT_SHOWN_AS}), descriptive",
+    BY_RULE_SEGMENT: "By rule segment (at each decision), descriptive",
     BY_POLICY_VERSION: "By policy version, descriptive",
 }
 
@@ -359,6 +365,129 @@ def _breakdown(spec: Breakdown, comparisons: list[Comparison], title: str) -> st
     return table(title, header, rows) + "\n" + _wrap(_DESCRIPTIVE, "  ")
 
 
+# --- fairness: per group ---------------------------------------------------------------------
+
+FAIRNESS_TITLE = (
+    "Fairness: offers and discounts per group at each decision (the decision's own groups), "
+    "and the effect per user by what was fixed before their first decision"
+)
+
+
+def fairness_table(groups: list[GroupOffers]) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of one dimension's groups of decisions (shared with the HTML
+    page)."""
+    rows = []
+    for g in groups:
+        d = g.disparity
+        rows.append(
+            [
+                g.group,
+                f"{g.treated_users:,}",
+                f"{g.control_users:,}",
+                f"{g.treated_decisions:,}",
+                pct_ci(d.rate) if d else "",
+                _ratio(d.ratio) if d else "",
+                fairness_flag(g),
+                money_ci(g.discount_per_decision) if g.discount_per_decision else "",
+                points_ci(g.conversion) if g.conversion else "",
+            ]
+        )
+    header = [
+        "group",
+        "users T",
+        "users C",
+        "decisions T",
+        "offer rate T [CI]",
+        "highest/this",
+        "flag",
+        "discount/dec. T [CI]",
+        "conv./dec. T-C (points) [CI]",
+    ]
+    return header, rows
+
+
+def group_effect_table(groups: list[GroupEffect]) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of one grouping of users for the per-user effect."""
+    rows = [
+        [
+            g.group,
+            f"{g.treated_users:,}",
+            f"{g.control_users:,}",
+            points_ci(g.conversion) if g.conversion else "",
+            difference_ci(g.net) if g.net else "",
+        ]
+        for g in groups
+    ]
+    header = ["group", "users T", "users C", "conv. T-C (points) [CI]", "net/user T-C [CI]"]
+    return header, rows
+
+
+def fairness_flag(g: GroupOffers) -> str:
+    d = g.disparity
+    if d is None or not d.flagged:
+        return ""
+    return "ALERT" if d.clear else "beyond (noise?)"
+
+
+def fairness_alerts(f: Fairness) -> list[str]:
+    """One line per flagged group, or one saying none is (shared with the HTML page)."""
+    alerts = [
+        f"{'ALERT' if g.disparity.clear else 'possible'}: {dict(DIMENSIONS)[g.dimension]} "
+        f"{g.group!r} is offered on {g.disparity.rate.value:.1%} of treated decisions, "
+        f"{_ratio(g.disparity.ratio)} below the most-offered group's rate "
+        f"(PROMO_FAIRNESS_MAX_RATIO {f.max_ratio:g})"
+        + ("" if g.disparity.clear else "; within noise at the intervals' ends")
+        for g in f.flagged()
+        if g.disparity is not None
+    ]
+    return alerts or [
+        f"no group's offer rate is {f.max_ratio:g}x or more below its dimension's highest"
+    ]
+
+
+def fairness_notes(f: Fairness) -> list[str]:
+    """What the tables mean (shared with the HTML page)."""
+    return [
+        "at each decision: a decision counts in the groups it was logged with, so a user who "
+        "buys moves from 'new' to 'regular'; offer rate: offers sent per treated decision; "
+        "highest/this: the dimension's highest offer rate over this group's; ALERT when it "
+        f"exceeds {f.max_ratio:g} even between the facing ends of the two 95% intervals, "
+        "'beyond (noise?)' when only the point estimates do; intervals take the user as the "
+        "unit (a few heavy users are a few observations); '(not logged)' and '(none sent)' "
+        "are shown but never flagged nor compared with",
+        "conv./dec. T-C compares treatment and control decisions within a group: "
+        "descriptive, since a decision's group can follow from earlier offers",
+        "effect per user: the headline's comparison (no CUPED) within groups fixed before "
+        f"the first decision: a purchase in the {PRE_PERIOD_DAYS} days before it (the CUPED "
+        "covariate's pre-period), and the platform group it was logged with; segments are "
+        "targeted on purpose, so their offer rates are expected to differ",
+    ]
+
+
+def fairness_section(f: Fairness) -> str:
+    parts = [FAIRNESS_TITLE]
+    for dimension, label in DIMENSIONS:
+        groups = f.dimensions.get(dimension, [])
+        if not groups:
+            parts.append(f"  by {label}: no decisions yet")
+            continue
+        parts.append(table(f"  by {label}", *fairness_table(groups)))
+    for dimension, label in EFFECT_DIMENSIONS:
+        effects = f.effects.get(dimension, [])
+        if not effects:
+            parts.append(f"  effect per user by {label}: no users in both arms yet")
+            continue
+        parts.append(table(f"  effect per user by {label}", *group_effect_table(effects)))
+    parts += [_wrap(line, "  ") for line in (*fairness_alerts(f), *fairness_notes(f))]
+    return "\n".join(parts)
+
+
+def _ratio(x: float) -> str:
+    if math.isnan(x):
+        return "n/a"
+    return "∞" if math.isinf(x) else f"{x:.2f}x"
+
+
 # --- ground truth, spend, suppressions, dead letters, events ----------------------------------
 
 
@@ -498,6 +627,8 @@ def signed_pct_ci(e: Estimate) -> str:
 def points_ci(e: Estimate) -> str:
     if math.isnan(e.value):
         return "n/a"
+    if math.isnan(e.low):
+        return f"{e.value * 100:+.2f}"
     return f"{e.value * 100:+.2f} [{e.low * 100:+.2f}, {e.high * 100:+.2f}]"
 
 

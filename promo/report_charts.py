@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from promo.fairness import DIMENSIONS, Fairness
 from promo.model_quality import CalibrationBin, QualityDay
 from promo.off_policy import PolicyEstimates
 from promo.report import detectable, difference_ci, points_ci
@@ -34,7 +35,7 @@ from promo.report_figures import (
 from promo.text_tables import money_ci, pct_ci
 from streams.evaluation import Estimate
 
-TREATMENT, CONTROL, NEUTRAL = "#1f77b4", "#7f7f7f", "#bbbbbb"
+TREATMENT, CONTROL, NEUTRAL, ALERT = "#1f77b4", "#7f7f7f", "#bbbbbb", "#d62728"
 ESTIMATOR_COLOURS = {"IPS": "#9467bd", "SNIPS": "#ff7f0e", "DR": "#2ca02c"}
 _HEIGHT_PER_ROW = 38
 
@@ -372,6 +373,39 @@ def breakdown_chart(spec: Breakdown, comparisons: Sequence[Comparison]) -> go.Fi
     fig.update_yaxes(title_text=spec.label, type="category", row=1, col=1)
     height = 170 + _HEIGHT_PER_ROW * len(comparisons)
     return _layout(fig, f"By {spec.label}: treatment - control (descriptive)", height)
+
+
+def fairness_chart(f: Fairness) -> go.Figure | None:
+    """Each group's offer rate (treated decisions) with its 95 % interval, one row per group
+    of every dimension; groups the report flags are drawn in red."""
+    shown = [
+        (f"{label}: {g.group}", g)
+        for dimension, label in DIMENSIONS
+        for g in f.dimensions.get(dimension, [])
+        if g.disparity is not None and finite(g.disparity.rate)
+    ]
+    if not shown:
+        return None
+    fig = go.Figure()
+    for flagged, colour, name in ((False, TREATMENT, "offer rate"), (True, ALERT, "flagged")):
+        rows = [(label, g) for label, g in shown if g.flagged == flagged]
+        if not rows:
+            continue
+        rates = [g.disparity.rate for _, g in rows if g.disparity is not None]
+        fig.add_trace(
+            _forest(
+                [label for label, _ in rows],
+                rates,
+                [pct_ci(rate) for rate in rates],
+                f"{name} [95% CI]",
+                colour,
+                scale=100.0,
+            )
+        )
+    fig.update_xaxes(title_text="offers per treated decision, %", rangemode="tozero")
+    fig.update_yaxes(type="category", categoryorder="array", categoryarray=[k for k, _ in shown])
+    height = 170 + _HEIGHT_PER_ROW * len(shown)
+    return _layout(fig, "Offer rate per group (treated decisions)", height)
 
 
 # --- budget, suppressions, off-policy ----------------------------------------------------------

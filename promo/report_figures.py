@@ -7,7 +7,7 @@ treatment and control users are two random samples, and each user's purchases fr
 first decision on count once. Every difference comes with its 95 % interval, the smallest
 effect the sample could detect and a CUPED-adjusted difference (covariate: each user's net
 profit in the ``PRE_PERIOD_DAYS`` before their first decision). Per-decision breakdowns (by
-day, offer, segment, policy version) are descriptive: their intervals treat a user's
+day, offer, segment, rule segment, policy version) are descriptive: their intervals treat a user's
 decisions as independent, so they are optimistic.
 
 The maths and the definitions of revenue, discount, net profit and ROI are in
@@ -26,6 +26,7 @@ import numpy.typing as npt
 from clickhouse_driver import Client
 
 from promo import cumulative_users, model_quality
+from promo.fairness import Fairness, read_fairness
 from promo.model_quality import CalibrationBin, QualityDay
 from promo.off_policy import PolicyEstimates, off_policy_estimates
 from streams.catalogue import DEFAULT_CATALOGUE, OfferSpec
@@ -45,6 +46,7 @@ from streams.evaluation import (
     relative_uplift,
     wilson_interval,
 )
+from streams.fairness import DEFAULT_MAX_RATIO
 
 Row = dict[str, Any]
 Floats = npt.NDArray[np.float64]
@@ -317,13 +319,22 @@ class Breakdown:
     view: str
     key: str
     label: str  # what the key is, for titles and axes
+    #: The view's rows of this breakdown, where a view holds several (``v_by_group``).
+    where: str = ""
 
 
 BY_DAY = Breakdown("v_by_day", "day", "day (UTC)")
 BY_OFFER = Breakdown("v_by_offer", "offer", "offer")
-BY_SEGMENT = Breakdown("v_by_segment", "segment", "segment")
+#: How the report shows a k-means segment (text and HTML alike): each decision under the
+#: name logged with it, so a segment renamed because its centre moved is two rows, and an old
+#: decision never appears under today's name.
+SEGMENT_SHOWN_AS = "id and the name logged with each decision"
+BY_SEGMENT = Breakdown(
+    "v_by_group", "group_name", "k-means segment", where="WHERE dimension = 'segment'"
+)
+BY_RULE_SEGMENT = Breakdown("v_by_rule_segment", "rule_segment", "rule segment")
 BY_POLICY_VERSION = Breakdown("v_by_policy_version", "policy_version", "policy version")
-BREAKDOWNS = (BY_DAY, BY_OFFER, BY_SEGMENT, BY_POLICY_VERSION)
+BREAKDOWNS = (BY_DAY, BY_OFFER, BY_SEGMENT, BY_RULE_SEGMENT, BY_POLICY_VERSION)
 
 
 @dataclass(frozen=True)
@@ -359,8 +370,9 @@ def compare(key: Any, t: Row | None, c: Row | None, margin: float) -> Comparison
 
 
 def breakdown(client: Client, spec: Breakdown, margin: float) -> list[Comparison]:
+    """One comparison per key, in the key's order."""
     by_key: dict[Any, dict[str, Row]] = {}
-    for r in query(client, f"SELECT * FROM {spec.view} ORDER BY {spec.key}, arm"):
+    for r in query(client, f"SELECT * FROM {spec.view} {spec.where} ORDER BY {spec.key}, arm"):
         by_key.setdefault(r[spec.key], {})[r["arm"]] = r
     return [
         compare(key, arms.get("treatment"), arms.get("control"), margin)
@@ -548,6 +560,8 @@ class Evaluation:
     calibration: list[CalibrationBin] = field(default_factory=list)
     #: the headline day by day, cumulative (intention to treat)
     over_time: list[DayEffect] = field(default_factory=list)
+    #: offer rates, discounts and effects per group, with the alert on offer rates
+    fairness: Fairness | None = None
 
 
 def read_evaluation(
@@ -556,6 +570,7 @@ def read_evaluation(
     gross_margin: float,
     catalogue: tuple[OfferSpec, ...] = DEFAULT_CATALOGUE,
     daily_budget: float | None = None,
+    fairness_max_ratio: float = DEFAULT_MAX_RATIO,
 ) -> Evaluation:
     if not 0 < gross_margin <= 1:
         raise ValueError("gross_margin must be in (0, 1]")
@@ -583,4 +598,9 @@ def read_evaluation(
         quality=model_quality.quality_by_day(predictions),
         calibration=model_quality.calibration(predictions),
         over_time=effect_over_time(client, gross_margin) if decided else [],
+        fairness=read_fairness(
+            client, users, gross_margin=gross_margin, max_ratio=fairness_max_ratio
+        )
+        if decided
+        else None,
     )

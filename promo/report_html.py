@@ -14,17 +14,24 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
+from promo.fairness import DIMENSIONS, EFFECT_DIMENSIONS
 from promo.report import (
+    FAIRNESS_TITLE,
     OVER_TIME_CAVEATS,
     budget_note,
     effect_table,
+    fairness_alerts,
+    fairness_notes,
+    fairness_table,
     format_report,
+    group_effect_table,
     over_time_table,
     verdicts,
 )
 from promo.report_charts import (
     arms_chart,
     breakdown_chart,
+    fairness_chart,
     headline_chart,
     itt_over_time_chart,
     off_policy_chart,
@@ -37,8 +44,10 @@ from promo.report_figures import (
     BY_DAY,
     BY_OFFER,
     BY_POLICY_VERSION,
+    BY_RULE_SEGMENT,
     BY_SEGMENT,
     PRE_PERIOD_DAYS,
+    SEGMENT_SHOWN_AS,
     Evaluation,
 )
 
@@ -105,6 +114,7 @@ def render_html(e: Evaluation) -> str:
         _headline(page, e)
         _over_time(page, e)
         _per_decision(page, e)
+        _fairness(page, e)
         _budget_and_suppressions(page, e)
         _off_policy(page, e)
         _model_quality(page, e)
@@ -167,7 +177,8 @@ def _over_time(page: _Page, e: Evaluation) -> None:
 def _per_decision(page: _Page, e: Evaluation) -> None:
     for spec, why in (
         (BY_OFFER, "Control: the offer the policy would have sent."),
-        (BY_SEGMENT, ""),
+        (BY_SEGMENT, f"Each segment by its {SEGMENT_SHOWN_AS}."),
+        (BY_RULE_SEGMENT, ""),
         (BY_POLICY_VERSION, ""),
     ):
         page.heading(f"By {spec.label}")
@@ -176,6 +187,32 @@ def _per_decision(page: _Page, e: Evaluation) -> None:
             f"No {spec.label} has decisions in both arms yet.",
         )
         page.note(f"{why} {_DESCRIPTIVE}".strip())
+
+
+def _fairness(page: _Page, e: Evaluation) -> None:
+    f = e.fairness
+    page.heading(FAIRNESS_TITLE)
+    if f is None:
+        page.note("No decisions yet.")
+        return
+    page.parts.append(
+        '<ul class="verdict">'
+        + "".join(f"<li>{html.escape(line)}</li>" for line in fairness_alerts(f))
+        + "</ul>"
+    )
+    page.chart(fairness_chart(f), "No group has treated decisions yet.")
+    for dimension, label in DIMENSIONS:
+        groups = f.dimensions.get(dimension, [])
+        if groups:
+            page.subheading(f"By {label}")
+            page.table(*fairness_table(groups))
+    for dimension, label in EFFECT_DIMENSIONS:
+        effects = f.effects.get(dimension, [])
+        if effects:
+            page.subheading(f"Effect per user by {label}")
+            page.table(*group_effect_table(effects))
+    for note in fairness_notes(f):
+        page.note(note[0].upper() + note[1:] + ".")
 
 
 def _budget_and_suppressions(page: _Page, e: Evaluation) -> None:

@@ -23,6 +23,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from streams.catalogue import DEFAULT_CATALOGUE, OfferSpec, parse_catalogue
 from streams.engine import TRIGGERS
 from streams.errors import ConfigError
+from streams.fairness import DEFAULT_MAX_RATIO
+from streams.segments import HIGH_VALUE_SPEND_30D
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -172,6 +174,20 @@ class Settings(BaseSettings):
         gt=0,
         description="Expected discount the offers may commit per UTC day, paced over the "
         "day's traffic and split evenly over the clickstream partitions (unset: no budget)",
+    )
+
+    # --- segments and fairness -------------------------------------------------------------------
+    high_value_spend_30d: float = Field(
+        HIGH_VALUE_SPEND_30D,
+        gt=0,
+        description="30-day spend, in the shop's currency, from which a user is high_value",
+    )
+    fairness_max_ratio: float = Field(
+        DEFAULT_MAX_RATIO,
+        gt=1.0,
+        le=100.0,
+        description="The report flags a group whose offer rate is below the highest group's "
+        "by more than this factor (1.25: the four-fifths rule)",
     )
 
     # --- models ----------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ Written by the worker to the internal ``promo-decisions`` topic and sunk to Clic
 decision logs the probability with which its action was chosen (``propensity``), so analysts
 can evaluate other policies on this data without bias (inverse propensity weighting), and the
 action the policy would have taken (``policy_offer``) even for control users, who receive
-nothing.
+nothing. Each decision also names the user's groups at that moment (``segment_name``,
+``rule_segment``, ``group``), so offer rates and effects can be compared between groups.
 """
 
 from __future__ import annotations
@@ -43,6 +44,13 @@ class Decision:
     shadow_policy: str = ""
     shadow_offer: str = ""
     shadow_propensity: float = 0.0
+    #: The k-means segment's description in the model version used (``streams.segments``).
+    segment_name: str = ""
+    #: The rule segment of the user's features: new, potential, regular, high_value, at_risk.
+    rule_segment: str = ""
+    #: The group the platform last sent for the user (optional ``group`` on clickstream
+    #: events); empty when none came.
+    group: str = ""
 
     @classmethod
     def from_json_dict(cls, data: dict[str, Any]) -> Decision:

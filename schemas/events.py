@@ -46,7 +46,9 @@ class ClickEvent:
     ``view`` has item, category and price; ``add_to_cart`` adds quantity; ``purchase`` has
     order id, order total and optionally its items and the coupon / offer it used. ``margin``
     (optional, on item events and on each line of a purchase) is the gross margin per unit
-    in the currency of ``price``: price minus unit cost, before any coupon.
+    in the currency of ``price``: price minus unit cost, before any coupon. ``group``
+    (optional, on any event) is a group the platform assigns the user, for fairness
+    monitoring; the latest one sent (by event time) is the user's.
     """
 
     event_id: str
@@ -65,6 +67,7 @@ class ClickEvent:
     coupon_code: str | None = None
     offer_id: str | None = None
     margin: float | None = None
+    group: str | None = None
 
     @property
     def order_margin(self) -> float | None:
@@ -115,6 +118,7 @@ _OPTIONAL_SCALARS = (
     "order_total",
     "coupon_code",
     "offer_id",
+    "group",
 )
 
 

@@ -187,5 +187,5 @@ class _Loop:
             snapshot.learn_example(example)
             self._labels += 1
             if self._labels % self.publish_every == 0:
-                snapshot.version += 1
+                snapshot.number_and_name(snapshot.version + 1)
         training.clear()

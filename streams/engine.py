@@ -43,6 +43,7 @@ from streams.policy import (
     ineligibility,
     unit_hash,
 )
+from streams.segments import HIGH_VALUE_SPEND_30D, rule_segment
 from streams.user_state import UserState
 
 _TRIGGERS = {EventType.VIEW: "view", EventType.ADD_TO_CART: "add_to_cart"}
@@ -74,6 +75,8 @@ class EngineConfig:
     #: over ``budget_partitions`` ledgers (one per clickstream partition).
     daily_budget: float | None = None
     budget_partitions: int = 1
+    #: 30-day spend from which a user's rule segment is ``high_value`` (``streams.segments``).
+    high_value_spend: float = HIGH_VALUE_SPEND_30D
 
     @property
     def ledger_budget(self) -> float | None:
@@ -184,6 +187,7 @@ class DecisionEngine:
             quantity=event.quantity or 1,
             margin=event.margin,
         )
+        state.note_group(event.group, event.ts)
         if state.open_decisions:
             state.open_decisions = close_expired(
                 state.open_decisions, event.ts, event.user_id, out.outcomes, out.training
@@ -236,6 +240,7 @@ class DecisionEngine:
             # The features' guess as the models' realised orders revise it.
             order_value = snapshot.response.order_value(vector, trigger)
             segment, model_version = snapshot.segmenter.segment(vector), snapshot.version
+            segment_name = snapshot.segmenter.name_of(segment)
             # A control user may be in the cohort too: their logged policy_offer is then what
             # the policy would have explored, so control mirrors treatment exactly.
             explore = in_explore_cohort(
@@ -263,6 +268,7 @@ class DecisionEngine:
             # Read again after a crash, after this decision's outputs went out: decide as then,
             # whatever model arrived since, so that a re-sent offer is the offer already sent.
             segment, model_version = logged.segment, logged.model_version
+            segment_name = logged.segment_name
             choice, shadow = _logged_choice(logged), _logged_shadow(logged)
             order_value = logged.expected_order_value
         # Control's logged action is fixed by the holdout: probability 1.
@@ -338,6 +344,9 @@ class DecisionEngine:
                 shadow_policy=shadow[0],
                 shadow_offer=shadow[1],
                 shadow_propensity=shadow[2],
+                segment_name=segment_name,
+                rule_segment=rule_segment(vector, cfg.high_value_spend),
+                group=state.group,
             )
         )
 

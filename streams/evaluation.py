@@ -119,8 +119,9 @@ def net_profit_moments(
     return Moments(n, total, max(0.0, total_sq))
 
 
-def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> Estimate:
-    """Share ``successes / n`` with its Wilson score interval (good near 0 and 1).
+def wilson_interval(successes: float, n: float, confidence: float = 0.95) -> Estimate:
+    """Share ``successes / n`` with its Wilson score interval (good near 0 and 1). Counts may
+    be effective ones, not whole (``streams.fairness``: decisions clustered by user).
 
     >>> e = wilson_interval(0, 10)
     >>> e.value, round(e.low, 4), round(e.high, 4)
@@ -128,7 +129,7 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> Estimat
     """
     if n <= 0:
         return Estimate(_NAN, _NAN, _NAN)
-    z = _z(confidence)
+    z = normal_quantile(confidence)
     p = successes / n
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
@@ -217,7 +218,7 @@ def relative_uplift(
     if successes_t == 0:
         return Estimate(ratio - 1.0, _NAN, _NAN)
     se_log = math.sqrt(1 / successes_t - 1 / n_t + 1 / successes_c - 1 / n_c)
-    half = _z(confidence) * se_log
+    half = normal_quantile(confidence) * se_log
     return Estimate(ratio - 1.0, ratio * math.exp(-half) - 1.0, ratio * math.exp(half) - 1.0)
 
 
@@ -256,7 +257,7 @@ def minimum_detectable_effect(
     """
     if not 0 < power < 1:
         raise ValueError("power must be between 0 and 1")
-    return (_z(confidence) + NormalDist().inv_cdf(power)) * standard_error
+    return (normal_quantile(confidence) + NormalDist().inv_cdf(power)) * standard_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,7 +333,7 @@ def ratio_of_differences(
     var_x = treatment.x.variance / n_t + control.x.variance / n_c
     cov = treatment.covariance / n_t + control.covariance / n_c
     se = math.sqrt(max(0.0, var_y - 2 * ratio * cov + ratio * ratio * var_x))
-    half = _z(confidence) * se / abs(denominator.value)
+    half = normal_quantile(confidence) * se / abs(denominator.value)
     return Estimate(ratio, ratio - half, ratio + half)
 
 
@@ -445,7 +446,7 @@ def policy_value(
     w = pi / p
     wr = w * r
     ips = float(wr.mean())
-    half = _z(confidence) * float(wr.std(ddof=1)) / math.sqrt(n) if n > 1 else _NAN
+    half = normal_quantile(confidence) * float(wr.std(ddof=1)) / math.sqrt(n) if n > 1 else _NAN
     w_sum = float(w.sum())
     snips = float(wr.sum()) / w_sum if w_sum > 0 else _NAN
     w_sq_sum = float((w * w).sum())
@@ -480,7 +481,8 @@ def student_t_quantile(p: float, df: float) -> float:
     return float(stdtrit(df, p))
 
 
-def _z(confidence: float) -> float:
+def normal_quantile(confidence: float) -> float:
+    """The standard normal quantile of a two-sided interval at ``confidence`` (1.96 at 95 %)."""
     if not 0 < confidence < 1:
         raise ValueError("confidence must be between 0 and 1")
     return NormalDist().inv_cdf(0.5 + confidence / 2)

@@ -10,8 +10,8 @@ that version. Workers therefore never disagree for long, and never learn diverge
 - :class:`~streams.uplift.UpliftModel`: P(purchase within the decision's window | user,
   action): a River logistic regression for the baseline (no offer) and each offer's effect
   per behaviour cell *with its uncertainty*, so the policy knows how sure it is.
-- :class:`Segmenter`: River KMeans over a few scaled behaviour features; the segment is
-  reported with every decision and can drive per-segment policy.
+- :class:`Segmenter`: River KMeans over a few scaled behaviour features; the segment and its
+  name (``streams.segments``, given when a snapshot is built) are logged with every decision.
 
 >>> snapshot = ModelSnapshot.initial(actions=("none", "pct10"), n_segments=3, seed=1)
 >>> x = tuple([1.0] * len(FEATURE_NAMES))
@@ -37,22 +37,17 @@ from schemas.training import TrainingExample
 from streams.errors import ModelError
 from streams.feature_vector import FEATURE_INDEX, FEATURE_NAMES
 from streams.river_state import dump_kmeans, dump_scaler, load_kmeans, load_scaler
+from streams.segments import SEGMENT_WORDS, SegmentName, name_segments
 from streams.uplift import UpliftModel
 
-_SEGMENT_FEATURES = (
-    "views_30d",
-    "purchases_30d",
-    "spend_30d",
-    "hours_since_purchase",
-    "cart_value",
-    "abandoned_carts_30d",
-    "offers_clicked_30d",
-)
+#: The k-means inputs: the features that ``streams.segments`` has words for.
+_SEGMENT_FEATURES = tuple(SEGMENT_WORDS)
 _SEGMENT_INDEX = tuple(FEATURE_INDEX[name] for name in _SEGMENT_FEATURES)
 
 
 class Segmenter:
-    """Online k-means over scaled behaviour; segment ids are 0..n_segments-1."""
+    """Online k-means over scaled behaviour; segment ids are 0..n_segments-1, each with a name
+    analysts can read (``streams.segments``), given when the learner builds a snapshot."""
 
     def __init__(self, n_segments: int, seed: int) -> None:
         self.n_segments = n_segments
@@ -60,14 +55,37 @@ class Segmenter:
         self._scaler = preprocessing.StandardScaler()
         # A small halflife moves centres slowly, so segment ids stay stable between snapshots.
         self._kmeans = cluster.KMeans(n_clusters=n_segments, halflife=0.05, sigma=1.0, seed=seed)
+        # River draws a centre's random start for a feature when the centre first meets it,
+        # in the order of a set of names, which follows the process's hash seed: the same
+        # seed gave other segments in another process. Draw them here, in the inputs' order.
+        for centre in self._kmeans.centers.values():
+            for name in _SEGMENT_FEATURES:
+                centre[name]  # the defaultdict draws on first read
+        #: Training examples assigned to each segment: a segment with none is still at its
+        #: random start, and its centre says nothing about anyone.
+        self.sizes = dict.fromkeys(range(n_segments), 0)
+        self.names: dict[int, SegmentName] = {}
+        self.name_segments()
 
     def segment(self, vector: tuple[float, ...]) -> int:
         return int(self._kmeans.predict_one(self._scaler.transform_one(_segment_inputs(vector))))
 
+    def name_of(self, segment: int) -> str:
+        name = self.names.get(segment)
+        return name.name if name is not None else ""
+
     def learn(self, vector: tuple[float, ...]) -> None:
         raw = _segment_inputs(vector)
         self._scaler.learn_one(raw)
-        self._kmeans.learn_one(self._scaler.transform_one(raw))
+        segment = self._kmeans.learn_predict_one(self._scaler.transform_one(raw))
+        self.sizes[segment] = self.sizes.get(segment, 0) + 1
+
+    def name_segments(self) -> None:
+        """Name each segment from its centre, keeping a name while its centre stays near
+        where it was given (``streams.segments.name_segments``); once per snapshot."""
+        empty = frozenset(i for i in range(self.n_segments) if not self.sizes.get(i))
+        centres = {i: dict(self._kmeans.centers[i]) for i in range(self.n_segments)}
+        self.names = name_segments(centres, self.names, empty)
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -75,6 +93,8 @@ class Segmenter:
             "seed": self.seed,
             "scaler": dump_scaler(self._scaler),
             "kmeans": dump_kmeans(self._kmeans),
+            "sizes": {str(i): n for i, n in self.sizes.items()},
+            "names": {str(i): name.to_state() for i, name in self.names.items()},
         }
 
     @classmethod
@@ -82,6 +102,17 @@ class Segmenter:
         segmenter = cls(state["n_segments"], state["seed"])
         load_scaler(segmenter._scaler, state["scaler"])
         load_kmeans(segmenter._kmeans, state["kmeans"])
+        if "sizes" in state:
+            segmenter.sizes = {int(i): int(n) for i, n in state["sizes"].items()}
+            segmenter.names = {
+                int(i): SegmentName.from_state(name) for i, name in state["names"].items()
+            }
+        else:
+            # A snapshot from before names: sizes unknown, so once anything was learned every
+            # segment counts as assigned, and is named from where its centre stands now.
+            learned = int(bool(segmenter._scaler.counts))
+            segmenter.sizes = dict.fromkeys(range(segmenter.n_segments), learned)
+            segmenter.name_segments()
         return segmenter
 
 
@@ -132,6 +163,12 @@ class ModelSnapshot:
     @property
     def actions(self) -> tuple[str, ...]:
         return self.response.actions
+
+    def number_and_name(self, version: int) -> None:
+        """Make this snapshot ``version``: number it, and name its segments as their centres
+        stand now. Names are given here, once per snapshot, never per event."""
+        self.version = version
+        self.segmenter.name_segments()
 
     def learn(
         self,

@@ -76,6 +76,7 @@ EVENT_COLUMNS = (
     "margin",
     "item_margins",
     "order_margin",
+    "user_group",  # the event's `group`, '' when not sent (GROUP is an SQL keyword)
 )
 
 DECISION_COLUMNS = (
@@ -102,6 +103,9 @@ DECISION_COLUMNS = (
     "shadow_policy",
     "shadow_offer",
     "shadow_propensity",
+    "segment_name",
+    "rule_segment",
+    "user_group",  # the decision's `group`
 )
 
 OUTCOME_COLUMNS = (
@@ -204,6 +208,7 @@ def event_row(event: ClickEvent, partition: int, offset: int) -> Row:
         margin_or_unknown(event.margin),
         item_margins,
         margin_or_unknown(event.order_margin),
+        event.group or "",
     )
 
 
@@ -253,6 +258,9 @@ def decision_row(decision: Decision) -> Row:
         decision.shadow_policy,
         decision.shadow_offer,
         decision.shadow_propensity,
+        decision.segment_name,
+        decision.rule_segment,
+        decision.group,
     )
 
 

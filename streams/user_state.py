@@ -22,7 +22,15 @@ from streams.attribution import OpenDecision
 from streams.errors import PromoError
 from streams.features import CART_MAX_AGE, DAY, NEVER, SlidingWindowFeatures
 
-STATE_FORMAT = 3
+#: Format 4 appends the user's group and its time to format 3. A state without a group is
+#: still written as format 3, which the previous version reads: only shops that send groups
+#: need every worker upgraded before the first one arrives.
+STATE_FORMAT = 4
+_FORMAT_WITHOUT_GROUP = 3
+#: Every format this worker reads. Named one by one rather than "up to STATE_FORMAT": a
+#: corrupt or hand-written first field (0, -1, "4") must stop the worker, not be read as
+#: the newest layout.
+_READABLE_FORMATS = frozenset({1, 2, 3, 4})
 WEEK_MS = 7 * 86_400_000
 #: A producer's retry of an event is recognised when it comes within this much event time of
 #: the user's latest event (producers retry within seconds or minutes; Kafka clients give up
@@ -59,6 +67,10 @@ class UserState:
     #: [hash of the event id, event time] of the events within ``DEDUP_HORIZON_MS`` of the
     #: latest: a producer's retry (same event, new offset) is skipped.
     recent_events: list[list[int]] = field(default_factory=list)
+    #: The group the platform last sent for the user (``ClickEvent.group``), and the event
+    #: time it came with: the latest by event time wins, as for every other feature.
+    group: str = ""
+    group_ts: int = NEVER
 
     def evictable(self, now: int) -> bool:
         """Idle for ``IDLE_EVICTION_MS`` of event time ``now``, with no window left open."""
@@ -83,23 +95,28 @@ class UserState:
     def new(cls, abandon_after_ms: int) -> UserState:
         return cls(SlidingWindowFeatures(abandon_after_ms=abandon_after_ms))
 
+    def note_group(self, group: str | None, ts: int) -> None:
+        if group is not None and ts >= self.group_ts:
+            self.group, self.group_ts = group, ts
+
     def record_contact(self, ts: int) -> None:
         self.offer_times = [t for t in self.offer_times if t > ts - WEEK_MS]
         self.offer_times.append(ts)
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(
-            [
-                STATE_FORMAT,
-                self.features.to_compact(),
-                self.last_decision,
-                self.offer_times,
-                [d.to_compact() for d in self.open_decisions],
-                self.partition,
-                self.offset,
-                self.recent_events,
-            ]
-        )
+        fields = [
+            STATE_FORMAT if self.group else _FORMAT_WITHOUT_GROUP,
+            self.features.to_compact(),
+            self.last_decision,
+            self.offer_times,
+            [d.to_compact() for d in self.open_decisions],
+            self.partition,
+            self.offset,
+            self.recent_events,
+        ]
+        if self.group:
+            fields += [self.group, self.group_ts]
+        return orjson.dumps(fields)
 
     @classmethod
     def from_bytes(cls, data: bytes, abandon_after_ms: int) -> UserState:
@@ -108,12 +125,25 @@ class UserState:
             fields += [-1, []]  # format 1 had no replay guard: start one from here
         elif fields[0] == 2:
             fields[7] = []  # format 2 kept CRC-32s of the last 16 ids: start afresh
-        elif fields[0] != STATE_FORMAT:
+        elif fields[0] not in _READABLE_FORMATS:
             raise PromoError(
-                f"user state format {fields[0]} is newer than this worker's {STATE_FORMAT}: "
-                "upgrade the worker"
+                f"user state format {fields[0]!r} is not one this worker reads "
+                f"({sorted(_READABLE_FORMATS)}): a newer worker wrote it, upgrade this one"
             )
-        _, features, last_decision, offer_times, open_decisions, partition, offset, recent = fields
+        if fields[0] < STATE_FORMAT:
+            fields += ["", NEVER]  # no group sent yet
+        (
+            _,
+            features,
+            last_decision,
+            offer_times,
+            open_decisions,
+            partition,
+            offset,
+            recent,
+            group,
+            group_ts,
+        ) = fields
         return cls(
             SlidingWindowFeatures.from_compact(features, abandon_after_ms),
             last_decision,
@@ -122,4 +152,6 @@ class UserState:
             partition,
             offset,
             recent,
+            group,
+            group_ts,
         )

@@ -31,6 +31,7 @@ MAX_PRICE = 1_000_000.0
 MAX_TOTAL = 100_000_000.0
 MAX_QUANTITY = 10_000
 MAX_ITEMS = 500
+MAX_GROUP = 64
 
 _TYPES = {t.value: t for t in EventType}
 
@@ -157,6 +158,7 @@ def _build_event(data: dict[str, Any]) -> ClickEvent:
         items=_line_items(items) if items is not None else (),
         coupon_code=_text(data, "coupon_code", max_length=64),
         offer_id=_text(data, "offer_id"),
+        group=_text(data, "group", max_length=MAX_GROUP),
     )
     _check_margin(event.margin, event.price)
     return event

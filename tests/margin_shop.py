@@ -174,8 +174,10 @@ def check_the_off_policy_reward_uses_the_orders_margin(shop: Any) -> None:
     assert always.profit.ips.value == pytest.approx(33.0 / 3)  # d1 alone, propensity 1
 
 
-#: Columns the sinks wrote before migration 0009 added the margins (it appends them).
+#: Columns the sinks wrote before migration 0009 added the margins (it appends them), and
+#: those migration 0010 added after them (segment names, rule segments, groups).
 MARGIN_COLUMNS = ("margin", "item_margins", "order_margin")
+LATER_COLUMNS = ("segment_name", "rule_segment", "user_group")
 
 
 def check_rows_written_before_0009_read_as_unknown(client: Any, ddl_dir: Path, tmp: Path) -> None:
@@ -187,15 +189,19 @@ def check_rows_written_before_0009_read_as_unknown(client: Any, ddl_dir: Path, t
         if path.name < "0009":
             shutil.copy(path, before)
     apply_migrations(client, before)
-    old_events = [c for c in EVENT_COLUMNS if c not in MARGIN_COLUMNS]
-    old_outcomes = [c for c in OUTCOME_COLUMNS if c not in MARGIN_COLUMNS]
-    insert(client, "decisions", DECISION_COLUMNS, [decision_row(D1)])
+    old = (*MARGIN_COLUMNS, *LATER_COLUMNS)
+    old_events = [c for c in EVENT_COLUMNS if c not in old]
+    old_outcomes = [c for c in OUTCOME_COLUMNS if c not in old]
+    old_decisions = [c for c in DECISION_COLUMNS if c not in old]
+    row = dict(zip(DECISION_COLUMNS, decision_row(D1), strict=True))
+    insert(client, "decisions", old_decisions, [tuple(row[c] for c in old_decisions)])
     row = dict(zip(EVENT_COLUMNS, event_row(BUY1, 0, 1), strict=True))
     insert(client, "events", old_events, [tuple(row[c] for c in old_events)])
     for outcome in OUTCOMES[:2]:
         row = dict(zip(OUTCOME_COLUMNS, outcome_row(outcome), strict=True))
         insert(client, "outcomes", old_outcomes, [tuple(row[c] for c in old_outcomes)])
-    assert apply_migrations(client, ddl_dir) == ["0009_order_margins.sql"]
+    shutil.copy(ddl_dir / "0009_order_margins.sql", before)
+    assert apply_migrations(client, before) == ["0009_order_margins.sql"]
     assert client.execute("SELECT margin, item_margins, order_margin FROM events FINAL") == [
         (-1.0, [], -1.0)
     ]

@@ -36,6 +36,7 @@ from promo.report_figures import (
 from promo.report_html import render_html
 from streams.evaluation import Estimate
 from streams.off_policy import OffPolicyEstimate, TargetPolicy
+from tests.unit.test_fairness import flagged_south
 
 MARGIN = 0.4
 NAN = Estimate(math.nan, math.nan, math.nan)
@@ -172,8 +173,10 @@ def test_page_is_self_contained_and_escapes_producer_text() -> None:
         suppressions=[],
         dead_letters=[],
         events=[],
+        fairness=flagged_south(),
     )
     page = render_html(evaluation)
+    assert "ALERT: platform group &#x27;south&#x27; is offered on 10.0%" in page
     assert page.count("plotly.js v") == 1  # the library, inline once
     assert "<script src=" not in page
     assert "<b>x</b>" not in page.split("<pre>")[1]  # the text report, escaped

@@ -17,6 +17,7 @@ def test_defaults_are_production_values(monkeypatch: pytest.MonkeyPatch) -> None
         monkeypatch.delenv(name, raising=False)
     s = load_settings()
     assert (s.topic_replication, s.broker_session_timeout) == (3, 60.0)
+    assert (s.fairness_max_ratio, s.high_value_spend_30d) == (1.25, 300.0)
 
 
 @pytest.mark.parametrize(
@@ -28,6 +29,9 @@ def test_defaults_are_production_values(monkeypatch: pytest.MonkeyPatch) -> None
         ({"PROMO_OFFER_TTL_HOURS": "72"}, "PROMO_OFFER_TTL_HOURS"),
         ({"PROMO_BATCH_SIZE": "zero"}, "PROMO_BATCH_SIZE"),
         ({"PROMO_DAILY_BUDGET": "-5"}, "PROMO_DAILY_BUDGET"),
+        ({"PROMO_FAIRNESS_MAX_RATIO": "0.8"}, "PROMO_FAIRNESS_MAX_RATIO"),  # must be above 1
+        ({"PROMO_FAIRNESS_MAX_RATIO": "four fifths"}, "PROMO_FAIRNESS_MAX_RATIO"),
+        ({"PROMO_HIGH_VALUE_SPEND_30D": "0"}, "PROMO_HIGH_VALUE_SPEND_30D"),
         ({"PROMO_BROKER_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}, "PROMO_BROKER_SASL_USERNAME"),
         ({"PROMO_BROKER_SSL_CAFILE": "/etc/hostname"}, "PROMO_BROKER_SSL_CAFILE"),
         (

@@ -1,10 +1,11 @@
-"""The user state's bytes: states written before per-item margins still load, and a state
-with margins keeps the layout an older worker reads."""
+"""The user state's bytes: states written before per-item margins still load, a state with
+margins keeps the layout an older worker reads, and so does a state without a group."""
 
 from __future__ import annotations
 
 import pytest
 
+from streams.errors import PromoError
 from streams.user_state import STATE_FORMAT, UserState
 
 ABANDON_MS = 1_800_000
@@ -38,10 +39,30 @@ def test_margins_survive_the_round_trip_and_keep_the_older_layout() -> None:
     assert again.features.cart_margin_rate(0.3) == pytest.approx(87.0 / 190.0)
     # No new format: a worker of the previous version reads lines by their first three
     # elements, and the margin comes after them.
-    assert _format_of(state.to_bytes()) == STATE_FORMAT == 3
+    assert _format_of(state.to_bytes()) == 3
     assert again.features.cart["i3"] == [100.0, 1, "bags", 60.0]
     assert again.features.cart["i1"] == [40.0, 2, "shoes"]  # no margin: no fourth element
 
 
 def _format_of(data: bytes) -> int:
     return int(data[1 : data.index(b",")])
+
+
+def test_a_group_is_kept_and_only_a_state_with_one_takes_the_new_format() -> None:
+    state = UserState.from_bytes(BEFORE_MARGINS, ABANDON_MS)
+    assert (state.group, state.group_ts) == ("", -1)
+    state.note_group("north", T0 + 60_000)
+    state.note_group("south", T0)  # sent earlier in event time, arrived later: not the latest
+    state.note_group(None, T0 + 90_000)  # an event without a group changes nothing
+    again = UserState.from_bytes(state.to_bytes(), ABANDON_MS)
+    assert (again.group, again.group_ts) == ("north", T0 + 60_000)
+    assert _format_of(state.to_bytes()) == STATE_FORMAT == 4
+    assert state.to_bytes() == b"[4" + BEFORE_MARGINS[2:-1] + b',"north",1700000060000]'
+
+
+@pytest.mark.parametrize("first", [b"[5", b"[0", b"[-1", b'["4"'])
+def test_a_format_this_worker_does_not_know_stops_it_naming_the_format(first: bytes) -> None:
+    # Not only newer ones: a first field below 1 or of another type is not read as format 4.
+    shown = first[1:].decode().replace('"', "'")
+    with pytest.raises(PromoError, match=f"format {shown} is not one this worker reads"):
+        UserState.from_bytes(first + BEFORE_MARGINS[2:], ABANDON_MS)

@@ -69,6 +69,9 @@ VIEW = {
         ({**VIEW, "margin": "3"}, RejectReason.WRONG_TYPE),
         ({**VIEW, "margin": -0.5}, RejectReason.INVALID_VALUE),
         ({**VIEW, "margin": 9.51}, RejectReason.INVALID_VALUE),  # above its price of 9.5
+        ({**VIEW, "group": 7}, RejectReason.WRONG_TYPE),
+        ({**VIEW, "group": ""}, RejectReason.INVALID_VALUE),
+        ({**VIEW, "group": "g" * 65}, RejectReason.INVALID_VALUE),
     ],
 )
 def test_each_problem_has_its_reason(raw: object, reason: RejectReason) -> None:
@@ -161,7 +164,7 @@ def test_a_margin_above_its_price_or_negative_is_an_invalid_value(
 
 
 def test_round_trip_through_the_wire_form() -> None:
-    event = check(VIEW)
+    event = check({**VIEW, "group": "region-north"})
     assert isinstance(event, ClickEvent)
     assert check(event.to_json_dict()) == event
     SCHEMA_VALIDATOR.validate(event.to_json_dict())
@@ -195,6 +198,7 @@ _fields = st.sampled_from(
         "category",
         "price",
         "margin",
+        "group",
         "quantity",
         "query",
         "order_id",
