@@ -63,6 +63,7 @@ from streams.sink_rows import (
     event_row,
     outcome_row,
 )
+from tests.margin_shop import outcome_of
 from tests.unit.conftest import make_engine
 
 TS = 1_700_000_000_000
@@ -134,26 +135,11 @@ BUY1, BUY2, BUY6 = (
 BEFORE3, BEFORE4 = _purchase("e3", "u3", 30.0, TS - DAY), _purchase("e4", "u4", 20.0, TS - DAY)
 
 
-def _outcome(d: Decision, kind: OutcomeType, buy: ClickEvent, discount: float = 0.0) -> Outcome:
-    return Outcome(
-        outcome_id=f"{d.decision_id}:{kind.value}:{buy.event_id}",
-        decision_id=d.decision_id,
-        user_id=d.user_id,
-        ts=buy.ts,
-        type=kind,
-        source_event_id=buy.event_id,
-        offer_code=d.chosen_offer,
-        control=d.control,
-        order_total=buy.order_total or 0.0,
-        discount=discount,
-    )
-
-
 OUTCOMES = (
-    _outcome(D1, OutcomeType.PURCHASE, BUY1, 10.0),
-    _outcome(D1, OutcomeType.REDEEMED, BUY1, 10.0),
-    _outcome(D2, OutcomeType.PURCHASE, BUY2),
-    _outcome(D6, OutcomeType.PURCHASE, BUY6),
+    outcome_of(D1, OutcomeType.PURCHASE, BUY1, 10.0),
+    outcome_of(D1, OutcomeType.REDEEMED, BUY1, 10.0),
+    outcome_of(D2, OutcomeType.PURCHASE, BUY2),
+    outcome_of(D6, OutcomeType.PURCHASE, BUY6),
 )
 
 

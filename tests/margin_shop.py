@@ -91,7 +91,8 @@ BUY3 = _purchase(
 PRE = _purchase("e0", "u1", TS - DAY, 20.0, LineItem("d", 20.0, 1, margin=12.0))
 
 
-def _outcome(d: Decision, kind: OutcomeType, buy: ClickEvent, discount: float = 0.0) -> Outcome:
+def outcome_of(d: Decision, kind: OutcomeType, buy: ClickEvent, discount: float = 0.0) -> Outcome:
+    """The outcome the engine's attribution would record for ``d`` from ``buy``."""
     return Outcome(
         outcome_id=f"{d.decision_id}:{kind.value}:{buy.event_id}",
         decision_id=d.decision_id,
@@ -108,10 +109,10 @@ def _outcome(d: Decision, kind: OutcomeType, buy: ClickEvent, discount: float = 
 
 
 OUTCOMES = (
-    _outcome(D1, OutcomeType.PURCHASE, BUY1, 11.0),
-    _outcome(D1, OutcomeType.REDEEMED, BUY1, 11.0),
-    _outcome(D2, OutcomeType.PURCHASE, BUY2),
-    _outcome(D3, OutcomeType.PURCHASE, BUY3),
+    outcome_of(D1, OutcomeType.PURCHASE, BUY1, 11.0),
+    outcome_of(D1, OutcomeType.REDEEMED, BUY1, 11.0),
+    outcome_of(D2, OutcomeType.PURCHASE, BUY2),
+    outcome_of(D3, OutcomeType.PURCHASE, BUY3),
 )
 
 
