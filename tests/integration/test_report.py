@@ -389,7 +389,8 @@ def test_report_on_a_known_dataset(migrated: Client) -> None:
 
     offers = _section(report, "By offer, descriptive")
     descriptive = [section for section in report.split("\n\n") if "descriptive" in section]
-    assert len(descriptive) == 6 and not any("ROI" in section for section in descriptive)
+    # arms, offer, segment, rule segment, policy version, over time, off-policy, fairness
+    assert len(descriptive) == 8 and not any("ROI" in section for section in descriptive)
     assert "Off-policy estimates (per decision, descriptive)" in report
     for section in (arms, offers):
         assert "treat a user's decisions as independent, so they are optimistic" in _text(section)
@@ -401,7 +402,7 @@ def test_report_on_a_known_dataset(migrated: Client) -> None:
     assert _row(offers, "free_shipping")[1:5] == ["1", "1", "100.00%", "0.00%"]
     assert _row(offers, "none")[1:5] == ["1", "1", "100.00%", "0.00%"]
 
-    segments = _section(report, "By segment, descriptive")
+    segments = _section(report, "By k-means segment")
     assert _row(segments, "0")[1:5] == ["2", "2", "50.00%", "50.00%"]
     assert _row(segments, "1")[1:5] == ["2", "2", "100.00%", "0.00%"]
     assert _row(_section(report, "By policy version"), "greedy-profit-v1")[1:3] == ["4", "4"]

@@ -36,9 +36,9 @@ from tests.integration.test_report import (
 )
 
 ARTEFACTS = REPO_ROOT / ".run" / "artefacts"
-# Headline (2), over time per user and per decision, offer, segment, policy version, budget,
-# suppressions, off-policy, model quality.
-CHARTS = 11
+# Headline (2), over time per user and per decision, offer, segment, rule segment, policy
+# version, fairness, budget, suppressions, off-policy, model quality.
+CHARTS = 13
 _CHART_DIV = re.compile(r'<div id="(chart-\d+)"')
 
 

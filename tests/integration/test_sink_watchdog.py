@@ -75,6 +75,10 @@ async def sink_loop(
         app_id=f"sink-watchdog-{unique_name}",
         topic_decisions=topic,
         sink_flush_seconds=0.2,
+        # Tansu ends a JoinGroup after about half the session timeout (INFRA.md): with the
+        # default 60 s the first assignment came at the 30 s the test waits for its rows.
+        broker_session_timeout=6.0,
+        broker_heartbeat_interval=1.0,
     )
     p = Sinks(settings, migrated, topic)
     by_topic = {sink.topic: sink for sink in sinks(settings) if sink.topic == topic}
