@@ -69,6 +69,10 @@ class LoopResult:
     suppressions: Counter[str] = field(default_factory=Counter)
     #: Expected discount committed per day under a daily budget (the ledger's view).
     committed_by_day: list[float] = field(default_factory=list)
+    #: Expected discount of the offers withheld, by suppression reason.
+    withheld_cost: dict[str, float] = field(default_factory=dict)
+    #: Decision points gated for abuse, by user.
+    gated_users: Counter[str] = field(default_factory=Counter)
 
 
 def play(
@@ -129,6 +133,8 @@ def play(
         engine.snapshot.version if engine else 0,
         loop.suppressions,
         loop.committed_by_day(),
+        loop.withheld_cost,
+        loop.gated_users,
     )
 
 
@@ -142,6 +148,8 @@ class _Loop:
         self._labels = 0
         self.purchases: list[ClickEvent] = []
         self.suppressions: Counter[str] = Counter()
+        self.withheld_cost: dict[str, float] = {}
+        self.gated_users: Counter[str] = Counter()
         # One ledger: the loop is one partition (evaluate gives it the whole daily budget).
         self.ledger = BudgetLedger()
         self._committed: dict[int, float] = {}
@@ -163,7 +171,14 @@ class _Loop:
             if engine.config.daily_budget is not None:
                 self._committed[self.ledger.day] = self.ledger.spent
             self._learn()
-        self.suppressions.update(s.reason for s in out.suppressions)
+        for suppression in out.suppressions:
+            self.suppressions[suppression.reason] += 1
+            reason = suppression.reason
+            self.withheld_cost[reason] = self.withheld_cost.get(reason, 0.0) + (
+                suppression.expected_cost
+            )
+            if suppression.reason == "abuse":
+                self.gated_users[suppression.user_id] += 1
         out.suppressions.clear()
 
     def committed_by_day(self) -> list[float]:
