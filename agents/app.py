@@ -70,6 +70,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         ),
         daily_budget=settings.daily_budget,
         budget_partitions=settings.topic_partitions,
+        abuse_threshold=settings.abuse_threshold,
     )
 
 

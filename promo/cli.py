@@ -20,7 +20,7 @@ import orjson
 
 from promo import logs, progress
 from promo.settings import ENV_FILE_VARIABLE, Settings, env_file_from, load_settings
-from simulator.policies import POLICY_NAMES
+from simulator.policies import POLICY_NAMES, VARIANT_NAMES
 from streams.errors import ConfigError, PromoError, ServerUnavailable
 
 EPILOG = (
@@ -235,10 +235,24 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--policies",
         default=",".join(POLICY_NAMES),
-        help=f"comma-separated, among {', '.join(POLICY_NAMES)} (default all)",
+        help=f"comma-separated, among {', '.join(POLICY_NAMES + VARIANT_NAMES)} (default "
+        f"all but {', '.join(VARIANT_NAMES)})",
     )
     ev.add_argument(
         "--no-sql", action="store_true", help="skip ClickHouse: no server needed, no SQL estimates"
+    )
+    ev.add_argument(
+        "--coupon-hunters",
+        type=float,
+        default=0.0,
+        help="share of users who are coupon hunters (default 0: the population of before)",
+    )
+    ev.add_argument(
+        "--casual-code-use",
+        type=float,
+        default=0.0,
+        help="chance that another user pays with a public coupon code when holding none of "
+        "ours (default 0)",
     )
     ev.add_argument("--json", action="store_true", help="print the full result as JSON")
     report = command(
@@ -482,6 +496,8 @@ def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
             policies=tuple(p.strip() for p in args.policies.split(",") if p.strip()),
             n_segments=settings.n_segments,
             model_seed=settings.model_seed,
+            coupon_hunters=args.coupon_hunters,
+            casual_code_use=args.casual_code_use,
         )
     except ValueError as exc:
         raise ConfigError(f"promo evaluate: {exc}") from None

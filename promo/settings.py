@@ -174,6 +174,14 @@ class Settings(BaseSettings):
         "day's traffic and split evenly over the clickstream partitions (unset: no budget)",
     )
 
+    abuse_threshold: float = Field(
+        0.5,
+        gt=0.0,
+        le=1.0,
+        description="Users whose abuse score (the estimated share of their purchases paid with "
+        "coupon codes we never sent them) reaches this get no offer; 1 turns the gate off",
+    )
+
     # --- models ----------------------------------------------------------------------------------
     n_segments: int = Field(6, ge=1, le=100)
     model_publish_every: int = Field(200, ge=1, description="Training examples per model snapshot")
