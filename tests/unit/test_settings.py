@@ -28,6 +28,9 @@ def test_defaults_are_production_values(monkeypatch: pytest.MonkeyPatch) -> None
         ({"PROMO_OFFER_TTL_HOURS": "72"}, "PROMO_OFFER_TTL_HOURS"),
         ({"PROMO_BATCH_SIZE": "zero"}, "PROMO_BATCH_SIZE"),
         ({"PROMO_DAILY_BUDGET": "-5"}, "PROMO_DAILY_BUDGET"),
+        ({"PROMO_ABUSE_THRESHOLD": "0"}, "PROMO_ABUSE_THRESHOLD"),
+        ({"PROMO_ABUSE_THRESHOLD": "1.5"}, "PROMO_ABUSE_THRESHOLD"),
+        ({"PROMO_ABUSE_THRESHOLD": "off"}, "PROMO_ABUSE_THRESHOLD"),
         ({"PROMO_BROKER_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}, "PROMO_BROKER_SASL_USERNAME"),
         ({"PROMO_BROKER_SSL_CAFILE": "/etc/hostname"}, "PROMO_BROKER_SSL_CAFILE"),
         (
