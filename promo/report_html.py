@@ -16,9 +16,11 @@ import plotly.graph_objects as go
 
 from promo.report import (
     OVER_TIME_CAVEATS,
+    SUPPRESSION_REASONS,
     budget_note,
     effect_table,
     format_report,
+    gating_saved,
     over_time_table,
     verdicts,
 )
@@ -188,10 +190,8 @@ def _budget_and_suppressions(page: _Page, e: Evaluation) -> None:
     )
     page.heading("Suppressions")
     page.chart(suppressions_chart(e.suppressions), "No decision point was suppressed.")
-    page.note(
-        "No decision taken: late, cooldown, open_decisions, daily_cap, weekly_cap; offer "
-        "withheld: control, budget, pacing."
-    )
+    page.note(f"{SUPPRESSION_REASONS[0].upper()}{SUPPRESSION_REASONS[1:]}.")
+    page.note(f"{gating_saved(e.suppressions)}.")
 
 
 def _off_policy(page: _Page, e: Evaluation) -> None:

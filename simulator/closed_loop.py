@@ -87,6 +87,7 @@ def play(
     run_id: str = "loop",
     warmup_days: float = 0.0,
     on_progress: Callable[[float], object] | None = None,
+    states_out: dict[str, UserState] | None = None,
 ) -> LoopResult:
     """Run ``days`` of the shop with the engine ``engine_for(shop)`` deciding (``None``: no
     engine, no offers). The engine is built on the shop so that an oracle can look inside.
@@ -95,7 +96,8 @@ def play(
     (features, windows) but takes no decision, as a shop has before the engine starts, so
     that analysts have a pre-period (CUPED) and the policy starts from known users.
     ``on_progress`` is told the simulated hours played, at each hourly sweep (not per event:
-    nothing on the hot loop).
+    nothing on the hot loop). ``states_out``, if given, receives the users' engine states at
+    the end (``benchmarks.abuse_scores`` reads behaviour from them).
     """
     shop = Shop(population, start_ms=start_ms, run_id=run_id, seed=seed)
     engine = engine_for(shop) if engine_for else None
@@ -120,6 +122,8 @@ def play(
                 reported = now
     if on_progress is not None and now > reported:
         on_progress((now - reported) / HOUR_MS)
+    if states_out is not None:
+        states_out.update(loop.states)
     ledgers = [shop.ledger(i) for i in range(n)]
     out = loop.out
     return LoopResult(
