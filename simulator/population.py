@@ -100,6 +100,9 @@ HUNTER_PATIENCE = 2
 HUNTER_REMOVE_RATE = 0.35
 #: Hunters come back to look for codes: this many times as many sessions as drawn.
 HUNTER_ACTIVITY = 3.0
+#: Hunters run several accounts (one person, one device): a coupon one account receives,
+#: the others use too (``simulator.shop``).
+HUNTER_ACCOUNTS = 3
 #: The other users remove a line after a cart add this often.
 REMOVE_RATE = 0.05
 
@@ -130,6 +133,8 @@ class UserTraits:
     public_code_use: float = 0.0
     #: Chance of removing a line right after a cart add.
     remove_rate: float = REMOVE_RATE
+    #: A hunter's ring of accounts (-1: none); every account of a ring uses its coupons.
+    ring: int = -1
 
     @property
     def profile(self) -> ResponseProfile:
@@ -243,9 +248,10 @@ def _make_hunters(users: list[UserTraits], share: float, seed: np.random.SeedSeq
     rng = np.random.default_rng(seed)
     chosen = rng.random(len(users)) < share
     profile = RESPONSE_PROFILES[ResponseType.COUPON_HUNTER]
-    for i in np.flatnonzero(chosen):
+    for k, i in enumerate(np.flatnonzero(chosen)):
         users[i] = replace(
             users[i],
+            ring=k // HUNTER_ACCOUNTS,
             response_type=ResponseType.COUPON_HUNTER,
             sessions_per_day=min(users[i].sessions_per_day * HUNTER_ACTIVITY, 30.0),
             conversion=float(rng.beta(*profile.conversion_beta)),

@@ -167,6 +167,12 @@ class Shop:
             )
         ]
         self._index = {s.traits.user_id: i for i, s in enumerate(self._shoppers)}
+        #: A hunter's other accounts (shopper indices), which use the coupons it receives.
+        rings: dict[int, list[int]] = {}
+        for i, shopper in enumerate(self._shoppers):
+            if shopper.traits.ring >= 0:
+                rings.setdefault(shopper.traits.ring, []).append(i)
+        self._mates = {i: [j for j in ring if j != i] for ring in rings.values() for i in ring}
         self._seen_offers: set[str] = set()
         self._heap: list[tuple[int, int, int, int, Any]] = []
         self._sequence = itertools.count()
@@ -228,6 +234,8 @@ class Shop:
         if shopper.response_rng.random() >= REACH:
             return OfferReceipt.NOT_REACHED
         shopper.offers.append(_HeldOffer(offer))
+        for mate in self._mates.get(i, ()):
+            self._shoppers[mate].offers.append(_HeldOffer(offer))  # passed on, not shown
         self._push(now, i, _SHOWN, offer)
         return OfferReceipt.SHOWN
 

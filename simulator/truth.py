@@ -18,7 +18,9 @@ engine's latency), averaged over the time of day. From that moment:
   for up to two checkouts waiting for one, then pay with a public code. Over a run an offer
   moves their purchase forward and buys nothing more, so their rows take the run's view:
   the same purchase probability with and without an offer (a 48-hour window would show the
-  purchase it moved forward as uplift). Their click opens no session (they take the code);
+  purchase it moved forward as uplift). Their click opens no session (they take the code),
+  and the other accounts of their ring use the coupon on purchases they make while it is
+  valid (taken to be like the account it was sent to);
 - a user who pays with a public code (``UserTraits.public_code_use``, hunters almost
   always) does so on any purchase without our coupon, so an offer to them costs our
   discount less the public one;
@@ -55,7 +57,7 @@ from simulator.behaviour import (
     offer_discount,
     session_conversion,
 )
-from simulator.population import UserTraits
+from simulator.population import HUNTER_ACCOUNTS, UserTraits
 from streams.catalogue import OfferSpec
 
 HOUR_MS = 3_600_000
@@ -121,6 +123,12 @@ def action_truth(
     )
     paid_later = _public_code_discount(user, plain_value)
     discounts = p_active * paid_active + (p_buy - p_active) * paid_later
+    if user.ring >= 0:
+        # The ring's other accounts (taken to be like this one) use the coupon on a purchase
+        # they would have made anyway while it is valid, instead of the public code.
+        mates_buy = REACH * (1.0 - math.exp(-sessions * life * p0))
+        extra = COUPON_USE * (discount - _public_code_discount(user, plain_value))
+        discounts += (HUNTER_ACCOUNTS - 1) * mates_buy * extra
     return _row(user, offer.code, p_buy, revenue, discounts, gross_margin)
 
 
