@@ -62,3 +62,25 @@ def test_an_offer_to_a_hunter_buys_nothing_and_costs_its_discount() -> None:
             assert math.isclose(row.p_purchase, none.p_purchase, rel_tol=1e-12)
             if offer.kind != "bundle":  # a bundle's nudge can add a line, as for anyone
                 assert row.expected_profit < none.expected_profit, (user.user_id, offer.code)
+
+
+def test_a_coupon_one_hunter_receives_is_used_by_the_other_accounts_of_the_ring(
+    make_offer: OfferFactory,
+) -> None:
+    population = build_population(600, seed=9, coupon_hunters=0.5)
+    shop = Shop(population, start_ms=T0, run_id="r", seed=9)
+    rings: dict[int, list[str]] = {}
+    for u in population.users:
+        if u.ring >= 0:
+            rings.setdefault(u.ring, []).append(u.user_id)
+    assert {len(accounts) for accounts in rings.values()} <= {1, 2, 3}
+    coupons: dict[str, tuple[str, set[str]]] = {}  # coupon -> (receiver, its ring)
+    for accounts in rings.values():
+        offer = make_offer(accounts[0], code="pct20", created_at=T0)
+        if shop.receive_offer(offer, T0).value == "shown":
+            coupons[offer.coupon_code] = (accounts[0], set(accounts))
+    bought = [e for e in shop.advance_events(T0 + 47 * 3_600_000) if e.type is EventType.PURCHASE]
+    ours = [e for e in bought if e.coupon_code in coupons]
+    assert all(e.user_id in coupons[e.coupon_code or ""][1] for e in ours)  # never outside the ring
+    passed_on = [e for e in ours if e.user_id != coupons[e.coupon_code or ""][0]]
+    assert len(passed_on) > 10
