@@ -43,6 +43,9 @@ class Decision:
     shadow_policy: str = ""
     shadow_offer: str = ""
     shadow_propensity: float = 0.0
+    #: The user's abuse score at the decision (``streams.abuse``); at or above the threshold
+    #: the offer is withheld (a suppression with reason ``abuse``).
+    abuse_score: float = 0.0
 
     @classmethod
     def from_json_dict(cls, data: dict[str, Any]) -> Decision:

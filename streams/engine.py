@@ -264,6 +264,8 @@ class DecisionEngine:
                 state.features.cart_margin_rate(cfg.gross_margin),
             )
             choice = self.policy.choose(context)
+            f = state.features
+            abuse = round(abuse_score(f.unsent_codes("30d"), f.count("purchase", "30d")), 4)
             shadow = (
                 _shadow_of(cfg.shadow_policy, self.shadow.choose(replace(context, explore=False)))
                 if self.shadow
@@ -274,7 +276,7 @@ class DecisionEngine:
             # whatever model arrived since, so that a re-sent offer is the offer already sent.
             segment, model_version = logged.segment, logged.model_version
             choice, shadow = _logged_choice(logged), _logged_shadow(logged)
-            order_value = logged.expected_order_value
+            order_value, abuse = logged.expected_order_value, logged.abuse_score
         # Control's logged action is fixed by the holdout: probability 1.
         action, propensity = choice.action, 1.0 if control else choice.propensity
         reason: str | None = None
@@ -283,7 +285,7 @@ class DecisionEngine:
             cost = self.expected_cost(choice, choice.action, order_value)
             # A hunter gets no offer whatever the draw (probability 1 of `none`), and spends
             # none of the day's budget.
-            gated = self._abuse_gate(state) or self._gate(ledger, event.ts, choice, order_value)
+            gated = self._abuse_gate(abuse) or self._gate(ledger, event.ts, choice, order_value)
             if control:
                 action, reason = NO_OFFER, gated[0] if gated else "control"
             elif gated:  # `none`, with the chance of every draw the gate turns into `none`
@@ -350,6 +352,7 @@ class DecisionEngine:
                 shadow_policy=shadow[0],
                 shadow_offer=shadow[1],
                 shadow_propensity=shadow[2],
+                abuse_score=abuse,
             )
         )
 
@@ -360,9 +363,7 @@ class DecisionEngine:
         rate = self.snapshot.response.redemption_rate(action)
         return p_buy * rate * self._offers[action].cost(order_value)
 
-    def _abuse_gate(self, state: UserState) -> tuple[str, float] | None:
-        f = state.features
-        score = abuse_score(f.unsent_codes("30d"), f.count("purchase", "30d"))
+    def _abuse_gate(self, score: float) -> tuple[str, float] | None:
         return ("abuse", 1.0) if gates_user(score, self.config.abuse_threshold) else None
 
     def _gate(

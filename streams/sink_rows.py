@@ -102,6 +102,7 @@ DECISION_COLUMNS = (
     "shadow_policy",
     "shadow_offer",
     "shadow_propensity",
+    "abuse_score",
 )
 
 OUTCOME_COLUMNS = (
@@ -253,6 +254,7 @@ def decision_row(decision: Decision) -> Row:
         decision.shadow_policy,
         decision.shadow_offer,
         decision.shadow_propensity,
+        decision.abuse_score,
     )
 
 

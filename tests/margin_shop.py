@@ -176,6 +176,8 @@ def check_the_off_policy_reward_uses_the_orders_margin(shop: Any) -> None:
 
 #: Columns the sinks wrote before migration 0009 added the margins (it appends them).
 MARGIN_COLUMNS = ("margin", "item_margins", "order_margin")
+#: Decision columns that migrations after 0009 add (0011: the abuse score).
+AFTER_0009_DECISION_COLUMNS = ("abuse_score",)
 
 
 def check_rows_written_before_0009_read_as_unknown(client: Any, ddl_dir: Path, tmp: Path) -> None:
@@ -189,13 +191,15 @@ def check_rows_written_before_0009_read_as_unknown(client: Any, ddl_dir: Path, t
     apply_migrations(client, before)
     old_events = [c for c in EVENT_COLUMNS if c not in MARGIN_COLUMNS]
     old_outcomes = [c for c in OUTCOME_COLUMNS if c not in MARGIN_COLUMNS]
-    insert(client, "decisions", DECISION_COLUMNS, [decision_row(D1)])
+    old_decisions = [c for c in DECISION_COLUMNS if c not in AFTER_0009_DECISION_COLUMNS]
+    row = dict(zip(DECISION_COLUMNS, decision_row(D1), strict=True))
+    insert(client, "decisions", old_decisions, [tuple(row[c] for c in old_decisions)])
     row = dict(zip(EVENT_COLUMNS, event_row(BUY1, 0, 1), strict=True))
     insert(client, "events", old_events, [tuple(row[c] for c in old_events)])
     for outcome in OUTCOMES[:2]:
         row = dict(zip(OUTCOME_COLUMNS, outcome_row(outcome), strict=True))
         insert(client, "outcomes", old_outcomes, [tuple(row[c] for c in old_outcomes)])
-    assert apply_migrations(client, ddl_dir) == ["0009_order_margins.sql"]
+    assert apply_migrations(client, ddl_dir)[0] == "0009_order_margins.sql"  # and later ones
     assert client.execute("SELECT margin, item_margins, order_margin FROM events FINAL") == [
         (-1.0, [], -1.0)
     ]

@@ -77,6 +77,7 @@ def test_a_user_paying_with_codes_we_never_sent_gets_no_offer_and_a_reason() -> 
     (decision,) = out.decisions
     assert decision.chosen_offer == NO_OFFER and decision.policy_offer == "pct10"
     assert decision.propensity == 1.0  # every draw's offer would have been withheld
+    assert decision.abuse_score == round(abuse_score(2, 2), 4) >= 0.5  # logged with it
     assert out.offers == []
     (s,) = out.suppressions
     assert (s.reason, s.decision_id, s.policy_offer) == ("abuse", decision.decision_id, "pct10")
@@ -91,6 +92,7 @@ def test_with_the_gate_off_the_same_user_gets_the_offer() -> None:
     out = EngineOutput()
     engine.handle(state, cart_add("h1", T0 + 6 * 24 * HOUR, 1), out)
     assert [d.chosen_offer for d in out.decisions] == ["pct10"] and not out.suppressions
+    assert out.decisions[0].abuse_score > 0.5  # scored and logged, not acted on
 
 
 def test_one_public_code_among_honest_purchases_is_no_verdict() -> None:
