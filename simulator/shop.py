@@ -11,6 +11,9 @@ sometimes removes one, with gaps of seconds to minutes (median 25 s), then check
 buys with the probability of ``simulator.behaviour.session_conversion`` at that moment, or
 abandons (the cart stays for a later session). A purchase tops the cart up or trims it to the
 order's size first. A session arriving while another runs starts when that one ends.
+Coupon hunters (``simulator.population.ResponseType.COUPON_HUNTER``) wait for a coupon before
+buying, pay with a public code when none comes, and share every coupon across the accounts
+of their ring.
 
 >>> from simulator.population import build_population
 >>> shop = Shop(build_population(50, seed=1), start_ms=1_700_000_000_000, run_id="r1", seed=1)
