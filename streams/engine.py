@@ -327,6 +327,7 @@ class DecisionEngine:
                 vector,
                 model_version,
                 trigger=trigger,
+                gated=reason == "abuse",
             )
         )
         out.decisions.append(

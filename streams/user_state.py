@@ -22,7 +22,9 @@ from streams.attribution import OpenDecision
 from streams.errors import PromoError
 from streams.features import CART_MAX_AGE, DAY, NEVER, SlidingWindowFeatures
 
-STATE_FORMAT = 3
+#: 4: open decisions carry whether the abuse gate withheld their offer (format 3's rows, one
+#: element shorter, read as not gated).
+STATE_FORMAT = 4
 WEEK_MS = 7 * 86_400_000
 #: A producer's retry of an event is recognised when it comes within this much event time of
 #: the user's latest event (producers retry within seconds or minutes; Kafka clients give up
@@ -108,7 +110,7 @@ class UserState:
             fields += [-1, []]  # format 1 had no replay guard: start one from here
         elif fields[0] == 2:
             fields[7] = []  # format 2 kept CRC-32s of the last 16 ids: start afresh
-        elif fields[0] != STATE_FORMAT:
+        elif fields[0] not in (3, STATE_FORMAT):
             raise PromoError(
                 f"user state format {fields[0]} is newer than this worker's {STATE_FORMAT}: "
                 "upgrade the worker"

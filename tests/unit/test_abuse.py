@@ -140,3 +140,15 @@ def test_the_published_schema_lists_exactly_the_reasons_the_code_knows() -> None
     reason = SUPPRESSION_SCHEMA["properties"]["reason"]
     assert reason["enum"] == list(REASONS)
     assert "abuse" in REASONS
+
+
+def test_a_gated_decision_closes_with_its_outcome_and_teaches_the_models_nothing() -> None:
+    engine = gate_engine()
+    state = hunter_state(engine, "h1", codes=2)
+    out = EngineOutput()
+    engine.handle(state, cart_add("h1", T0 + 3 * 24 * HOUR, 1), out)
+    assert state.open_decisions[0].gated
+    again = UserState.from_bytes(state.to_bytes(), engine.config.abandon_after_ms)
+    assert again.open_decisions[0].gated  # the flag survives the changelog
+    engine.close_expired(again, "h1", T0 + 6 * 24 * HOUR, out)
+    assert [o.type.value for o in out.outcomes] == ["no_conversion"] and out.training == []
