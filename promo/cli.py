@@ -20,7 +20,7 @@ import orjson
 
 from promo import logs, progress
 from promo.settings import ENV_FILE_VARIABLE, Settings, env_file_from, load_settings
-from simulator.policies import POLICY_NAMES, VARIANT_NAMES
+from simulator.policies import POLICY_NAMES
 from streams.errors import ConfigError, PromoError, ServerUnavailable
 
 EPILOG = (
@@ -235,8 +235,8 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--policies",
         default=",".join(POLICY_NAMES),
-        help=f"comma-separated, among {', '.join(POLICY_NAMES + VARIANT_NAMES)} (default "
-        f"all but {', '.join(VARIANT_NAMES)})",
+        help=f"comma-separated, among {', '.join(POLICY_NAMES)}, and each but none with "
+        "_ungated: the same with the abuse gate off (default all, no _ungated)",
     )
     ev.add_argument(
         "--no-sql", action="store_true", help="skip ClickHouse: no server needed, no SQL estimates"

@@ -33,6 +33,7 @@ from schemas.decisions import NO_OFFER
 from simulator.closed_loop import LoopResult, play
 from simulator.policies import (
     POLICY_NAMES,
+    UNGATED,
     VARIANT_NAMES,
     ActionValues,
     ObservableOraclePolicy,
@@ -222,19 +223,21 @@ def engine_factory(
         cfg.gross_margin,
     )
 
+    base, ungated = name.removesuffix(UNGATED), name.endswith(UNGATED)
+
     def build(shop: Shop) -> DecisionEngine:
         policy: Policy | None = None
         engine_config = replace(cfg, budget_partitions=1)  # one loop holds the whole budget
-        if name == "random":
-            policy = RandomPolicy(actions)
-        elif name == "propensity":
-            policy = PropensityPolicy(cfg.catalogue[0].code)
-        elif name == "oracle":
-            policy = OraclePolicy(population, values)
-        elif name == "observable_oracle":
-            policy = ObservableOraclePolicy(population, shop, values)
-        elif name == "learned_ungated":
+        if ungated:
             engine_config = replace(engine_config, abuse_threshold=ABUSE_OFF)
+        if base == "random":
+            policy = RandomPolicy(actions)
+        elif base == "propensity":
+            policy = PropensityPolicy(cfg.catalogue[0].code)
+        elif base == "oracle":
+            policy = OraclePolicy(population, values)
+        elif base == "observable_oracle":
+            policy = ObservableOraclePolicy(population, shop, values)
         if policy is not None:
             engine_config = replace(engine_config, explore_share=0.0)
         snapshot = ModelSnapshot.initial(actions, config.n_segments, config.model_seed)

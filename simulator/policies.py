@@ -9,8 +9,8 @@ so every policy meets the same decision points, contact caps and attribution:
   likely to buy anyway (P(purchase | none) at least ``threshold``);
 - ``oracle``: knows each user's latent traits and takes the action of highest true expected
   profit (``simulator.truth``): the ceiling no learner can reach;
-- ``learned_ungated``: the learned policy with the abuse gate off (``streams.abuse``), to
-  measure on the same shop what the gate saves;
+- ``learned_ungated``, ``random_ungated``, ...: the policy with the abuse gate off
+  (``streams.abuse``), to measure on the same shop what the gate saves;
 - ``observable_oracle``: knows the simulator's *priors* but sees only what a shop sees of the
   user (sessions, orders and offer clicks so far, their basket): it weighs the response
   types by their posterior given that behaviour and takes the action of highest expected
@@ -32,8 +32,9 @@ from streams.engine import DecisionContext
 from streams.policy import Choice
 
 POLICY_NAMES = ("learned", "none", "random", "propensity", "observable_oracle", "oracle")
-#: Run only when named (not in the default set): variants of a policy above.
-VARIANT_NAMES = ("learned_ungated",)
+#: Run only when named (not in the default set): each policy above with the abuse gate off.
+UNGATED = "_ungated"
+VARIANT_NAMES = tuple(f"{name}{UNGATED}" for name in POLICY_NAMES if name != "none")
 
 
 def _choice(action: str, propensity: float = 1.0) -> Choice:
