@@ -9,7 +9,8 @@ it into ClickHouse and read every estimate back through the analysts' SQL.
 
 Common random numbers: every user draws behaviour and offer responses from their own seeded
 streams (``simulator.shop``), so with the same seed a user no offer reaches behaves
-identically under every policy. The difference between two policies' realised profits is
+identically under every policy (a coupon hunter is reached by the offers of every account
+of their ring). The difference between two policies' realised profits is
 then the effect of their offers alone, and its standard error is small.
 
 >>> from simulator.population import build_population

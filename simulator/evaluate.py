@@ -248,7 +248,8 @@ def engine_factory(
 
 def summarise(run: LoopResult, baseline: LoopResult, control: np.ndarray) -> dict[str, Any]:
     """The truth for one policy run (see the module docstring); control users' paired
-    difference is 0 by construction (no offer reaches them), so the total is the treated's."""
+    difference is 0 by construction (no offer reaches them, unless they are coupon hunters
+    whose ring mates received one), so the total is the treated's."""
     diff = run.profits - baseline.profits
     offers = [d for d in run.decisions if d.chosen_offer != NO_OFFER]
     explored = sum(1 for d in run.decisions if not d.control and d.propensity < 1.0)
