@@ -175,11 +175,12 @@ class Settings(BaseSettings):
     )
 
     abuse_threshold: float = Field(
-        0.5,
+        1.0,
         gt=0.0,
         le=1.0,
         description="Users whose abuse score (the estimated share of their purchases paid with "
-        "coupon codes we never sent them) reaches this get no offer; 1 turns the gate off",
+        "coupon codes we never sent them) reaches this get no offer; 1, the default, turns "
+        "the gate off (it did not pay for the learned policy in the simulator: README)",
     )
 
     # --- models ----------------------------------------------------------------------------------
