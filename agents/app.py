@@ -71,6 +71,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         daily_budget=settings.daily_budget,
         budget_partitions=settings.topic_partitions,
         high_value_spend=settings.high_value_spend_30d,
+        abuse_threshold=settings.abuse_threshold,
     )
 
 

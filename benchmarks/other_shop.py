@@ -30,7 +30,7 @@ SHARES = {
 
 def main(seed: int = 7) -> None:
     profiles = {
-        kind: dataclasses.replace(profile, share=SHARES[kind])
+        kind: dataclasses.replace(profile, share=SHARES.get(kind, profile.share))
         for kind, profile in simulator.population.RESPONSE_PROFILES.items()
     }
     simulator.population.RESPONSE_PROFILES = profiles

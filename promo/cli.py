@@ -235,10 +235,24 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--policies",
         default=",".join(POLICY_NAMES),
-        help=f"comma-separated, among {', '.join(POLICY_NAMES)} (default all)",
+        help=f"comma-separated, among {', '.join(POLICY_NAMES)}, and each but none with "
+        "_ungated: the same with the abuse gate off (default all, no _ungated)",
     )
     ev.add_argument(
         "--no-sql", action="store_true", help="skip ClickHouse: no server needed, no SQL estimates"
+    )
+    ev.add_argument(
+        "--coupon-hunters",
+        type=float,
+        default=0.0,
+        help="share of users who are coupon hunters (default 0: the population of before)",
+    )
+    ev.add_argument(
+        "--casual-code-use",
+        type=float,
+        default=0.0,
+        help="chance that another user pays with a public coupon code when holding none of "
+        "ours (default 0)",
     )
     ev.add_argument("--json", action="store_true", help="print the full result as JSON")
     report = command(
@@ -482,6 +496,8 @@ def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
             policies=tuple(p.strip() for p in args.policies.split(",") if p.strip()),
             n_segments=settings.n_segments,
             model_seed=settings.model_seed,
+            coupon_hunters=args.coupon_hunters,
+            casual_code_use=args.casual_code_use,
         )
     except ValueError as exc:
         raise ConfigError(f"promo evaluate: {exc}") from None

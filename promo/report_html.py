@@ -18,12 +18,14 @@ from promo.fairness import DIMENSIONS, EFFECT_DIMENSIONS
 from promo.report import (
     FAIRNESS_TITLE,
     OVER_TIME_CAVEATS,
+    SUPPRESSION_REASONS,
     budget_note,
     effect_table,
     fairness_alerts,
     fairness_notes,
     fairness_table,
     format_report,
+    gating_saved,
     group_effect_table,
     over_time_table,
     verdicts,
@@ -225,10 +227,8 @@ def _budget_and_suppressions(page: _Page, e: Evaluation) -> None:
     )
     page.heading("Suppressions")
     page.chart(suppressions_chart(e.suppressions), "No decision point was suppressed.")
-    page.note(
-        "No decision taken: late, cooldown, open_decisions, daily_cap, weekly_cap; offer "
-        "withheld: control, budget, pacing."
-    )
+    page.note(f"{SUPPRESSION_REASONS[0].upper()}{SUPPRESSION_REASONS[1:]}.")
+    page.note(f"{gating_saved(e.suppressions)}.")
 
 
 def _off_policy(page: _Page, e: Evaluation) -> None:

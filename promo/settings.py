@@ -189,6 +189,14 @@ class Settings(BaseSettings):
         description="The report flags a group whose offer rate is below the highest group's "
         "by more than this factor (1.25: the four-fifths rule)",
     )
+    abuse_threshold: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description="Users whose abuse score (the estimated share of their purchases paid with "
+        "coupon codes we never sent them) reaches this get no offer; 1, the default, turns "
+        "the gate off (it did not pay for the learned policy in the simulator: README)",
+    )
 
     # --- models ----------------------------------------------------------------------------------
     n_segments: int = Field(6, ge=1, le=100)

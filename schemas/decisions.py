@@ -51,6 +51,9 @@ class Decision:
     #: The group the platform last sent for the user (optional ``group`` on clickstream
     #: events); empty when none came.
     group: str = ""
+    #: The user's abuse score at the decision (``streams.abuse``); at or above the threshold
+    #: the offer is withheld (a suppression with reason ``abuse``).
+    abuse_score: float = 0.0
 
     @classmethod
     def from_json_dict(cls, data: dict[str, Any]) -> Decision:

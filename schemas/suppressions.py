@@ -6,7 +6,8 @@ budget and control cost or saved. Two kinds:
 
 - no decision was taken (``late``, ``cooldown``, ``open_decisions``, ``daily_cap``,
   ``weekly_cap``): ``decision_id`` is empty;
-- a decision was taken and its offer withheld (``control``, ``budget``, ``pacing``):
+- a decision was taken and its offer withheld (``control``, ``budget``, ``pacing``,
+  ``abuse``: the user's abuse score reached the threshold, ``streams.abuse``):
   ``decision_id`` names it (its ``chosen_offer`` is ``none``), ``policy_offer`` is what the
   policy chose and ``expected_cost`` that offer's expected discount.
 
@@ -24,7 +25,7 @@ from schemas.codec import pick
 #: Decision points where no decision is taken: the user is not eligible now.
 INELIGIBLE = ("late", "cooldown", "open_decisions", "daily_cap", "weekly_cap")
 #: Decisions whose offer is withheld.
-WITHHELD = ("control", "budget", "pacing")
+WITHHELD = ("control", "budget", "pacing", "abuse")
 REASONS = INELIGIBLE + WITHHELD
 
 

@@ -36,6 +36,11 @@ REACH = 0.85
 COUPON_USE = 0.92
 #: With a bundle offer active, a one-unit basket gets a second line this often at checkout.
 BUNDLE_NUDGE = 0.3
+#: A code anyone can find on coupon sites, which the shop honours: 3 off the order, less
+#: than any offer of the default catalogue costs. Coupon hunters pay with it whenever they
+#: hold none of our coupons (``UserTraits.public_code_use``).
+PUBLIC_CODE = "SAVE3"
+PUBLIC_CODE_KIND, PUBLIC_CODE_VALUE = "fixed_off", 3.0
 
 
 def perceived_saving(user: UserTraits, kind: str, value: float) -> float:

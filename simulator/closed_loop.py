@@ -9,7 +9,8 @@ it into ClickHouse and read every estimate back through the analysts' SQL.
 
 Common random numbers: every user draws behaviour and offer responses from their own seeded
 streams (``simulator.shop``), so with the same seed a user no offer reaches behaves
-identically under every policy. The difference between two policies' realised profits is
+identically under every policy (a coupon hunter is reached by the offers of every account
+of their ring). The difference between two policies' realised profits is
 then the effect of their offers alone, and its standard error is small.
 
 >>> from simulator.population import build_population
@@ -69,6 +70,10 @@ class LoopResult:
     suppressions: Counter[str] = field(default_factory=Counter)
     #: Expected discount committed per day under a daily budget (the ledger's view).
     committed_by_day: list[float] = field(default_factory=list)
+    #: Expected discount of the offers withheld, by suppression reason.
+    withheld_cost: dict[str, float] = field(default_factory=dict)
+    #: Decision points gated for abuse, by user.
+    gated_users: Counter[str] = field(default_factory=Counter)
 
 
 def play(
@@ -83,6 +88,7 @@ def play(
     run_id: str = "loop",
     warmup_days: float = 0.0,
     on_progress: Callable[[float], object] | None = None,
+    states_out: dict[str, UserState] | None = None,
 ) -> LoopResult:
     """Run ``days`` of the shop with the engine ``engine_for(shop)`` deciding (``None``: no
     engine, no offers). The engine is built on the shop so that an oracle can look inside.
@@ -91,7 +97,8 @@ def play(
     (features, windows) but takes no decision, as a shop has before the engine starts, so
     that analysts have a pre-period (CUPED) and the policy starts from known users.
     ``on_progress`` is told the simulated hours played, at each hourly sweep (not per event:
-    nothing on the hot loop).
+    nothing on the hot loop). ``states_out``, if given, receives the users' engine states at
+    the end (``benchmarks.abuse_scores`` reads behaviour from them).
     """
     shop = Shop(population, start_ms=start_ms, run_id=run_id, seed=seed)
     engine = engine_for(shop) if engine_for else None
@@ -116,6 +123,8 @@ def play(
                 reported = now
     if on_progress is not None and now > reported:
         on_progress((now - reported) / HOUR_MS)
+    if states_out is not None:
+        states_out.update(loop.states)
     ledgers = [shop.ledger(i) for i in range(n)]
     out = loop.out
     return LoopResult(
@@ -129,6 +138,8 @@ def play(
         engine.snapshot.version if engine else 0,
         loop.suppressions,
         loop.committed_by_day(),
+        loop.withheld_cost,
+        loop.gated_users,
     )
 
 
@@ -142,6 +153,8 @@ class _Loop:
         self._labels = 0
         self.purchases: list[ClickEvent] = []
         self.suppressions: Counter[str] = Counter()
+        self.withheld_cost: dict[str, float] = {}
+        self.gated_users: Counter[str] = Counter()
         # One ledger: the loop is one partition (evaluate gives it the whole daily budget).
         self.ledger = BudgetLedger()
         self._committed: dict[int, float] = {}
@@ -163,7 +176,14 @@ class _Loop:
             if engine.config.daily_budget is not None:
                 self._committed[self.ledger.day] = self.ledger.spent
             self._learn()
-        self.suppressions.update(s.reason for s in out.suppressions)
+        for suppression in out.suppressions:
+            self.suppressions[suppression.reason] += 1
+            reason = suppression.reason
+            self.withheld_cost[reason] = self.withheld_cost.get(reason, 0.0) + (
+                suppression.expected_cost
+            )
+            if suppression.reason == "abuse":
+                self.gated_users[suppression.user_id] += 1
         out.suppressions.clear()
 
     def committed_by_day(self) -> list[float]:

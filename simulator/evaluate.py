@@ -33,14 +33,17 @@ from schemas.decisions import NO_OFFER
 from simulator.closed_loop import LoopResult, play
 from simulator.policies import (
     POLICY_NAMES,
+    UNGATED,
+    VARIANT_NAMES,
     ActionValues,
     ObservableOraclePolicy,
     OraclePolicy,
     PropensityPolicy,
     RandomPolicy,
 )
-from simulator.population import Population, build_population
+from simulator.population import Population, ResponseType, build_population
 from simulator.shop import Shop
+from streams.abuse import OFF as ABUSE_OFF
 from streams.engine import DecisionEngine, EngineConfig, Policy
 from streams.models import ModelSnapshot
 from streams.policy import in_control_group, in_explore_cohort
@@ -61,11 +64,17 @@ class EvaluationConfig:
     n_segments: int = 6
     model_seed: int = 42
     workers: int = 2
+    #: Share of coupon hunters, and other users' use of public codes (``build_population``).
+    coupon_hunters: float = 0.0
+    casual_code_use: float = 0.0
 
     def __post_init__(self) -> None:
-        unknown = set(self.policies) - set(POLICY_NAMES)
+        known = POLICY_NAMES + VARIANT_NAMES
+        unknown = set(self.policies) - set(known)
         if unknown:
-            raise ValueError(f"unknown policies {sorted(unknown)}; known: {POLICY_NAMES}")
+            raise ValueError(f"unknown policies {sorted(unknown)}; known: {known}")
+        if not (0.0 <= self.coupon_hunters < 1.0 and 0.0 <= self.casual_code_use <= 1.0):
+            raise ValueError("--coupon-hunters must be in [0, 1) and --casual-code-use in [0, 1]")
         if self.users < 10 or self.days <= 0 or self.warmup_days < 0:
             raise ValueError(
                 "evaluate needs at least 10 users, a positive number of days and a warm-up >= 0"
@@ -94,7 +103,7 @@ def evaluate(
     """Run every policy and the no-offer world; the JSON-ready summary. ``on_progress`` is
     told the simulated hours each run played, hour by hour, whichever worker process plays
     it (``simulated_hours`` in all)."""
-    population = build_population(config.users, config.seed)
+    population = _population(config)
     names = [name for name in config.policies if name != "none"]
     hours: multiprocessing.Queue[float] | None = (
         multiprocessing.Queue() if on_progress is not None else None
@@ -118,14 +127,17 @@ def evaluate(
     explore = ~control & np.array(
         [in_explore_cohort(u, salt=cfg.holdout_salt, share=cfg.explore_share) for u in ids]
     )
+    hunters = np.array([u.response_type is ResponseType.COUPON_HUNTER for u in population.users])
     policies = {}
     if "none" in config.policies:
         policies["none"] = summarise(baseline, baseline, control)
     for name, run in zip(names, runs, strict=True):
         policies[name] = summarise(run, baseline, control)
+        if hunters.any():
+            policies[name]["coupon_hunters"] = _hunters_summary(run, baseline, ids, hunters)
         if sql_estimate is not None:
             policies[name]["sql_estimate"] = sql_estimate(name, run)
-        if name == "learned":
+        if name in ("learned", "learned_ungated"):
             diff = run.profits - baseline.profits
             policies[name]["true_incremental_profit_explore_cohort"] = round(
                 float(diff[explore].sum()), 2
@@ -137,6 +149,9 @@ def evaluate(
         "seed": config.seed,
         "control_share": config.engine.control_share,
         "policy_version": config.engine.policy_version,
+        "abuse_threshold": config.engine.abuse_threshold,
+        "coupon_hunters": int(hunters.sum()),
+        "casual_code_use": config.casual_code_use,
         "baseline_profit": round(float(baseline.profits.sum()), 2),
         "events_per_run": baseline.events,
         "policies": policies,
@@ -181,10 +196,19 @@ def _relay(
 def _run_policy(config: EvaluationConfig, name: str, told: bool = False) -> LoopResult:
     """One policy's run (``none``: the shop alone, no engine, no offers); ``told``: its
     simulated hours go to the progress queue, if any."""
-    population = build_population(config.users, config.seed)
+    population = _population(config)
     engine_for = None if name == "none" else engine_factory(config, population, name)
     on_progress = _progress.put if _progress is not None and told else None
     return play(population, engine_for, on_progress=on_progress, **_play_args(config))
+
+
+def _population(config: EvaluationConfig) -> Population:
+    return build_population(
+        config.users,
+        config.seed,
+        coupon_hunters=config.coupon_hunters,
+        casual_code_use=config.casual_code_use,
+    )
 
 
 def engine_factory(
@@ -199,16 +223,20 @@ def engine_factory(
         cfg.gross_margin,
     )
 
+    base, ungated = name.removesuffix(UNGATED), name.endswith(UNGATED)
+
     def build(shop: Shop) -> DecisionEngine:
         policy: Policy | None = None
         engine_config = replace(cfg, budget_partitions=1)  # one loop holds the whole budget
-        if name == "random":
+        if ungated:
+            engine_config = replace(engine_config, abuse_threshold=ABUSE_OFF)
+        if base == "random":
             policy = RandomPolicy(actions)
-        elif name == "propensity":
+        elif base == "propensity":
             policy = PropensityPolicy(cfg.catalogue[0].code)
-        elif name == "oracle":
+        elif base == "oracle":
             policy = OraclePolicy(population, values)
-        elif name == "observable_oracle":
+        elif base == "observable_oracle":
             policy = ObservableOraclePolicy(population, shop, values)
         if policy is not None:
             engine_config = replace(engine_config, explore_share=0.0)
@@ -220,7 +248,8 @@ def engine_factory(
 
 def summarise(run: LoopResult, baseline: LoopResult, control: np.ndarray) -> dict[str, Any]:
     """The truth for one policy run (see the module docstring); control users' paired
-    difference is 0 by construction (no offer reaches them), so the total is the treated's."""
+    difference is 0 by construction (no offer reaches them, unless they are coupon hunters
+    whose ring mates received one), so the total is the treated's."""
     diff = run.profits - baseline.profits
     offers = [d for d in run.decisions if d.chosen_offer != NO_OFFER]
     explored = sum(1 for d in run.decisions if not d.control and d.propensity < 1.0)
@@ -234,8 +263,30 @@ def summarise(run: LoopResult, baseline: LoopResult, control: np.ndarray) -> dic
         "decisions": len(run.decisions),
         "explored_decisions": explored,
         "suppressions_by_reason": dict(sorted(run.suppressions.items())),
+        "expected_discount_withheld_by_reason": {
+            reason: round(cost, 2) for reason, cost in sorted(run.withheld_cost.items()) if cost
+        },
         "expected_discount_committed_by_day": run.committed_by_day,
         "model_version": run.model_version,
+    }
+
+
+def _hunters_summary(
+    run: LoopResult, baseline: LoopResult, ids: list[str], hunters: np.ndarray
+) -> dict[str, Any]:
+    """What the policy did to the coupon hunters, by the truth, and whom its abuse gate
+    stopped (decision points gated on hunters and on everyone else: false positives)."""
+    hunter_ids = {user_id for user_id, hunter in zip(ids, hunters, strict=True) if hunter}
+    gated = run.gated_users
+    return {
+        "true_incremental_profit": round(float((run.profits - baseline.profits)[hunters].sum()), 2),
+        "offers_sent": sum(
+            1 for d in run.decisions if d.chosen_offer != NO_OFFER and d.user_id in hunter_ids
+        ),
+        "gated_decisions_on_hunters": sum(n for u, n in gated.items() if u in hunter_ids),
+        "gated_decisions_on_others": sum(n for u, n in gated.items() if u not in hunter_ids),
+        "gated_users_hunters": sum(1 for u in gated if u in hunter_ids),
+        "gated_users_others": sum(1 for u in gated if u not in hunter_ids),
     }
 
 

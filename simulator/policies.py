@@ -9,6 +9,8 @@ so every policy meets the same decision points, contact caps and attribution:
   likely to buy anyway (P(purchase | none) at least ``threshold``);
 - ``oracle``: knows each user's latent traits and takes the action of highest true expected
   profit (``simulator.truth``): the ceiling no learner can reach;
+- ``learned_ungated``, ``random_ungated``, ...: the policy with the abuse gate off
+  (``streams.abuse``), to measure on the same shop what the gate saves;
 - ``observable_oracle``: knows the simulator's *priors* but sees only what a shop sees of the
   user (sessions, orders and offer clicks so far, their basket): it weighs the response
   types by their posterior given that behaviour and takes the action of highest expected
@@ -22,7 +24,7 @@ import math
 from dataclasses import dataclass, replace
 
 from schemas.decisions import NO_OFFER
-from simulator.population import RESPONSE_PROFILES, Population, ResponseType, UserTraits
+from simulator.population import RESPONSE_PROFILES, Population, UserTraits
 from simulator.shop import DAY_MS, Shop
 from simulator.truth import action_truth
 from streams.catalogue import OfferSpec
@@ -30,6 +32,9 @@ from streams.engine import DecisionContext
 from streams.policy import Choice
 
 POLICY_NAMES = ("learned", "none", "random", "propensity", "observable_oracle", "oracle")
+#: Run only when named (not in the default set): each policy above with the abuse gate off.
+UNGATED = "_ungated"
+VARIANT_NAMES = tuple(f"{name}{UNGATED}" for name in POLICY_NAMES if name != "none")
 
 
 def _choice(action: str, propensity: float = 1.0) -> Choice:
@@ -108,8 +113,10 @@ class ObservableOraclePolicy:
     A type's per-session purchase probability has a Beta prior; after ``k`` orders in ``n``
     sessions the type's likelihood is Beta-binomial and its conversion's posterior mean is
     ``(a + k) / (a + b + n)``. Offers shown and clicked add a binomial likelihood with the
-    type's click rate. Activity is estimated from sessions seen; basket traits are taken as
-    observed (a shop sees its users' baskets).
+    type's click rate, and orders paid with a public code a binomial one with the type's use
+    of such codes (coupon hunters almost always, the others as the population says).
+    Activity is estimated from sessions seen; basket traits are taken as observed (a shop
+    sees its users' baskets).
     """
 
     def __init__(self, population: Population, shop: Shop, values: ActionValues) -> None:
@@ -117,6 +124,8 @@ class ObservableOraclePolicy:
         self._users = {u.user_id: u for u in population.users}
         self._shop = shop
         self._mean_rate = sum(u.sessions_per_day for u in population.users) / len(population.users)
+        self._population = population
+        self._shares = population.type_shares()
 
     def choose(self, context: DecisionContext) -> Choice:
         shop = self._shop
@@ -130,21 +139,27 @@ class ObservableOraclePolicy:
         # Gamma(1, 1/mean) prior on the session rate, updated with sessions seen.
         rate = (1.0 + n) / (1.0 / self._mean_rate + days)
         weights, pseudo = [], []
-        for kind, profile in RESPONSE_PROFILES.items():
+        for kind, share in self._shares.items():
+            profile = RESPONSE_PROFILES[kind]
             a, b = profile.conversion_beta
             shown, clicked = ledger.offers_shown, ledger.offers_clicked
             clicks = clicked * math.log(profile.click) + (shown - clicked) * math.log1p(
                 -profile.click
             )
-            weights.append(math.log(profile.share) + _log_beta_binomial(k, n, a, b) + clicks)
+            code_use = self._population.public_code_use(kind)
+            codes = _log_binomial(ledger.public_code_orders, k - ledger.coupon_orders, code_use)
+            if codes == -math.inf:
+                continue  # a public code this type never uses, or always uses and did not
+            weights.append(math.log(share) + _log_beta_binomial(k, n, a, b) + clicks + codes)
             pa, pb = profile.price_sensitivity_beta
             pseudo.append(
                 replace(
                     user,
-                    response_type=ResponseType(kind),
+                    response_type=kind,
                     conversion=(a + k) / (a + b + n),
                     price_sensitivity=pa / (pa + pb),
                     sessions_per_day=rate,
+                    public_code_use=code_use,
                 )
             )
         top = max(weights)
@@ -155,6 +170,13 @@ class ObservableOraclePolicy:
             for action, value in self._values.profits(traits).items():
                 profits[action] = profits.get(action, 0.0) + p / total * value
         return _best(profits)
+
+
+def _log_binomial(k: int, n: int, p: float) -> float:
+    """log P(k successes in n | p), without the binomial coefficient; -inf if impossible."""
+    if (k > 0 and p <= 0.0) or (n - k > 0 and p >= 1.0):
+        return -math.inf
+    return (k * math.log(p) if k else 0.0) + ((n - k) * math.log1p(-p) if n > k else 0.0)
 
 
 def _log_beta_binomial(k: int, n: int, a: float, b: float) -> float:

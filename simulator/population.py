@@ -11,12 +11,19 @@ from them.
 (200, 'u00042')
 >>> sorted({u.response_type.value for u in population.users})
 ['lost_cause', 'persuadable', 'sleeping_dog', 'sure_thing']
+>>> hunted = build_population(200, seed=3, coupon_hunters=0.05)
+>>> sum(u.response_type is ResponseType.COUPON_HUNTER for u in hunted.users)
+9
+>>> [u for u in hunted.users if u.response_type is not ResponseType.COUPON_HUNTER] == [
+...     u for u in population.users if u.user_id in {h.user_id for h in hunted.users
+...     if h.response_type is not ResponseType.COUPON_HUNTER}]
+True
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 import numpy as np
@@ -41,6 +48,13 @@ class ResponseType(StrEnum):
     LOST_CAUSE = "lost_cause"
     #: Buy less once contacted: the offer annoys them.
     SLEEPING_DOG = "sleeping_dog"
+    #: Buy as much with offers as without, and never without a coupon: they leave the cart
+    #: waiting for one of ours and, none coming, pay with a code from a coupon site. An offer
+    #: only moves a purchase forward and swaps the public code's small discount for ours.
+    #: They click offers to grab the code, not to shop (the click opens no session), browse
+    #: little and churn their carts. Absent unless a population asks for them
+    #: (``build_population(..., coupon_hunters=share)``).
+    COUPON_HUNTER = "coupon_hunter"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +65,8 @@ class ResponseProfile:
     An active offer shifts that probability on the logit scale by
     ``saving_slope * saving * (0.5 + price_sensitivity) + contact_shift`` where ``saving`` is
     the share of the order the offer saves (``simulator.behaviour.perceived_saving``).
-    ``click`` is the probability of clicking an offer once shown.
+    ``click`` is the probability of clicking an offer once shown; ``click_opens_session``
+    whether that click brings the user to the shop (a session) or only takes the code.
     """
 
     share: float
@@ -60,6 +75,7 @@ class ResponseProfile:
     click: float
     saving_slope: float
     contact_shift: float
+    click_opens_session: bool = True
 
 
 RESPONSE_PROFILES: dict[ResponseType, ResponseProfile] = {
@@ -67,7 +83,28 @@ RESPONSE_PROFILES: dict[ResponseType, ResponseProfile] = {
     ResponseType.SURE_THING: ResponseProfile(0.20, (6.0, 12.0), (2.0, 3.0), 0.10, 0.0, 0.0),
     ResponseType.LOST_CAUSE: ResponseProfile(0.40, (1.0, 150.0), (2.0, 2.0), 0.04, 1.5, 0.0),
     ResponseType.SLEEPING_DOG: ResponseProfile(0.15, (4.0, 20.0), (2.0, 2.0), 0.02, 0.0, -1.2),
+    # Share 0: hunters are drawn apart, so that a population without them is the one every
+    # seed drew before they existed (``build_population``).
+    ResponseType.COUPON_HUNTER: ResponseProfile(
+        0.0, (6.0, 12.0), (2.0, 2.0), 0.8, 0.0, 0.0, click_opens_session=False
+    ),
 }
+#: A coupon hunter pays with a public code (a coupon site's) whenever they hold none of ours.
+HUNTER_CODE_USE = 0.9
+#: A hunter's sessions: a view or two (they come for the code, not to browse), and a cart
+#: they fill and trim to meet a coupon's conditions.
+HUNTER_VIEWS_PER_SESSION = 1.5
+#: A hunter who means to buy and holds none of our coupons leaves the cart for this many
+#: checkouts, waiting for one, then buys with a public code (``simulator.shop``).
+HUNTER_PATIENCE = 2
+HUNTER_REMOVE_RATE = 0.35
+#: Hunters come back to look for codes: this many times as many sessions as drawn.
+HUNTER_ACTIVITY = 3.0
+#: Hunters run several accounts (one person, one device): a coupon one account receives,
+#: the others use too (``simulator.shop``).
+HUNTER_ACCOUNTS = 3
+#: The other users remove a line after a cart add this often.
+REMOVE_RATE = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +129,12 @@ class UserTraits:
     unit_price_mean: float
     order_value_mean: float
     single_unit_share: float
+    #: Chance that a purchase paid with none of our coupons uses a public code instead.
+    public_code_use: float = 0.0
+    #: Chance of removing a line right after a cart add.
+    remove_rate: float = REMOVE_RATE
+    #: A hunter's ring of accounts (-1: none); every account of a ring uses its coupons.
+    ring: int = -1
 
     @property
     def profile(self) -> ResponseProfile:
@@ -102,6 +145,24 @@ class UserTraits:
 class Population:
     assortment: Assortment
     users: tuple[UserTraits, ...]
+    #: What ``build_population`` was asked for (the observable oracle's priors).
+    coupon_hunters: float = 0.0
+    casual_code_use: float = 0.0
+
+    def type_shares(self) -> dict[ResponseType, float]:
+        """The prior share of each response type present in this population."""
+        shares = {
+            kind: profile.share * (1.0 - self.coupon_hunters)
+            for kind, profile in RESPONSE_PROFILES.items()
+            if profile.share > 0
+        }
+        if self.coupon_hunters > 0:
+            shares[ResponseType.COUPON_HUNTER] = self.coupon_hunters
+        return shares
+
+    def public_code_use(self, kind: ResponseType) -> float:
+        """How often a user of this type pays with a public code when holding no coupon."""
+        return HUNTER_CODE_USE if kind is ResponseType.COUPON_HUNTER else self.casual_code_use
 
 
 def user_id_of(index: int, prefix: str = "") -> str:
@@ -109,20 +170,38 @@ def user_id_of(index: int, prefix: str = "") -> str:
     return f"{prefix}u{index:05d}"
 
 
-def build_population(n_users: int, seed: int, user_prefix: str = "") -> Population:
+def build_population(
+    n_users: int,
+    seed: int,
+    user_prefix: str = "",
+    *,
+    coupon_hunters: float = 0.0,
+    casual_code_use: float = 0.0,
+) -> Population:
     """Draw an assortment and ``n_users`` users; the same seed gives the same population.
 
     ``user_prefix`` keeps the users of different runs apart: the engine remembers a user's
     latest event time, and a second run replaying the same days for the same ids would look
     late to it.
+
+    ``coupon_hunters``: the share of users turned into coupon hunters, chosen and drawn from
+    a stream of their own, so every other user is exactly the user this seed draws without
+    hunters (and 0 reproduces the populations of before). ``casual_code_use``: the chance
+    that one of the other users pays with a public code when holding none of ours (0: never,
+    as before), so that a code alone does not make a hunter.
     """
+    if not (0.0 <= coupon_hunters < 1.0 and 0.0 <= casual_code_use <= 1.0):
+        raise ValueError(
+            f"coupon_hunters must be in [0, 1) and casual_code_use in [0, 1], "
+            f"got {coupon_hunters} and {casual_code_use}"
+        )
     if n_users < 1:
         raise ValueError(f"n_users must be at least 1, got {n_users}")
     # Each part of the simulator draws from its own branch of the seed (spawn key).
     assortment_seed, users_seed = np.random.SeedSequence(seed, spawn_key=(0,)).spawn(2)
     assortment = build_assortment(assortment_seed)
     rng = np.random.default_rng(users_seed)
-    types = tuple(RESPONSE_PROFILES)
+    types = tuple(t for t, profile in RESPONSE_PROFILES.items() if profile.share > 0)
     shares = np.array([RESPONSE_PROFILES[t].share for t in types])
     type_index = rng.choice(len(types), size=n_users, p=shares / shares.sum())
     sessions = np.clip(rng.lognormal(math.log(0.7), 0.9, n_users), 0.05, 30.0)
@@ -155,6 +234,29 @@ def build_population(n_users: int, seed: int, user_prefix: str = "") -> Populati
                 unit_price_mean=unit_price,
                 order_value_mean=(1.0 + x) * unit_price * MEAN_QUANTITY,
                 single_unit_share=QUANTITY_CDF[0] * math.exp(-x),
+                public_code_use=casual_code_use,
             )
         )
-    return Population(assortment, tuple(users))
+    if coupon_hunters > 0:
+        _make_hunters(users, coupon_hunters, np.random.SeedSequence(seed, spawn_key=(3,)))
+    return Population(assortment, tuple(users), coupon_hunters, casual_code_use)
+
+
+def _make_hunters(users: list[UserTraits], share: float, seed: np.random.SeedSequence) -> None:
+    """Turn a ``share`` of ``users`` into coupon hunters, in place. Activity, basket and
+    tastes stay as drawn; conversion and price sensitivity come from the hunters' profile."""
+    rng = np.random.default_rng(seed)
+    chosen = rng.random(len(users)) < share
+    profile = RESPONSE_PROFILES[ResponseType.COUPON_HUNTER]
+    for k, i in enumerate(np.flatnonzero(chosen)):
+        users[i] = replace(
+            users[i],
+            ring=k // HUNTER_ACCOUNTS,
+            response_type=ResponseType.COUPON_HUNTER,
+            sessions_per_day=min(users[i].sessions_per_day * HUNTER_ACTIVITY, 30.0),
+            conversion=float(rng.beta(*profile.conversion_beta)),
+            price_sensitivity=float(rng.beta(*profile.price_sensitivity_beta)),
+            views_per_session=HUNTER_VIEWS_PER_SESSION,
+            public_code_use=HUNTER_CODE_USE,
+            remove_rate=HUNTER_REMOVE_RATE,
+        )

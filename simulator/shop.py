@@ -11,6 +11,9 @@ sometimes removes one, with gaps of seconds to minutes (median 25 s), then check
 buys with the probability of ``simulator.behaviour.session_conversion`` at that moment, or
 abandons (the cart stays for a later session). A purchase tops the cart up or trims it to the
 order's size first. A session arriving while another runs starts when that one ends.
+Coupon hunters (``simulator.population.ResponseType.COUPON_HUNTER``) wait for a coupon before
+buying, pay with a public code when none comes, and share every coupon across the accounts
+of their ring.
 
 >>> from simulator.population import build_population
 >>> shop = Shop(build_population(50, seed=1), start_ms=1_700_000_000_000, run_id="r1", seed=1)
@@ -38,12 +41,21 @@ from schemas.offers import Offer
 from simulator.behaviour import (
     BUNDLE_NUDGE,
     COUPON_USE,
+    PUBLIC_CODE,
+    PUBLIC_CODE_KIND,
+    PUBLIC_CODE_VALUE,
     REACH,
     offer_discount,
     reduces_order_total,
     session_conversion,
 )
-from simulator.population import QUANTITY_CDF, Population, UserTraits
+from simulator.population import (
+    HUNTER_PATIENCE,
+    QUANTITY_CDF,
+    Population,
+    ResponseType,
+    UserTraits,
+)
 
 DAY_MS = 86_400_000
 #: Session arrivals swing by this share around the mean over the day, peaking at 20:00 UTC.
@@ -56,7 +68,6 @@ CLICK_DELAY_MEDIAN_MS = 180_000
 CLICK_DELAY_RANGE_MS = (10_000, 7_200_000)
 SEARCH_FIRST = 0.35
 SEARCH_BETWEEN = 0.1
-REMOVE_RATE = 0.05
 MAX_CART_LINES = 8
 
 
@@ -99,6 +110,9 @@ class UserLedger:
     orders: int = 0
     offers_shown: int = 0
     offers_clicked: int = 0
+    #: Orders paid with one of the engine's coupons, and with a public code.
+    coupon_orders: int = 0
+    public_code_orders: int = 0
     revenue: float = 0.0
     discount: float = 0.0
 
@@ -121,6 +135,10 @@ class _Shopper:
     session_id: str | None = None
     queued_sessions: int = 0
     offers: list[_HeldOffer] = field(default_factory=list)
+    #: A coupon hunter's purchases they mean to make and have not made yet, and how many
+    #: checkouts the oldest has waited for a coupon.
+    needs: int = 0
+    waited: int = 0
     #: What the shop can see of this user so far, and what they earned it.
     ledger: UserLedger = field(default_factory=lambda: UserLedger())
 
@@ -152,6 +170,12 @@ class Shop:
             )
         ]
         self._index = {s.traits.user_id: i for i, s in enumerate(self._shoppers)}
+        #: A hunter's other accounts (shopper indices), which use the coupons it receives.
+        rings: dict[int, list[int]] = {}
+        for i, shopper in enumerate(self._shoppers):
+            if shopper.traits.ring >= 0:
+                rings.setdefault(shopper.traits.ring, []).append(i)
+        self._mates = {i: [j for j in ring if j != i] for ring in rings.values() for i in ring}
         self._seen_offers: set[str] = set()
         self._heap: list[tuple[int, int, int, int, Any]] = []
         self._sequence = itertools.count()
@@ -213,6 +237,8 @@ class Shop:
         if shopper.response_rng.random() >= REACH:
             return OfferReceipt.NOT_REACHED
         shopper.offers.append(_HeldOffer(offer))
+        for mate in self._mates.get(i, ()):
+            self._shoppers[mate].offers.append(_HeldOffer(offer))  # passed on, not shown
         self._push(now, i, _SHOWN, offer)
         return OfferReceipt.SHOWN
 
@@ -248,7 +274,7 @@ class Shop:
                 delay = _lognormal_ms(shopper.response_rng, CLICK_DELAY_MEDIAN_MS, 1.0)
                 self._push(ts + _clip(delay, CLICK_DELAY_RANGE_MS), i, _CLICK, payload)
         elif action == _CLICK:
-            if shopper.session_id is None:
+            if shopper.session_id is None and shopper.traits.profile.click_opens_session:
                 # The click opens the shop: a fresh session right after it.
                 shopper.session_id = self._new_session_id(shopper)
                 self._plan_session(shopper, i, ts + self._gap(shopper))
@@ -303,7 +329,7 @@ class Shop:
                 cart.append(line)
                 self._push(t, i, _ADD, line)
                 t += self._gap(shopper)
-                if rng.random() < REMOVE_RATE:
+                if rng.random() < traits.remove_rate:
                     self._push(t, i, _REMOVE, cart.pop(int(rng.random() * len(cart))))
                     t += self._gap(shopper)
         self._push(t, i, _CHECKOUT)
@@ -313,7 +339,10 @@ class Shop:
         rng, traits = shopper.rng, shopper.traits
         active = shopper.active_offers(ts)
         p = session_conversion(traits, [(h.offer.kind, h.offer.value) for h in active])
-        if rng.random() >= p:
+        buys = rng.random() < p
+        if traits.response_type is ResponseType.COUPON_HUNTER:
+            buys = self._hunter_buys(shopper, buys, active)
+        if not buys:
             self._end_session(shopper, i, ts)
             return
         cart, t = shopper.cart, ts
@@ -328,6 +357,21 @@ class Shop:
             t = self._add_line(shopper, i, t)
         self._push(t, i, _PURCHASE, self._order(shopper, active))
         shopper.cart = []
+
+    def _hunter_buys(self, shopper: _Shopper, wants: bool, active: list[_HeldOffer]) -> bool:
+        """A coupon hunter buys what they need, when they need it, but waits for one of our
+        coupons: up to ``HUNTER_PATIENCE`` checkouts, then buys with a public code. Every
+        need is bought once, coupon or not, so over time an offer changes when they buy,
+        never how much; within a 48-hour window it looks as if it made them buy."""
+        shopper.needs += wants
+        if not shopper.needs:
+            return False
+        if active or shopper.waited >= HUNTER_PATIENCE or shopper.needs > 1:
+            shopper.needs -= 1
+            shopper.waited = 0
+            return True
+        shopper.waited += 1
+        return False
 
     def _add_line(self, shopper: _Shopper, i: int, t: int) -> int:
         item = self._pick_item(shopper)
@@ -369,10 +413,20 @@ class Shop:
             discount, held = max(applicable, key=lambda pair: pair[0])
             held.used = True
             ledger.discount += discount
+            ledger.coupon_orders += 1
             if reduces_order_total(held.offer.kind):
                 order["order_total"] = round(max(0.0, gross - discount), 2)
             order["coupon_code"] = held.offer.coupon_code
             order["offer_id"] = held.offer.offer_id
+        # Drawn only for users who ever use one: the others' streams stay as they were.
+        elif shopper.traits.public_code_use and (
+            shopper.response_rng.random() < shopper.traits.public_code_use
+        ):
+            discount = offer_discount(PUBLIC_CODE_KIND, PUBLIC_CODE_VALUE, gross, units)
+            ledger.discount += discount
+            ledger.public_code_orders += 1
+            order["order_total"] = round(max(0.0, gross - discount), 2)
+            order["coupon_code"] = PUBLIC_CODE
         return order
 
     def _end_session(self, shopper: _Shopper, i: int, ts: int) -> None:

@@ -14,6 +14,16 @@ engine's latency), averaged over the time of day. From that moment:
   (``simulator.behaviour.session_conversion``);
 - the offer is shown with probability ``REACH``; once shown, it is clicked with the response
   type's probability, and a click brings one extra session at ``p1``;
+- a coupon hunter buys what they would buy anyway: without our coupon they leave the cart
+  for up to two checkouts waiting for one, then pay with a public code. Over a run an offer
+  moves their purchase forward and buys nothing more, so their rows take the run's view:
+  the same purchase probability with and without an offer (a 48-hour window would show the
+  purchase it moved forward as uplift). Their click opens no session (they take the code),
+  and the other accounts of their ring use the coupon on purchases they make while it is
+  valid (taken to be like the account it was sent to);
+- a user who pays with a public code (``UserTraits.public_code_use``, hunters almost
+  always) does so on any purchase without our coupon, so an offer to them costs our
+  discount less the public one;
 - so with rate ``r`` per hour, window ``W`` and offer life ``T = min(ttl, W)``, the chance of
   no purchase is ``exp(-r W p0)`` unshown and ``(1 - p1 [clicked]) exp(-r T p1 - r (W-T) p0)``
   shown; a first purchase made while the offer is active uses its coupon with probability
@@ -38,8 +48,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from schemas.decisions import NO_OFFER
-from simulator.behaviour import COUPON_USE, REACH, expected_order, session_conversion
-from simulator.population import UserTraits
+from simulator.behaviour import (
+    COUPON_USE,
+    PUBLIC_CODE_KIND,
+    PUBLIC_CODE_VALUE,
+    REACH,
+    expected_order,
+    offer_discount,
+    session_conversion,
+)
+from simulator.population import HUNTER_ACCOUNTS, UserTraits
 from streams.catalogue import OfferSpec
 
 HOUR_MS = 3_600_000
@@ -78,14 +96,17 @@ def action_truth(
     p0 = user.conversion
     now0 = p0 if in_session else 0.0  # the running session's checkout, without an offer
     stay_away = (1.0 - now0) * math.exp(-sessions * window_hours * p0)
+    plain_value, _ = expected_order(user, None, 0.0)
     if offer is None:
         p_buy = 1.0 - stay_away
-        revenue, _ = expected_order(user, None, 0.0)
-        return _row(user, NO_OFFER, p_buy, p_buy * revenue, 0.0, gross_margin)
+        discount = p_buy * _public_code_discount(user, plain_value)
+        return _row(user, NO_OFFER, p_buy, p_buy * plain_value, discount, gross_margin)
 
     life = min(offer_ttl_hours, window_hours)
     p1 = session_conversion(user, [(offer.kind, offer.value)])
-    now1 = p1 if in_session else user.profile.click * p1  # running or click session, shown
+    # The running session, or the session a click opens (a hunter's click opens none).
+    clicked_in = user.profile.click if user.profile.click_opens_session else 0.0
+    now1 = p1 if in_session else clicked_in * p1
     none_while_active = math.exp(-sessions * life * p1)
     none_after = math.exp(-sessions * (window_hours - life) * p0)
     # Shown: the first purchase falls while the offer is active (the session at hand or a
@@ -94,10 +115,28 @@ def action_truth(
     buy_later = (1.0 - now1) * none_while_active * (1.0 - none_after)
     p_active = REACH * buy_active
     p_buy = p_active + REACH * buy_later + (1.0 - REACH) * (1.0 - stay_away)
-    plain_value, _ = expected_order(user, None, 0.0)
     offer_value, discount = expected_order(user, offer.kind, offer.value)
     revenue = p_active * offer_value + (p_buy - p_active) * plain_value
-    return _row(user, offer.code, p_buy, revenue, p_active * COUPON_USE * discount, gross_margin)
+    # Our coupon when used, else the public code a user who uses one would have paid with.
+    paid_active = COUPON_USE * discount + (1.0 - COUPON_USE) * _public_code_discount(
+        user, offer_value
+    )
+    paid_later = _public_code_discount(user, plain_value)
+    discounts = p_active * paid_active + (p_buy - p_active) * paid_later
+    if user.ring >= 0:
+        # The ring's other accounts (taken to be like this one) use the coupon on a purchase
+        # they would have made anyway while it is valid, instead of the public code.
+        mates_buy = REACH * (1.0 - math.exp(-sessions * life * p0))
+        extra = COUPON_USE * (discount - _public_code_discount(user, plain_value))
+        discounts += (HUNTER_ACCOUNTS - 1) * mates_buy * extra
+    return _row(user, offer.code, p_buy, revenue, discounts, gross_margin)
+
+
+def _public_code_discount(user: UserTraits, order_value: float) -> float:
+    """Expected discount of a public code on an order paid without our coupon."""
+    return user.public_code_use * offer_discount(
+        PUBLIC_CODE_KIND, PUBLIC_CODE_VALUE, order_value, units=2
+    )
 
 
 def _row(

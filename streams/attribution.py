@@ -10,6 +10,10 @@ Rules:
   with whether its coupon was redeemed. Learning a positive the moment it happens but a
   negative only 48 h later would show the learner mostly positives at first and bias every
   purchase probability upwards (delayed-feedback bias); at close, each label is final.
+- A decision whose offer the abuse gate withheld (``streams.abuse``) has its outcomes but
+  teaches the models nothing: the gate's evidence (codes we never sent) is not among the
+  features, so its users' labels would read as ordinary ``none`` decisions in the very cells
+  where the policy wanted to send an offer, and bias them.
 - With the default cool-down equal to the window, a user has one open decision at a time
   whatever the action, so each purchase belongs to one decision and every arm is labelled
   over the same kind of window.
@@ -50,9 +54,13 @@ class OpenDecision:
     #: Items value (before any coupon) of the window's first purchase, 0 without one: the
     #: models learn from it what an order is worth.
     order_value: float = 0.0
+    #: The abuse gate withheld this decision's offer: its window closes without a label.
+    gated: bool = False
 
     def to_compact(self) -> list[Any]:
-        return [
+        # ``gated`` only when set: an ungated row keeps format 3's length, which the previous
+        # version reads (``streams.user_state``, format 4).
+        row = [
             self.decision_id,
             self.ts,
             self.expires_at,
@@ -69,6 +77,7 @@ class OpenDecision:
             self.trigger,
             self.order_value,
         ]
+        return [*row, True] if self.gated else row
 
     @classmethod
     def from_compact(cls, row: list[Any]) -> OpenDecision:
@@ -198,5 +207,6 @@ def close_expired(
             continue
         if not d.converted:
             outcomes.append(_outcome(d, OutcomeType.NO_CONVERSION, user_id, d.expires_at, ""))
-        examples.append(_example(d))
+        if not d.gated:
+            examples.append(_example(d))
     return still_open

@@ -9,7 +9,8 @@ events that are not late (no older than ``decision_lateness_ms`` behind the user
 event) and users within their contact limits. A control user gets the same decision logged,
 with the action ``none`` and the offer the policy would have sent in ``policy_offer``. With a
 daily budget (``streams.budget``) an offer the budget or its pacing cannot afford is withheld
-the same way. Every decision point that sends nothing although it could have leaves a
+the same way, as is any offer to a user whose abuse score reaches the threshold
+(``streams.abuse``). Every decision point that sends nothing although it could have leaves a
 :class:`~schemas.suppressions.Suppression` saying why.
 
 The policy is pluggable (:class:`Policy`): the serving one reads the shared models
@@ -29,6 +30,8 @@ from schemas.offers import Offer
 from schemas.outcomes import Outcome
 from schemas.suppressions import Suppression
 from schemas.training import TrainingExample
+from streams.abuse import OFF as ABUSE_OFF
+from streams.abuse import abuse_score, gates_user
 from streams.attribution import OpenDecision, attribute_event, close_expired
 from streams.budget import GATES, BudgetLedger
 from streams.catalogue import OfferSpec
@@ -49,6 +52,8 @@ from streams.user_state import UserState
 _TRIGGERS = {EventType.VIEW: "view", EventType.ADD_TO_CART: "add_to_cart"}
 #: Every decision point the engine knows; ``EngineConfig.triggers`` picks among them.
 TRIGGERS = ("view", "add_to_cart", "cart_return")
+#: Withheld offers that would have reached nobody in either arm: no contact is counted.
+_NOT_CONTACTED = (*GATES, "abuse")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +82,8 @@ class EngineConfig:
     budget_partitions: int = 1
     #: 30-day spend from which a user's rule segment is ``high_value`` (``streams.segments``).
     high_value_spend: float = HIGH_VALUE_SPEND_30D
+    #: Users whose abuse score (``streams.abuse``) reaches this get no offer; 1: gate off.
+    abuse_threshold: float = ABUSE_OFF
 
     @property
     def ledger_budget(self) -> float | None:
@@ -188,6 +195,9 @@ class DecisionEngine:
             margin=event.margin,
         )
         state.note_group(event.group, event.ts)
+        code = event.coupon_code
+        if code is not None and all(d.coupon_code != code for d in state.open_decisions):
+            f.record_unsent_code(event.ts)
         if state.open_decisions:
             state.open_decisions = close_expired(
                 state.open_decisions, event.ts, event.user_id, out.outcomes, out.training
@@ -259,6 +269,8 @@ class DecisionEngine:
                 state.features.cart_margin_rate(cfg.gross_margin),
             )
             choice = self.policy.choose(context)
+            f = state.features
+            abuse = round(abuse_score(f.unsent_codes("30d"), f.count("purchase", "30d")), 4)
             shadow = (
                 _shadow_of(cfg.shadow_policy, self.shadow.choose(replace(context, explore=False)))
                 if self.shadow
@@ -270,14 +282,16 @@ class DecisionEngine:
             segment, model_version = logged.segment, logged.model_version
             segment_name = logged.segment_name
             choice, shadow = _logged_choice(logged), _logged_shadow(logged)
-            order_value = logged.expected_order_value
+            order_value, abuse = logged.expected_order_value, logged.abuse_score
         # Control's logged action is fixed by the holdout: probability 1.
         action, propensity = choice.action, 1.0 if control else choice.propensity
         reason: str | None = None
         cost = 0.0
         if choice.action != NO_OFFER:
             cost = self.expected_cost(choice, choice.action, order_value)
-            gated = self._gate(ledger, event.ts, choice, order_value)
+            # A hunter gets no offer whatever the draw (probability 1 of `none`), and spends
+            # none of the day's budget.
+            gated = self._abuse_gate(abuse) or self._gate(ledger, event.ts, choice, order_value)
             if control:
                 action, reason = NO_OFFER, gated[0] if gated else "control"
             elif gated:  # `none`, with the chance of every draw the gate turns into `none`
@@ -293,7 +307,7 @@ class DecisionEngine:
                 self._suppression(event, trigger, reason, decision_id, choice.action, cost)
             )
         if choice.action != NO_OFFER:
-            if reason not in GATES:
+            if reason not in _NOT_CONTACTED:
                 # Sent, or held back from a control user: both groups live under the same caps.
                 state.record_contact(event.ts)
             budget = cfg.ledger_budget
@@ -319,6 +333,7 @@ class DecisionEngine:
                 vector,
                 model_version,
                 trigger=trigger,
+                gated=reason == "abuse",
             )
         )
         out.decisions.append(
@@ -347,6 +362,7 @@ class DecisionEngine:
                 segment_name=segment_name,
                 rule_segment=rule_segment(vector, cfg.high_value_spend),
                 group=state.group,
+                abuse_score=abuse,
             )
         )
 
@@ -356,6 +372,9 @@ class DecisionEngine:
         p_buy = choice.purchase_probs.get(action, 1.0)
         rate = self.snapshot.response.redemption_rate(action)
         return p_buy * rate * self._offers[action].cost(order_value)
+
+    def _abuse_gate(self, score: float) -> tuple[str, float] | None:
+        return ("abuse", 1.0) if gates_user(score, self.config.abuse_threshold) else None
 
     def _gate(
         self, ledger: BudgetLedger | None, ts: int, choice: Choice, order_value: float

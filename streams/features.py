@@ -50,7 +50,11 @@ TYPES = (
 _SPEND = len(TYPES)
 _CART_VALUE = _SPEND + 1
 _ABANDONED = _SPEND + 2
-_BUCKET_WIDTH = _SPEND + 3
+#: Purchases paid with a coupon code the engine never sent this user (``streams.abuse``).
+#: Last, so a state written before it existed reads as zeros (its trimmed counters are
+#: padded) and an older worker keeps the extra counter it does not read: no format change.
+_UNSENT_CODES = _SPEND + 3
+_BUCKET_WIDTH = _SPEND + 4
 _TYPE_SLOT = {name: i for i, name in enumerate(TYPES)}
 
 #: (series name, bucket width, buckets retained). Retention covers the longest window served.
@@ -161,6 +165,14 @@ class SlidingWindowFeatures:
 
     def abandoned_carts(self, window: str) -> int:
         return int(self._sum(_ABANDONED, window))
+
+    def record_unsent_code(self, ts: int) -> None:
+        """Count a purchase at ``ts`` (already folded in) that was paid with a coupon code
+        the engine never sent this user: a public code, or one passed on by someone else."""
+        self._add(ts, _UNSENT_CODES, 1.0)
+
+    def unsent_codes(self, window: str) -> int:
+        return int(self._sum(_UNSENT_CODES, window))
 
     @property
     def cart_value(self) -> float:

@@ -106,6 +106,7 @@ DECISION_COLUMNS = (
     "segment_name",
     "rule_segment",
     "user_group",  # the decision's `group`
+    "abuse_score",
 )
 
 OUTCOME_COLUMNS = (
@@ -261,6 +262,7 @@ def decision_row(decision: Decision) -> Row:
         decision.segment_name,
         decision.rule_segment,
         decision.group,
+        decision.abuse_score,
     )
 
 

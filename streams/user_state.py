@@ -22,9 +22,10 @@ from streams.attribution import OpenDecision
 from streams.errors import PromoError
 from streams.features import CART_MAX_AGE, DAY, NEVER, SlidingWindowFeatures
 
-#: Format 4 appends the user's group and its time to format 3. A state without a group is
-#: still written as format 3, which the previous version reads: only shops that send groups
-#: need every worker upgraded before the first one arrives.
+#: Format 4 appends the user's group and its time to format 3, and its open decisions may
+#: carry the abuse gate's flag (``OpenDecision.gated``, one element more). A state with
+#: neither is still written as format 3, which the previous version reads: only shops that
+#: send groups or turn the abuse gate on need every worker upgraded first.
 STATE_FORMAT = 4
 _FORMAT_WITHOUT_GROUP = 3
 #: Every format this worker reads. Named one by one rather than "up to STATE_FORMAT": a
@@ -104,8 +105,9 @@ class UserState:
         self.offer_times.append(ts)
 
     def to_bytes(self) -> bytes:
+        extended = bool(self.group) or any(d.gated for d in self.open_decisions)
         fields = [
-            STATE_FORMAT if self.group else _FORMAT_WITHOUT_GROUP,
+            STATE_FORMAT if extended else _FORMAT_WITHOUT_GROUP,
             self.features.to_compact(),
             self.last_decision,
             self.offer_times,
@@ -114,7 +116,7 @@ class UserState:
             self.offset,
             self.recent_events,
         ]
-        if self.group:
+        if extended:
             fields += [self.group, self.group_ts]
         return orjson.dumps(fields)
 

@@ -176,9 +176,10 @@ def check_the_off_policy_reward_uses_the_orders_margin(shop: Any) -> None:
 
 
 #: Columns the sinks wrote before migration 0009 added the margins (it appends them), and
-#: those migration 0010 added after them (segment names, rule segments, groups).
+#: those later migrations added after them (0010: segment names, rule segments, groups;
+#: 0011: the abuse score).
 MARGIN_COLUMNS = ("margin", "item_margins", "order_margin")
-LATER_COLUMNS = ("segment_name", "rule_segment", "user_group")
+LATER_COLUMNS = ("segment_name", "rule_segment", "user_group", "abuse_score")
 
 
 def check_rows_written_before_0009_read_as_unknown(client: Any, ddl_dir: Path, tmp: Path) -> None:

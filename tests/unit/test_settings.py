@@ -32,6 +32,9 @@ def test_defaults_are_production_values(monkeypatch: pytest.MonkeyPatch) -> None
         ({"PROMO_FAIRNESS_MAX_RATIO": "0.8"}, "PROMO_FAIRNESS_MAX_RATIO"),  # must be above 1
         ({"PROMO_FAIRNESS_MAX_RATIO": "four fifths"}, "PROMO_FAIRNESS_MAX_RATIO"),
         ({"PROMO_HIGH_VALUE_SPEND_30D": "0"}, "PROMO_HIGH_VALUE_SPEND_30D"),
+        ({"PROMO_ABUSE_THRESHOLD": "0"}, "PROMO_ABUSE_THRESHOLD"),
+        ({"PROMO_ABUSE_THRESHOLD": "1.5"}, "PROMO_ABUSE_THRESHOLD"),
+        ({"PROMO_ABUSE_THRESHOLD": "off"}, "PROMO_ABUSE_THRESHOLD"),
         ({"PROMO_BROKER_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}, "PROMO_BROKER_SASL_USERNAME"),
         ({"PROMO_BROKER_SSL_CAFILE": "/etc/hostname"}, "PROMO_BROKER_SSL_CAFILE"),
         (

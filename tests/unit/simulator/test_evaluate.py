@@ -73,3 +73,25 @@ def test_every_policy_is_judged_against_the_same_world(result: dict[str, object]
 def test_unknown_policy_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown policies"):
         EvaluationConfig(engine=ENGINE, policies=("learned", "clairvoyant"))
+
+
+def test_an_ungated_variant_runs_the_same_policy_with_the_abuse_gate_off() -> None:
+    engine = dataclasses.replace(ENGINE, abuse_threshold=0.5)
+    config = EvaluationConfig(
+        engine=engine,
+        users=400,
+        days=4.0,
+        warmup_days=7.0,
+        seed=3,
+        workers=1,
+        policies=("none", "random", "random_ungated"),
+        coupon_hunters=0.2,
+        casual_code_use=0.1,
+    )
+    result = evaluate(config)
+    gated, ungated = result["policies"]["random"], result["policies"]["random_ungated"]
+    assert gated["suppressions_by_reason"].get("abuse", 0) > 0
+    assert "abuse" not in ungated["suppressions_by_reason"]
+    assert gated["coupon_hunters"]["gated_decisions_on_hunters"] > 0
+    assert ungated["coupon_hunters"]["offers_sent"] > gated["coupon_hunters"]["offers_sent"]
+    assert result["coupon_hunters"] > 40
