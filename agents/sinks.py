@@ -217,8 +217,12 @@ async def sink_batch(
     batch: dict[TopicPartition, list[Record]],
     by_topic: dict[str, Sink],
     write: Writer,
+    *,
+    commit_within: float | None = None,
 ) -> int:
     """Write a batch's rows, table by table, then commit its offsets; the rows written.
+    ``TimeoutError`` when the commit takes longer than ``commit_within`` seconds: the rows
+    are written, the offsets not (a new consumer reads the batch again; rows are stored once).
 
     Rows ClickHouse refuses as such (a value out of range...) are isolated by halving the
     insert and go to ``dead_letters`` with the reason, so one bad row cannot stop a table.
@@ -246,7 +250,10 @@ async def sink_batch(
                 partial(write, "dead_letters", sink_rows.DEAD_LETTER_COLUMNS, letters)
             )
     try:
-        await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+        await asyncio.wait_for(
+            consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()}),
+            commit_within,
+        )
     except (CommitFailedError, IllegalStateError) as exc:  # a rebalance took the partitions
         # (before the commit was sent, aiokafka refuses it as not assigned): their owner
         # writes the batch again. Raised, it crashed the whole worker (make chaos).
@@ -387,28 +394,31 @@ async def _sink_until_stalled(
     watchdog: SinkWatchdog,
     s: Settings,
 ) -> None:
-    # aiokafka's getmany waits for a rebalance to end, without a timeout: a rebalance that
-    # never ended (Tansu, after SIGKILLed members: make chaos) held the sinks, and their
-    # watchdog, there for good while decisions waited unwritten. Longer than a rebalance may
-    # last, the consumer is replaced: the new one joins the group afresh.
+    # aiokafka waits without a timeout of its own for a rebalance to end (getmany) and for a
+    # group coordinator that answers (commit, committed offsets: they retry for good). A
+    # rebalance that never ended (Tansu, after SIGKILLed members: make chaos) held the sinks,
+    # and their watchdog, there for good while decisions waited unwritten; later a commit did.
+    # Longer than a rebalance may last, the consumer is replaced: the new one joins the group
+    # afresh. (Writing to ClickHouse is not bounded: an outage is waited out, see sink_batch.)
     most = s.sink_flush_seconds + REBALANCE_SESSIONS * s.broker_session_timeout
     while True:
         try:
             batch = await asyncio.wait_for(
                 take_batch(consumer, s.sink_batch_size, s.sink_flush_seconds), most
             )
+            watchdog.delivered(batch, time.monotonic())
+            if batch:
+                writing = time.monotonic()
+                await sink_batch(consumer, batch, by_topic, write, commit_within=most)
+                watchdog.away(time.monotonic() - writing)
+            now = time.monotonic()
+            if watchdog.due(now) and await asyncio.wait_for(watchdog.look(consumer, now), most):
+                return
         except TimeoutError:
             watchdog.stalls.labels("rejoin").inc()
             log.error(
-                "sinks: no records and no end to the rebalance within %.0f s; a new consumer "
-                "rejoins the group",
+                "sinks: the broker's group did not answer within %.0f s (no end to a "
+                "rebalance, or no coordinator); a new consumer rejoins the group",
                 most,
             )
-            return
-        watchdog.delivered(batch, time.monotonic())
-        if batch:
-            writing = time.monotonic()
-            await sink_batch(consumer, batch, by_topic, write)
-            watchdog.away(time.monotonic() - writing)
-        if watchdog.due(now := time.monotonic()) and await watchdog.look(consumer, now):
             return

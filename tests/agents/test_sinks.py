@@ -227,3 +227,29 @@ async def test_a_rebalance_that_never_ends_gets_the_sinks_a_new_consumer() -> No
     )
     rejoined = metrics.registry.get_sample_value("promo_sink_stalls_total", {"action": "rejoin"})
     assert rejoined == 1
+
+
+class NoCoordinator(Broker):
+    """aiokafka's commit while no group coordinator answers: it retries for good."""
+
+    async def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_a_commit_that_never_ends_gets_the_sinks_a_new_consumer() -> None:
+    # make chaos (crashes): the sinks' offsets stopped on two partitions of decisions for ten
+    # minutes after the last SIGKILL, and nothing was logged: not the take (bounded), so a
+    # commit or the watchdog's look at the group's offsets, both retried for good by aiokafka.
+    s = SETTINGS.model_copy(update={"sink_flush_seconds": 0.05, "broker_session_timeout": 0.05})
+    metrics = WorkerMetrics()
+    watchdog = SinkWatchdog(BY_TOPIC, metrics.sinks.stalls)
+    written: list[Row] = []
+
+    def write(table: str, columns: Sequence[str], rows: list[Row]) -> None:
+        written.extend(rows)
+
+    broker = NoCoordinator([record(i) for i in range(3)])
+    await asyncio.wait_for(_sink_until_stalled(broker, BY_TOPIC, write, watchdog, s), timeout=5)
+    assert len(written) == 3 and broker.committed == {}  # written, to be read again
+    rejoined = metrics.registry.get_sample_value("promo_sink_stalls_total", {"action": "rejoin"})
+    assert rejoined == 1
