@@ -103,8 +103,10 @@ class Deliveries:
         promo = self._promo
         try:
             await deliver(promo, out, changelog, dead_letters)
-        except DeliveryError as exc:
-            log.error("%s; stopping the worker", exc)
+        except Exception as exc:  # any failure: nothing after it may go out
+            # Not only a refused output: a bug here must stop the worker too, now and not
+            # when (if ever) the agent next awaits this task.
+            log.error("%s; stopping the worker", exc, exc_info=not isinstance(exc, DeliveryError))
             await promo.app.crash(exc)
             return False
         for event in events:
