@@ -161,8 +161,8 @@ def register(promo: Promo) -> None:
             log.info("closed %d attribution windows without a purchase", len(out.outcomes))
             promo.metrics.record_outcomes(out.outcomes)
         closed = deliveries.submit(out, save_states(table, changed))
-        if now >= 0:  # its tombstones are changelog entries too
-            deliveries.submit(EngineOutput(), evict_idle(promo, now, owned))
+        if now >= 0 and (tombstones := evict_idle(promo, now, owned)):
+            deliveries.submit(EngineOutput(), tombstones)  # changelog entries too: in order
         if not await closed:
             return
         await _unstall(promo, progress, owned)

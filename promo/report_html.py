@@ -9,7 +9,7 @@ prints. The verdicts are the text report's own sentences.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -85,6 +85,10 @@ class _Page:
     def note(self, text: str) -> None:
         self.parts.append(f'<p class="why">{html.escape(text)}</p>')
 
+    def verdicts(self, lines: Iterable[str]) -> None:
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+        self.parts.append(f'<ul class="verdict">{items}</ul>')
+
     def chart(self, fig: go.Figure | None, missing: str) -> None:
         if fig is None:
             self.note(missing)
@@ -145,11 +149,7 @@ def _headline(page: _Page, e: Evaluation) -> None:
     if h is None:
         page.note("Needs at least two users in each arm: no interval can be computed yet.")
         return
-    page.parts.append(
-        '<ul class="verdict">'
-        + "".join(f"<li>{html.escape(line)}</li>" for line in verdicts(h))
-        + "</ul>"
-    )
+    page.verdicts(verdicts(h))
     page.chart(arms_chart(h, e.gross_margin), "")
     page.chart(headline_chart(h), "")
     page.note(
@@ -197,11 +197,7 @@ def _fairness(page: _Page, e: Evaluation) -> None:
     if f is None:
         page.note("No decisions yet.")
         return
-    page.parts.append(
-        '<ul class="verdict">'
-        + "".join(f"<li>{html.escape(line)}</li>" for line in fairness_alerts(f))
-        + "</ul>"
-    )
+    page.verdicts(fairness_alerts(f))
     page.chart(fairness_chart(f), "No group has treated decisions yet.")
     for dimension, label in DIMENSIONS:
         groups = f.dimensions.get(dimension, [])
