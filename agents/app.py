@@ -13,6 +13,7 @@ from faust.types import TableT
 
 from agents.expiry import ExpiryIndex
 from agents.faust_commits import commit_past_repeated_offsets
+from agents.faust_drain import hand_messages_on_without_tasks
 from agents.metrics import WorkerMetrics, serve_metrics
 from agents.outputs import OutputProducer, Outputs
 from agents.topics import Topics
@@ -97,6 +98,7 @@ def faust_app(settings: Settings) -> faust.App:
     (``promo bench`` runs its framework ceiling on this same app)."""
     hold_fetches_at_most(settings.consumer_fetch_max_wait_ms)
     commit_past_repeated_offsets()
+    hand_messages_on_without_tasks()
     return faust.App(
         settings.app_id,
         broker=settings.broker_url,
