@@ -229,6 +229,41 @@ async def test_a_rebalance_that_never_ends_gets_the_sinks_a_new_consumer() -> No
     assert rejoined == 1
 
 
+class CoordinatorNeverAnswers(Broker):
+    """aiokafka's fetch of the group's committed offsets (the watchdog's look) while no group
+    coordinator answers: it retries for good."""
+
+    def __init__(self, records: list[Record]) -> None:
+        super().__init__(records)
+        self._coordinator = self
+
+    def assignment(self) -> set[TopicPartition]:
+        return {self.tp}
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {self.tp.partition} if topic == self.tp.topic else set()
+
+    async def fetch_committed_offsets(self, tps: set[TopicPartition]) -> dict[TopicPartition, Any]:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_look_at_the_groups_offsets_that_never_ends_gets_the_sinks_a_new_consumer() -> None:
+    s = SETTINGS.model_copy(update={"sink_flush_seconds": 0.05, "broker_session_timeout": 0.05})
+    metrics = WorkerMetrics()
+    watchdog = SinkWatchdog(BY_TOPIC, metrics.sinks.stalls)  # due at once
+    written: list[Row] = []
+
+    def write(table: str, columns: Sequence[str], rows: list[Row]) -> None:
+        written.extend(rows)
+
+    broker = CoordinatorNeverAnswers([record(i) for i in range(3)])
+    await asyncio.wait_for(_sink_until_stalled(broker, BY_TOPIC, write, watchdog, s), timeout=5)
+    assert len(written) == 3 and broker.committed == {TP: 3}
+    rejoined = metrics.registry.get_sample_value("promo_sink_stalls_total", {"action": "rejoin"})
+    assert rejoined == 1
+
+
 class NoCoordinator(Broker):
     """aiokafka's commit while no group coordinator answers: it retries for good."""
 
