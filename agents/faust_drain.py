@@ -6,15 +6,15 @@ Faust's fetch loop (``Consumer._drain_messages``) hands every message to the con
 buffer. ``wait_first`` does that with four new tasks per message (the hand-off, the
 suspend, the stop and the crash waits), an ``asyncio.wait`` and three cancellations: a
 profile of the decode-only worker (``benchmarks.decode_only``) spent about a fifth of its
-main thread there, for hand-offs that almost never block.
+main thread there, for hand-offs that mostly complete without waiting.
 
 Here the hand-off's first step runs at once, in a copy of the context as a task would have
-it. When it completes there (the stream buffer had room), that is the outcome
-``wait_first`` would have returned, and no task was needed. When it suspends (a full
-buffer), the rest of it goes through Faust's own ``wait_first`` as before, so a rebalance or
-a stop still abandons it. The shortcut is taken only for the fetch loop's call, only while
-the flow is not suspended and the consumer is neither stopping nor crashed: in every other
-case ``wait_first`` runs as Faust wrote it.
+it. When it completes there (the stream buffer had room), that is the outcome ``wait_first``
+would have returned, and no task was needed. When it suspends (a full buffer, Faust's flow
+control or its producer's buffer), the rest of it goes through Faust's own ``wait_first`` as
+before, so a rebalance or a stop still abandons it. The shortcut is taken only for the fetch
+loop's call, only while the flow is not suspended and the consumer is neither stopping nor
+crashed: in every other case ``wait_first`` runs as Faust wrote it.
 """
 
 from __future__ import annotations
