@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 #: How long a new learner may take to read the models topic to its end before it gives up
 #: (and stops the worker) rather than learn on top of older models.
 READ_MODELS_SECONDS = 60.0
+#: A model follower that lost the models topic reads it again after this long, doubled at
+#: each failure in a row up to the maximum.
+FOLLOW_RETRY_SECONDS, FOLLOW_RETRY_MAX_SECONDS = 1.0, 30.0
 
 
 class ModelsUnavailable(PromoError):
@@ -93,22 +97,55 @@ def register(promo: Promo) -> None:
 
     @app.task  # type: ignore[untyped-decorator]
     async def follow_models() -> None:
-        consumer = _models_consumer(s)
-        await consumer.start()
+        def adopt(snapshot: ModelSnapshot) -> None:
+            if snapshot.version > engine.snapshot.version:
+                engine.snapshot = snapshot
+                promo.metrics.record_model(snapshot.version, snapshot.response.labels)
+                log.info("deciding with models v%d", snapshot.version)
+
+        await follow_published_models(s, layout, adopt)
+
+
+async def follow_published_models(
+    settings: Settings,
+    layout: tuple[str, ...],
+    adopt: Callable[[ModelSnapshot], None],
+    consumer: Callable[[Settings], Any] | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Tail the models topic from its start, handing every readable snapshot to ``adopt``.
+
+    A broker error (the broker unreachable when the follower starts, a fetch it gives up on)
+    reads the topic again after a back-off, while the worker goes on deciding with the models
+    it has: an app task that raised would stop the whole worker, hot path and all, for a feed
+    it can do without for a while (``promo_model_loaded_timestamp_seconds`` shows since
+    when). Any other error is a bug and still stops it.
+    """
+    wait = FOLLOW_RETRY_SECONDS
+    tp = TopicPartition(settings.topic_models, 0)
+    while True:
+        follower = (consumer or _models_consumer)(settings)
         try:
-            tp = TopicPartition(s.topic_models, 0)
-            consumer.assign([tp])
-            await consumer.seek_to_beginning(tp)
-            async for message in consumer:
+            await follower.start()
+            follower.assign([tp])
+            await follower.seek_to_beginning(tp)
+            async for message in follower:
+                wait = FOLLOW_RETRY_SECONDS
                 snapshot = _readable(message.value, message.offset, layout)
-                if snapshot is not None and snapshot.version > engine.snapshot.version:
-                    engine.snapshot = snapshot
-                    promo.metrics.record_model(snapshot.version, snapshot.response.labels)
-                    log.info("deciding with models v%d", snapshot.version)
-        except asyncio.CancelledError:
-            raise
+                if snapshot is not None:
+                    adopt(snapshot)
+            return  # the consumer was stopped: the worker is stopping
+        except KafkaError as exc:
+            log.error(
+                "the model follower lost the models topic (%r); reading it again in %.0f s, "
+                "deciding with the models it has meanwhile",
+                exc,
+                wait,
+            )
         finally:
-            await consumer.stop()
+            await follower.stop()
+        await sleep(wait)
+        wait = min(2 * wait, FOLLOW_RETRY_MAX_SECONDS)
 
 
 async def publish_snapshot(promo: Promo, snapshot: ModelSnapshot) -> None:

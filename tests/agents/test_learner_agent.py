@@ -11,9 +11,11 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 
 from agents import learner
 from agents.app import create_app
@@ -111,3 +113,67 @@ async def test_a_learners_examples_are_acknowledged_only_once_their_snapshot_is_
         assert not event.message.acked
         h.release()
         await h.wait_until(lambda h: event.message.acked)
+
+
+class Follower:
+    """A consumer of the models topic: fails at start, or hands out ``snapshots``."""
+
+    def __init__(self, snapshots: list[ModelSnapshot] | Exception) -> None:
+        self.snapshots, self.stopped = snapshots, False
+
+    async def start(self) -> None:
+        if isinstance(self.snapshots, Exception):
+            raise self.snapshots
+
+    def assign(self, partitions: list[Any]) -> None: ...
+
+    async def seek_to_beginning(self, *partitions: Any) -> None: ...
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        assert isinstance(self.snapshots, list)
+        for offset, snapshot in enumerate(self.snapshots):
+            yield SimpleNamespace(value=snapshot.to_bytes(), offset=offset)
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+def _snapshot(version: int) -> ModelSnapshot:
+    snapshot = ModelSnapshot.initial(("none", "pct10"), n_segments=2, seed=1)
+    snapshot.number_and_name(version)
+    return snapshot
+
+
+async def test_a_model_follower_that_loses_the_broker_reads_the_models_topic_again() -> None:
+    v3 = _snapshot(3)
+    followers = iter(
+        [Follower(KafkaConnectionError()), Follower(KafkaConnectionError()), Follower([v3])]
+    )
+    used: list[Follower] = []
+    waits: list[float] = []
+    adopted: list[int] = []
+
+    def consumer(settings: Any) -> Follower:
+        used.append(next(followers))
+        return used[-1]
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    await learner.follow_published_models(
+        agent_settings(), v3.layout, lambda s: adopted.append(s.version), consumer, sleep
+    )
+    # Before: the error ended the app task, and Faust stopped the whole worker with it.
+    assert adopted == [3]
+    assert waits == [learner.FOLLOW_RETRY_SECONDS, 2 * learner.FOLLOW_RETRY_SECONDS]
+    assert all(f.stopped for f in used)
+
+
+async def test_a_model_follower_stops_the_worker_on_an_error_that_is_not_the_brokers() -> None:
+    def consumer(settings: Any) -> Follower:
+        return Follower(TypeError("a bug"))
+
+    with pytest.raises(TypeError, match="a bug"):
+        await learner.follow_published_models(
+            agent_settings(), _snapshot(1).layout, lambda s: None, consumer
+        )
