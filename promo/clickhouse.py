@@ -298,6 +298,13 @@ def apply_migrations(client: Client, ddl_dir: Path) -> list[str]:
     return done
 
 
+def query(client: Client, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The rows of ``sql``, each as {column name: value}."""
+    rows, columns = client.execute(sql, params, with_column_types=True)
+    names = [name for name, _ in columns]
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
 def insert(
     client: Client, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> int:

@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 from clickhouse_driver import Client
 
+from promo.clickhouse import query
 from streams.evaluation import Estimate, Moments, mean_difference, proportion_difference
 from streams.fairness import (
     DEFAULT_MAX_RATIO,
@@ -134,13 +135,8 @@ def read_fairness(
     max_ratio: float = DEFAULT_MAX_RATIO,
 ) -> Fairness:
     """Both grains; ``users`` are the headline's per-user figures by arm."""
-    rows, columns = client.execute(
-        "SELECT * FROM v_by_group ORDER BY dimension, group_name, arm", with_column_types=True
-    )
-    names = [name for name, _ in columns]
     by_group: dict[tuple[str, str], dict[str, Row]] = {}
-    for values in rows:
-        r = dict(zip(names, values, strict=True))
+    for r in query(client, "SELECT * FROM v_by_group ORDER BY dimension, group_name, arm"):
         by_group.setdefault((r["dimension"], r["group_name"]), {})[r["arm"]] = r
     dimensions = {}
     for dimension, _ in DIMENSIONS:

@@ -46,6 +46,7 @@ from typing import Any
 
 from clickhouse_driver import Client
 
+from promo.clickhouse import query
 from promo.text_tables import money_ci, pct_ci, table
 from schemas.decisions import NO_OFFER
 from streams.catalogue import DEFAULT_CATALOGUE, OfferSpec
@@ -251,12 +252,9 @@ def off_policy_estimates(
         "offer_kinds": [o.kind for o in catalogue] or [""],
         "offer_values": [float(o.value) for o in catalogue] or [0.0],
     }
-    rows, columns = client.execute(OFF_POLICY_SQL, params, with_column_types=True)
-    names = [name for name, _ in columns]
     z = NormalDist().inv_cdf(0.5 + confidence / 2)
     by_target: dict[int, dict[str, dict[str, Any]]] = {}
-    for row in rows:
-        r = dict(zip(names, row, strict=True))
+    for r in query(client, OFF_POLICY_SQL, params):
         by_target.setdefault(r["target_index"], {})[r["metric"]] = r
     return [
         PolicyEstimates(

@@ -26,6 +26,7 @@ import numpy.typing as npt
 from clickhouse_driver import Client
 
 from promo import cumulative_users, model_quality
+from promo.clickhouse import query
 from promo.fairness import Fairness, read_fairness
 from promo.model_quality import CalibrationBin, QualityDay
 from promo.off_policy import PolicyEstimates, off_policy_estimates
@@ -55,12 +56,6 @@ Floats = npt.NDArray[np.float64]
 PRE_PERIOD_DAYS = 7
 
 ARMS = ("treatment", "control")
-
-
-def query(client: Client, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
-    rows, columns = client.execute(sql, params, with_column_types=True)
-    names = [name for name, _ in columns]
-    return [dict(zip(names, row, strict=True)) for row in rows]
 
 
 # --- the headline: per user, intention to treat ------------------------------------------------
