@@ -12,7 +12,10 @@ nothing, as a shop has before it starts: the analysts' pre-period). For each pol
   truth: the run's decisions, outcomes and purchases loaded into ClickHouse, and the
   report's per-user treatment-vs-control difference in net profit (intention to treat,
   CUPED where a pre-period exists) scaled to the treated users, with its 95 % interval;
-- offers sent, discount spent, decisions, explored share.
+- offers sent, discount spent, decisions, explored share;
+- ``by_response_type``: the same truth split by the simulator's response types (users,
+  true incremental profit, offers sent), to see where a policy earns and where it loses
+  (e.g. sure things paid a discount, sleeping dogs contacted), which no shop can see.
 """
 
 from __future__ import annotations
@@ -128,11 +131,13 @@ def evaluate(
         [in_explore_cohort(u, salt=cfg.holdout_salt, share=cfg.explore_share) for u in ids]
     )
     hunters = np.array([u.response_type is ResponseType.COUPON_HUNTER for u in population.users])
+    types = [u.response_type for u in population.users]
     policies = {}
     if "none" in config.policies:
         policies["none"] = summarise(baseline, baseline, control)
     for name, run in zip(names, runs, strict=True):
         policies[name] = summarise(run, baseline, control)
+        policies[name]["by_response_type"] = by_response_type(run, baseline, ids, types)
         if hunters.any():
             policies[name]["coupon_hunters"] = _hunters_summary(run, baseline, ids, hunters)
         if sql_estimate is not None:
@@ -269,6 +274,25 @@ def summarise(run: LoopResult, baseline: LoopResult, control: np.ndarray) -> dic
         "expected_discount_committed_by_day": run.committed_by_day,
         "model_version": run.model_version,
     }
+
+
+def by_response_type(
+    run: LoopResult, baseline: LoopResult, ids: list[str], types: list[ResponseType]
+) -> dict[str, dict[str, float]]:
+    """The run's truth per response type: users, their paired difference summed, and the
+    offers they were sent (``ids`` and ``types`` in population order)."""
+    diff = run.profits - baseline.profits
+    kind_of = dict(zip(ids, types, strict=True))
+    offers = Counter(kind_of[d.user_id] for d in run.decisions if d.chosen_offer != NO_OFFER)
+    out: dict[str, dict[str, float]] = {}
+    for kind in sorted(set(types)):
+        mask = np.array([t is kind for t in types])
+        out[kind.value] = {
+            "users": int(mask.sum()),
+            "true_incremental_profit": round(float(diff[mask].sum()), 2),
+            "offers_sent": offers[kind],
+        }
+    return out
 
 
 def _hunters_summary(

@@ -70,6 +70,20 @@ def test_every_policy_is_judged_against_the_same_world(result: dict[str, object]
     assert "oracle" in format_summary(result)
 
 
+def test_the_truth_splits_by_response_type_and_adds_up(result: dict[str, object]) -> None:
+    policies = result["policies"]
+    assert isinstance(policies, dict)
+    for name in ("random", "oracle"):
+        parts = policies[name]["by_response_type"]
+        assert sum(p["users"] for p in parts.values()) == result["users"]
+        assert sum(p["offers_sent"] for p in parts.values()) == policies[name]["offers_sent"]
+        total = sum(p["true_incremental_profit"] for p in parts.values())
+        assert total == pytest.approx(policies[name]["true_incremental_profit"]["value"], abs=0.1)
+    # The oracle sends sure things nothing (they buy anyway); random offers reach them.
+    assert policies["oracle"]["by_response_type"]["sure_thing"]["offers_sent"] == 0
+    assert policies["random"]["by_response_type"]["sure_thing"]["offers_sent"] > 0
+
+
 def test_unknown_policy_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown policies"):
         EvaluationConfig(engine=ENGINE, policies=("learned", "clairvoyant"))
