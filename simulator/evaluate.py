@@ -347,4 +347,17 @@ def format_summary(result: dict[str, Any]) -> str:
             f"{p['true_incremental_profit_per_user']:>9.3f} {estimate:>34} "
             f"{p['offers_sent']:>7,} {p['budget_spent']:>9,.0f}"
         )
+    kinds = sorted({k for p in result["policies"].values() for k in p.get("by_response_type", {})})
+    if kinds:
+        lines += ["", "true incremental profit by response type (offers sent):"]
+        lines.append(f"  {'policy':<18} " + " ".join(f"{k:>22}" for k in kinds))
+        for name, p in result["policies"].items():
+            parts = p.get("by_response_type", {})
+            cells = (
+                f"{parts[k]['true_incremental_profit']:>12,.0f} ({parts[k]['offers_sent']:>6,})"
+                if k in parts
+                else f"{'-':>22}"
+                for k in kinds
+            )
+            lines.append(f"  {name:<18} " + " ".join(cells))
     return "\n".join(lines)

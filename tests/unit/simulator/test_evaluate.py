@@ -82,6 +82,8 @@ def test_the_truth_splits_by_response_type_and_adds_up(result: dict[str, object]
     # The oracle sends sure things nothing (they buy anyway); random offers reach them.
     assert policies["oracle"]["by_response_type"]["sure_thing"]["offers_sent"] == 0
     assert policies["random"]["by_response_type"]["sure_thing"]["offers_sent"] > 0
+    table = format_summary(result)
+    assert "by response type" in table and "sleeping_dog" in table
 
 
 def test_unknown_policy_is_refused() -> None:
