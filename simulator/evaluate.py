@@ -130,8 +130,8 @@ def evaluate(
     explore = ~control & np.array(
         [in_explore_cohort(u, salt=cfg.holdout_salt, share=cfg.explore_share) for u in ids]
     )
-    hunters = np.array([u.response_type is ResponseType.COUPON_HUNTER for u in population.users])
-    types = [u.response_type for u in population.users]
+    types = np.array([u.response_type.value for u in population.users])
+    hunters = types == ResponseType.COUPON_HUNTER.value
     policies = {}
     if "none" in config.policies:
         policies["none"] = summarise(baseline, baseline, control)
@@ -277,22 +277,21 @@ def summarise(run: LoopResult, baseline: LoopResult, control: np.ndarray) -> dic
 
 
 def by_response_type(
-    run: LoopResult, baseline: LoopResult, ids: list[str], types: list[ResponseType]
+    run: LoopResult, baseline: LoopResult, ids: list[str], types: np.ndarray
 ) -> dict[str, dict[str, float]]:
     """The run's truth per response type: users, their paired difference summed, and the
-    offers they were sent (``ids`` and ``types`` in population order)."""
+    offers they were sent (``ids`` and ``types``, the types' values, in population order)."""
     diff = run.profits - baseline.profits
-    kind_of = dict(zip(ids, types, strict=True))
+    kind_of = dict(zip(ids, types.tolist(), strict=True))
     offers = Counter(kind_of[d.user_id] for d in run.decisions if d.chosen_offer != NO_OFFER)
-    out: dict[str, dict[str, float]] = {}
-    for kind in sorted(set(types)):
-        mask = np.array([t is kind for t in types])
-        out[kind.value] = {
-            "users": int(mask.sum()),
-            "true_incremental_profit": round(float(diff[mask].sum()), 2),
+    return {
+        kind: {
+            "users": int((types == kind).sum()),
+            "true_incremental_profit": round(float(diff[types == kind].sum()), 2),
             "offers_sent": offers[kind],
         }
-    return out
+        for kind in sorted(set(types.tolist()))
+    }
 
 
 def _hunters_summary(
