@@ -236,7 +236,8 @@ def _parser() -> argparse.ArgumentParser:
         "--policies",
         default=",".join(POLICY_NAMES),
         help=f"comma-separated, among {', '.join(POLICY_NAMES)}, and each but none with "
-        "_ungated: the same with the abuse gate off (default all, no _ungated)",
+        "_ungated: the same with the abuse gate off, and cell_oracle: the best action of "
+        "each of the learner's cells by the truth (default all, no _ungated or cell_oracle)",
     )
     ev.add_argument(
         "--no-sql", action="store_true", help="skip ClickHouse: no server needed, no SQL estimates"

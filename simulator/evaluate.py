@@ -35,10 +35,12 @@ import numpy as np
 from schemas.decisions import NO_OFFER
 from simulator.closed_loop import LoopResult, play
 from simulator.policies import (
+    DIAGNOSTIC_NAMES,
     POLICY_NAMES,
     UNGATED,
     VARIANT_NAMES,
     ActionValues,
+    CellOraclePolicy,
     ObservableOraclePolicy,
     OraclePolicy,
     PropensityPolicy,
@@ -72,7 +74,7 @@ class EvaluationConfig:
     casual_code_use: float = 0.0
 
     def __post_init__(self) -> None:
-        known = POLICY_NAMES + VARIANT_NAMES
+        known = POLICY_NAMES + VARIANT_NAMES + DIAGNOSTIC_NAMES
         unknown = set(self.policies) - set(known)
         if unknown:
             raise ValueError(f"unknown policies {sorted(unknown)}; known: {known}")
@@ -241,6 +243,8 @@ def engine_factory(
             policy = PropensityPolicy(cfg.catalogue[0].code)
         elif base == "oracle":
             policy = OraclePolicy(population, values)
+        elif base == "cell_oracle":
+            policy = CellOraclePolicy(population, values)
         elif base == "observable_oracle":
             policy = ObservableOraclePolicy(population, shop, values)
         if policy is not None:

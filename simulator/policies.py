@@ -16,6 +16,10 @@ so every policy meets the same decision points, contact caps and attribution:
   types by their posterior given that behaviour and takes the action of highest expected
   profit under it.
   The honest ceiling for a learner that only sees behaviour.
+- ``cell_oracle`` (run only when named): knows the true mean profit of every action in each
+  of the learner's cells (``streams.uplift.cell_of``) and takes the cell's best. The ceiling
+  of a learner that decides per cell: what separates it from the observable oracle is what
+  the cells cannot tell apart, what separates the learned policy from it is learning.
 """
 
 from __future__ import annotations
@@ -30,11 +34,14 @@ from simulator.truth import action_truth
 from streams.catalogue import OfferSpec
 from streams.engine import DecisionContext
 from streams.policy import Choice
+from streams.uplift import cell_of
 
 POLICY_NAMES = ("learned", "none", "random", "propensity", "observable_oracle", "oracle")
 #: Run only when named (not in the default set): each policy above with the abuse gate off.
 UNGATED = "_ungated"
 VARIANT_NAMES = tuple(f"{name}{UNGATED}" for name in POLICY_NAMES if name != "none")
+#: Run only when named: diagnostics, not baselines.
+DIAGNOSTIC_NAMES = ("cell_oracle",)
 
 
 def _choice(action: str, propensity: float = 1.0) -> Choice:
@@ -105,6 +112,40 @@ class OraclePolicy:
             user = self._users[context.user_id]
             choice = self._cache[context.user_id] = _best(self._values.profits(user))
         return choice
+
+
+class CellOraclePolicy:
+    """The best a policy deciding per learner cell can do (see the module doc).
+
+    Each decision adds its user's true expected profit of every action to the sums of the
+    cell it falls in; the policy takes the action of highest mean there, against sending
+    nothing. A cell seen fewer than ``min_decisions`` times gets nothing: its mean is not
+    yet the cell's.
+    """
+
+    def __init__(self, population: Population, values: ActionValues, min_decisions: int = 30):
+        self._values = values
+        self._users = {u.user_id: u for u in population.users}
+        self._min = min_decisions
+        self._truth: dict[str, dict[str, float]] = {}
+        #: cell -> [decisions, {action: sum of true expected profit}]
+        self._cells: dict[str, tuple[list[int], dict[str, float]]] = {}
+
+    def choose(self, context: DecisionContext) -> Choice:
+        truth = self._truth.get(context.user_id)
+        if truth is None:
+            truth = self._truth[context.user_id] = self._values.profits(
+                self._users[context.user_id]
+            )
+        seen, sums = self._cells.setdefault(
+            cell_of(context.features, context.trigger), ([0], dict.fromkeys(truth, 0.0))
+        )
+        seen[0] += 1
+        for action, value in truth.items():
+            sums[action] += value
+        if seen[0] < self._min:
+            return _choice(NO_OFFER)
+        return _best({action: total / seen[0] for action, total in sums.items()})
 
 
 class ObservableOraclePolicy:
