@@ -36,7 +36,7 @@ from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 from faust.types import EventT
 
 from agents.app import Promo
-from agents.state_store import Changelog, send_changelog
+from agents.state_store import Changelog, end_markers, send_changelog
 from promo.settings import Settings
 from schemas.codec import encode
 from schemas.dead_letters import DeadLetter, RejectReason
@@ -161,6 +161,8 @@ async def deliver(
         for result in await _delivered(send_changelog(promo.user_state, changelog)):
             if isinstance(result, BaseException):  # too large for the broker: a bug, no input
                 raise DeliveryError(f"a state's changelog entry was not delivered: {result!r}")
+        if t.changelog_end_markers:
+            await _delivered(send_changelog(promo.user_state, end_markers(changelog)))
 
 
 async def _delivered(sent: Sequence[Awaitable[object]]) -> list[object]:

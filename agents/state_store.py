@@ -24,6 +24,25 @@ def ledger_key(partition: int) -> bytes:
     return RESERVED_PREFIX + b"budget:%d" % partition
 
 
+def end_marker_key(partition: int) -> bytes:
+    """The table key of a partition's changelog end marker (``end_markers``)."""
+    return RESERVED_PREFIX + b"end:%d" % partition
+
+
+def end_markers(entries: list[Changelog]) -> list[Changelog]:
+    """One record per partition the entries went to, to send once they are acknowledged.
+
+    Sent after the broker took the entries, a marker is a batch of one record: for a broker
+    whose "latest" offset is the *last batch's* base offset + 1 (Tansu, see INFRA), that is
+    then the true end of the partition, and changelog recovery (which reads up to it) gets
+    every entry, though the entries themselves went in batches of many.
+
+    >>> end_markers([(1, b"u1", b"s"), (0, b"u2", b"s"), (1, b"u3", None)])
+    [(0, b'\x00end:0', b''), (1, b'\x00end:1', b'')]
+    """
+    return [(p, end_marker_key(p), b"") for p in sorted({p for p, _, _ in entries})]
+
+
 def is_user_key(key: bytes) -> bool:
     return not key.startswith(RESERVED_PREFIX)
 

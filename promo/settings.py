@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     broker_session_timeout: float = Field(60.0, gt=0, description="Consumer session timeout, s")
     broker_heartbeat_interval: float = Field(3.0, gt=0, description="Consumer heartbeat, s")
     producer_max_batch_size: int = Field(16384, ge=1, description="Producer batch size, bytes")
+    changelog_end_markers: bool = Field(
+        False,
+        description="After each delivery's state changelog entries, one record alone in its "
+        "batch per partition, so that a broker reporting the last batch's base offset + 1 as "
+        "a partition's end (Tansu) still gives changelog recovery the true end",
+    )
     consumer_fetch_max_wait_ms: int = Field(
         1500, ge=1, le=60_000, description="Longest the broker may hold the worker's fetch, ms"
     )

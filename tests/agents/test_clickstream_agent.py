@@ -25,7 +25,7 @@ from faust.types import TP
 from agents import clickstream
 from agents.clickstream import _rebuild_index, evict_idle
 from agents.deliveries import RECORD_OVERHEAD_BYTES, DeliveryError, deliver
-from agents.state_store import ledger_key
+from agents.state_store import end_marker_key, is_user_key, ledger_key
 from schemas.decisions import NO_OFFER
 from streams.budget import BudgetLedger
 from streams.engine import EngineOutput
@@ -316,6 +316,37 @@ async def test_state_reaches_the_changelog_only_after_its_outputs_are_delivered(
         assert h.changelog == []
         h.release()
         await h.wait_until(lambda h: len(h.changelog) == 1)
+
+
+async def test_end_markers_go_alone_after_the_changelog_entries_they_close(
+    clickstream_agent: Any,
+) -> None:
+    # Tansu reports a partition's end as its last batch's base offset + 1: recovery reads up to
+    # the true end only if the last batch is one record, sent once the entries before it were
+    # acknowledged (a record sent with them could share their batch).
+    async with clickstream_agent(changelog_end_markers=True) as h:
+        h.hold = True
+        await send(h, view("user-1", "v-0", T0), partition=2)
+        await send(h, view("user-2", "v-1", T0), partition=5)
+        await h.wait_until(lambda h: len(h.decisions) == 2)
+        h.release()
+        h.hold = True  # the outputs are acknowledged; the entries will be handed over, held
+        await h.wait_until(lambda h: len(h.changelog) == 2)
+        await h.settle(0.3)
+        assert [s.key for s in h.changelog] in ([b"user-1", b"user-2"], [b"user-2", b"user-1"])
+        h.release()
+        await h.wait_until(lambda h: len(h.changelog) == 4)
+        markers = h.changelog[2:]
+        assert sorted((m.partition, m.key) for m in markers) == [
+            (2, end_marker_key(2)),
+            (5, end_marker_key(5)),
+        ]
+        assert all(not is_user_key(m.key) for m in markers)  # recovery leaves them out
+    async with clickstream_agent() as h:  # Kafka's end is the high-water mark: no markers
+        await send(h, view("user-1", "v-0", T0), partition=2)
+        await h.wait_until(lambda h: len(h.changelog) == 1)
+        await h.settle(0.3)
+        assert len(h.changelog) == 1
 
 
 def close_expired_windows(h: AgentHarness) -> Callable[[], Coroutine[Any, Any, None]]:
