@@ -288,13 +288,14 @@ def by_response_type(
     diff = run.profits - baseline.profits
     kind_of = dict(zip(ids, types.tolist(), strict=True))
     offers = Counter(kind_of[d.user_id] for d in run.decisions if d.chosen_offer != NO_OFFER)
+    masks = {kind: types == kind for kind in sorted(set(types.tolist()))}
     return {
         kind: {
-            "users": int((types == kind).sum()),
-            "true_incremental_profit": round(float(diff[types == kind].sum()), 2),
+            "users": int(mask.sum()),
+            "true_incremental_profit": round(float(diff[mask].sum()), 2),
             "offers_sent": offers[kind],
         }
-        for kind in sorted(set(types.tolist()))
+        for kind, mask in masks.items()
     }
 
 

@@ -25,6 +25,7 @@ so every policy meets the same decision points, contact caps and attribution:
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, replace
 
 from schemas.decisions import NO_OFFER
@@ -128,8 +129,9 @@ class CellOraclePolicy:
         self._users = {u.user_id: u for u in population.users}
         self._min = min_decisions
         self._truth: dict[str, dict[str, float]] = {}
-        #: cell -> [decisions, {action: sum of true expected profit}]
-        self._cells: dict[str, tuple[list[int], dict[str, float]]] = {}
+        #: cell -> decisions seen there, and per action the sum of their true expected profit
+        self._seen: Counter[str] = Counter()
+        self._sums: dict[str, Counter[str]] = {}
 
     def choose(self, context: DecisionContext) -> Choice:
         truth = self._truth.get(context.user_id)
@@ -137,15 +139,14 @@ class CellOraclePolicy:
             truth = self._truth[context.user_id] = self._values.profits(
                 self._users[context.user_id]
             )
-        seen, sums = self._cells.setdefault(
-            cell_of(context.features, context.trigger), ([0], dict.fromkeys(truth, 0.0))
-        )
-        seen[0] += 1
-        for action, value in truth.items():
-            sums[action] += value
-        if seen[0] < self._min:
+        cell = cell_of(context.features, context.trigger)
+        self._seen[cell] += 1
+        sums = self._sums.setdefault(cell, Counter())
+        sums.update(truth)
+        seen = self._seen[cell]
+        if seen < self._min:
             return _choice(NO_OFFER)
-        return _best({action: total / seen[0] for action, total in sums.items()})
+        return _best({action: total / seen for action, total in sums.items()})
 
 
 class ObservableOraclePolicy:
