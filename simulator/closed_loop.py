@@ -28,7 +28,7 @@ True
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -74,6 +74,8 @@ class LoopResult:
     withheld_cost: dict[str, float] = field(default_factory=dict)
     #: Decision points gated for abuse, by user.
     gated_users: Counter[str] = field(default_factory=Counter)
+    #: Realised profit per user so far at each of ``play``'s ``marks_ms`` (cumulative).
+    profits_at: list[np.ndarray] = field(default_factory=list)
 
 
 def play(
@@ -89,6 +91,7 @@ def play(
     warmup_days: float = 0.0,
     on_progress: Callable[[float], object] | None = None,
     states_out: dict[str, UserState] | None = None,
+    marks_ms: Sequence[int] = (),
 ) -> LoopResult:
     """Run ``days`` of the shop with the engine ``engine_for(shop)`` deciding (``None``: no
     engine, no offers). The engine is built on the shop so that an oracle can look inside.
@@ -98,7 +101,9 @@ def play(
     that analysts have a pre-period (CUPED) and the policy starts from known users.
     ``on_progress`` is told the simulated hours played, at each hourly sweep (not per event:
     nothing on the hot loop). ``states_out``, if given, receives the users' engine states at
-    the end (``benchmarks.abuse_scores`` reads behaviour from them).
+    the end (``benchmarks.abuse_scores`` reads behaviour from them). ``marks_ms``: event
+    times at which every user's realised profit so far is kept (``LoopResult.profits_at``),
+    so that a policy's truth can be split by period.
     """
     shop = Shop(population, start_ms=start_ms, run_id=run_id, seed=seed)
     engine = engine_for(shop) if engine_for else None
@@ -110,7 +115,16 @@ def play(
         engine.config = replace(deciding, triggers=frozenset())
     loop = _Loop(engine, shop, publish_every)
     now, next_sweep, reported = start_ms, start_ms + SWEEP_MS, start_ms
+    marks = sorted(marks_ms)
+    profits_at: list[np.ndarray] = []
+
+    def profits() -> np.ndarray:
+        return np.array([shop.ledger(i).profit(gross_margin) for i in range(n)])
+
     while now < end_ms:
+        while marks and marks[0] <= now:
+            profits_at.append(profits())
+            marks.pop(0)
         if engine and deciding and now >= decide_from:
             engine.config = deciding
         now = min(end_ms, now + STEP_MS)
@@ -125,11 +139,12 @@ def play(
         on_progress((now - reported) / HOUR_MS)
     if states_out is not None:
         states_out.update(loop.states)
-    ledgers = [shop.ledger(i) for i in range(n)]
+    final = profits()
+    profits_at += [final for _ in marks]  # marks at or after the end
     out = loop.out
     return LoopResult(
-        np.array([ledger.profit(gross_margin) for ledger in ledgers]),
-        np.array([ledger.discount for ledger in ledgers]),
+        final,
+        np.array([shop.ledger(i).discount for i in range(n)]),
         shop.stats.events,
         out.decisions,
         out.offers,
@@ -140,6 +155,7 @@ def play(
         loop.committed_by_day(),
         loop.withheld_cost,
         loop.gated_users,
+        profits_at,
     )
 
 

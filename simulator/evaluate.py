@@ -47,7 +47,7 @@ from simulator.policies import (
     RandomPolicy,
 )
 from simulator.population import Population, ResponseType, build_population
-from simulator.shop import Shop
+from simulator.shop import DAY_MS, Shop
 from streams.abuse import OFF as ABUSE_OFF
 from streams.engine import DecisionEngine, EngineConfig, Policy
 from streams.models import ModelSnapshot
@@ -72,6 +72,9 @@ class EvaluationConfig:
     #: Share of coupon hunters, and other users' use of public codes (``build_population``).
     coupon_hunters: float = 0.0
     casual_code_use: float = 0.0
+    #: The truth is also split into periods of this many days of the deciding time
+    #: (``by_period``): a learner's first week and its later ones are different stories.
+    period_days: float = 7.0
 
     def __post_init__(self) -> None:
         known = POLICY_NAMES + VARIANT_NAMES + DIAGNOSTIC_NAMES
@@ -144,6 +147,7 @@ def evaluate(
             policies[name]["coupon_hunters"] = _hunters_summary(run, baseline, ids, hunters)
         if sql_estimate is not None:
             policies[name]["sql_estimate"] = sql_estimate(name, run)
+        policies[name]["by_period"] = by_period(run, baseline, config)
         if name in ("learned", "learned_ungated"):
             diff = run.profits - baseline.profits
             policies[name]["true_incremental_profit_explore_cohort"] = round(
@@ -172,7 +176,22 @@ def _play_args(config: EvaluationConfig) -> dict[str, Any]:
         "warmup_days": config.warmup_days,
         "start_ms": START_MS,
         "gross_margin": config.engine.gross_margin,
+        "marks_ms": period_marks(config),
     }
+
+
+def period_marks(config: EvaluationConfig) -> list[int]:
+    """Where the deciding time's periods start and end: its start, every ``period_days``,
+    and its end (the last period may be shorter).
+
+    >>> config = EvaluationConfig(engine=None, days=10.0, warmup_days=1.0)  # type: ignore[arg-type]
+    >>> [(m - START_MS) / DAY_MS for m in period_marks(config)]
+    [1.0, 8.0, 11.0]
+    """
+    start = START_MS + round(config.warmup_days * DAY_MS)
+    end = START_MS + round((config.warmup_days + config.days) * DAY_MS)
+    step = round(config.period_days * DAY_MS)
+    return [*range(start, end, step), end]
 
 
 #: In a worker process: where its runs tell their simulated hours (``None``: nobody asked).
@@ -280,6 +299,27 @@ def summarise(run: LoopResult, baseline: LoopResult, control: np.ndarray) -> dic
     }
 
 
+def by_period(
+    run: LoopResult, baseline: LoopResult, config: EvaluationConfig
+) -> list[dict[str, Any]]:
+    """The run's truth per period of the deciding time (``period_marks``): the paired
+    difference of the profit each user realised within the period, with its interval, and
+    the offers sent in it. The periods add up to the whole run's truth: the warm-up has no
+    offers, so its profits are the same under every policy."""
+    marks = period_marks(config)
+    diffs = [a - b for a, b in zip(run.profits_at, baseline.profits_at, strict=True)]
+    offers = np.array([d.ts for d in run.decisions if d.chosen_offer != NO_OFFER], dtype=np.int64)
+    return [
+        {
+            "from_day": round((start - marks[0]) / DAY_MS, 3),
+            "to_day": round((end - marks[0]) / DAY_MS, 3),
+            "true_incremental_profit": _total(after - before),
+            "offers_sent": int(((offers >= start) & (offers < end)).sum()),
+        }
+        for start, end, before, after in zip(marks, marks[1:], diffs, diffs[1:], strict=False)
+    ]
+
+
 def by_response_type(
     run: LoopResult, baseline: LoopResult, ids: list[str], types: np.ndarray
 ) -> dict[str, dict[str, float]]:
@@ -351,6 +391,23 @@ def format_summary(result: dict[str, Any]) -> str:
             f"{p['true_incremental_profit_per_user']:>9.3f} {estimate:>34} "
             f"{p['offers_sent']:>7,} {p['budget_spent']:>9,.0f}"
         )
+    periods: list[dict[str, Any]] = next(
+        (p["by_period"] for p in result["policies"].values() if "by_period" in p), []
+    )
+    if len(periods) > 1:
+        lines += [
+            "",
+            "true incremental profit per user by period of the deciding days (offers sent):",
+        ]
+        spans = (f"days {q['from_day']:g}-{q['to_day']:g}" for q in periods)
+        lines.append(f"  {'policy':<18} " + " ".join(f"{span:>17}" for span in spans))
+        for name, p in result["policies"].items():
+            shares = [
+                f"{q['true_incremental_profit']['value'] / users:>+8.3f} ({q['offers_sent']:>6,})"
+                for q in p.get("by_period", [])
+            ]
+            if shares:
+                lines.append(f"  {name:<18} " + " ".join(shares))
     kinds = sorted({k for p in result["policies"].values() for k in p.get("by_response_type", {})})
     if kinds:
         lines += ["", "true incremental profit by response type (offers sent):"]

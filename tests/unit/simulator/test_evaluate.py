@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from simulator.closed_loop import play
+from simulator.closed_loop import LoopResult, play
 from simulator.evaluate import START_MS, EvaluationConfig, evaluate, format_summary
 from simulator.policies import POLICY_NAMES
 from simulator.population import build_population
@@ -25,7 +25,7 @@ ENGINE = dataclasses.replace(
 @pytest.fixture(scope="module")
 def result() -> dict[str, object]:
     config = EvaluationConfig(
-        engine=ENGINE, users=300, days=3.0, warmup_days=2.0, seed=11, workers=1
+        engine=ENGINE, users=300, days=3.0, warmup_days=2.0, seed=11, workers=1, period_days=1.0
     )
     return evaluate(config)
 
@@ -84,6 +84,41 @@ def test_the_truth_splits_by_response_type_and_adds_up(result: dict[str, object]
     assert policies["random"]["by_response_type"]["sure_thing"]["offers_sent"] > 0
     table = format_summary(result)
     assert "by response type" in table and "sleeping_dog" in table
+
+
+def test_the_truth_splits_by_period_and_adds_up(result: dict[str, object]) -> None:
+    policies = result["policies"]
+    assert isinstance(policies, dict)
+    for name in ("random", "oracle"):
+        periods = policies[name]["by_period"]
+        assert [(q["from_day"], q["to_day"]) for q in periods] == [(0, 1), (1, 2), (2, 3)]
+        assert sum(q["offers_sent"] for q in periods) == policies[name]["offers_sent"]
+        total = sum(q["true_incremental_profit"]["value"] for q in periods)
+        assert total == pytest.approx(policies[name]["true_incremental_profit"]["value"], abs=0.1)
+    assert "by period" in format_summary(result)
+
+
+def test_a_period_holds_the_profit_realised_by_its_end() -> None:
+    # The profit kept at a mark is what a run ending there realised: a shorter run of the
+    # same world is a prefix of the longer one (common random numbers), so the two agree.
+    population = build_population(300, seed=3)
+    config = EvaluationConfig(engine=ENGINE, users=300, days=2.0, seed=3, workers=1)
+    from simulator.closed_loop import STEP_MS
+    from simulator.evaluate import engine_factory
+
+    def run(days: float, marks: list[int]) -> LoopResult:
+        engine = engine_factory(config, population, "random")
+        return play(population, engine, seed=3, days=days, start_ms=START_MS, marks_ms=marks)
+
+    day = 86_400_000
+    # A mark at the end of the simulator's step that holds a purchase of the second day.
+    bought = min(p.ts for p in run(2.0, []).purchases if p.ts > START_MS + day)
+    mark = START_MS + -(-(bought - START_MS) // STEP_MS) * STEP_MS
+    long = run(2.0, [mark, START_MS + 3 * day])
+    short = run((mark - START_MS) / day, [])
+    assert np.array_equal(long.profits_at[0], short.profits)
+    assert not np.array_equal(long.profits_at[0], long.profits)
+    assert np.array_equal(long.profits_at[1], long.profits)  # a mark past the end: the end
 
 
 def test_unknown_policy_is_refused() -> None:
