@@ -233,6 +233,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--seed", type=int, default=101, help="random seed (default 101)")
     ev.add_argument(
+        "--period-days",
+        type=float,
+        default=7.0,
+        help="the truth is also split into periods of this many deciding days (default 7)",
+    )
+    ev.add_argument(
         "--policies",
         default=",".join(POLICY_NAMES),
         help=f"comma-separated, among {', '.join(POLICY_NAMES)}, and each but none with "
@@ -499,6 +505,7 @@ def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
             model_seed=settings.model_seed,
             coupon_hunters=args.coupon_hunters,
             casual_code_use=args.casual_code_use,
+            period_days=args.period_days,
         )
     except ValueError as exc:
         raise ConfigError(f"promo evaluate: {exc}") from None

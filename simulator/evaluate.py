@@ -87,6 +87,8 @@ class EvaluationConfig:
             raise ValueError(
                 "evaluate needs at least 10 users, a positive number of days and a warm-up >= 0"
             )
+        if not self.period_days >= 1 / 24:
+            raise ValueError("--period-days must be at least an hour (1/24)")
 
 
 #: Reads an analyst's estimate for one policy's run from its logs (``promo evaluate`` loads

@@ -124,6 +124,8 @@ def test_a_period_holds_the_profit_realised_by_its_end() -> None:
 def test_unknown_policy_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown policies"):
         EvaluationConfig(engine=ENGINE, policies=("learned", "clairvoyant"))
+    with pytest.raises(ValueError, match="--period-days"):
+        EvaluationConfig(engine=ENGINE, period_days=0.0)
 
 
 def test_an_ungated_variant_runs_the_same_policy_with_the_abuse_gate_off() -> None:
