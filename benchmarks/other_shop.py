@@ -2,16 +2,18 @@
 sleeping dogs, instead of 25 % and 15 %). A sound learner should find that value, where on
 our default shop the best it can do is stay near break-even.
 
-    python -m benchmarks.other_shop [seed]
+    python -m benchmarks.other_shop [seed] [--users N] [--days D] [--policies a,b,...] [--json]
 
 It swaps the simulator's response-type shares in this process only (the forked evaluation
-workers inherit them); everything else is ``promo evaluate --no-sql`` with default settings.
+workers inherit them); everything else is ``promo evaluate --no-sql`` with default settings
+(7 days of history; by default 20,000 users, 14 days and the policies below).
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-import sys
+import json
 
 import simulator.policies
 import simulator.population
@@ -26,9 +28,17 @@ SHARES = {
     ResponseType.LOST_CAUSE: 0.20,
     ResponseType.SLEEPING_DOG: 0.05,
 }
+POLICIES = ("none", "learned", "random", "propensity", "oracle")
 
 
-def main(seed: int = 7) -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.other_shop")
+    parser.add_argument("seed", nargs="?", type=int, default=7)
+    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--days", type=float, default=14.0)
+    parser.add_argument("--policies", default=",".join(POLICIES))
+    parser.add_argument("--json", action="store_true", help="print the full result as JSON")
+    args = parser.parse_args(argv)
     profiles = {
         kind: dataclasses.replace(profile, share=SHARES.get(kind, profile.share))
         for kind, profile in simulator.population.RESPONSE_PROFILES.items()
@@ -37,13 +47,14 @@ def main(seed: int = 7) -> None:
     simulator.policies.RESPONSE_PROFILES = profiles  # type: ignore[attr-defined]
     config = EvaluationConfig(
         engine=engine_config(Settings()),
-        users=20_000,
-        days=14,
-        seed=seed,
-        policies=("none", "learned", "random", "propensity", "oracle"),
+        users=args.users,
+        days=args.days,
+        seed=args.seed,
+        policies=tuple(p for p in args.policies.split(",") if p),
     )
-    print(format_summary(evaluate(config)))
+    result = evaluate(config)
+    print(json.dumps(result) if args.json else format_summary(result))
 
 
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:2]))
+    main()
