@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from schemas.decisions import NO_OFFER
+from schemas.outcomes import OutcomeType
 from simulator.closed_loop import LoopResult, play
 from simulator.policies import (
     DIAGNOSTIC_NAMES,
@@ -307,19 +308,39 @@ def by_period(
     """The run's truth per period of the deciding time (``period_marks``): the paired
     difference of the profit each user realised within the period, with its interval, and
     the offers sent in it. The periods add up to the whole run's truth: the warm-up has no
-    offers, so its profits are the same under every policy."""
+    offers, so its profits are the same under every policy.
+
+    And a check that needs no truth: the offers the policy *served* (not explored, not
+    withheld) in the period, the purchase probability it logged for them on average, and
+    the share of them whose window saw a purchase. A learner whose first is far above the
+    second overrates its offers (``served``; absent for policies that log no probabilities).
+    """
     marks = period_marks(config)
     diffs = [a - b for a, b in zip(run.profits_at, baseline.profits_at, strict=True)]
     offers = np.array([d.ts for d in run.decisions if d.chosen_offer != NO_OFFER], dtype=np.int64)
-    return [
-        {
+    bought = {o.decision_id for o in run.outcomes if o.type is OutcomeType.PURCHASE}
+    served = [
+        (d.ts, d.purchase_probs[d.chosen_offer], d.decision_id in bought)
+        for d in run.decisions
+        if d.chosen_offer != NO_OFFER and d.propensity == 1.0 and d.chosen_offer in d.purchase_probs
+    ]
+    periods = []
+    for start, end, before, after in zip(marks, marks[1:], diffs, diffs[1:], strict=False):
+        period: dict[str, Any] = {
             "from_day": round((start - marks[0]) / DAY_MS, 3),
             "to_day": round((end - marks[0]) / DAY_MS, 3),
             "true_incremental_profit": _total(after - before),
             "offers_sent": int(((offers >= start) & (offers < end)).sum()),
         }
-        for start, end, before, after in zip(marks, marks[1:], diffs, diffs[1:], strict=False)
-    ]
+        inside = [(p, b) for ts, p, b in served if start <= ts < end]
+        if inside:
+            period["served"] = {
+                "offers": len(inside),
+                "predicted_conversion": round(sum(p for p, _ in inside) / len(inside), 4),
+                "realised_conversion": round(sum(b for _, b in inside) / len(inside), 4),
+            }
+        periods.append(period)
+    return periods
 
 
 def by_response_type(
@@ -399,7 +420,8 @@ def format_summary(result: dict[str, Any]) -> str:
     if len(periods) > 1:
         lines += [
             "",
-            "true incremental profit per user by period of the deciding days (offers sent):",
+            "true incremental profit per user by period of the deciding days (offers sent); "
+            "served: the offers served, their logged purchase probability / the share that bought",
         ]
         spans = (f"days {q['from_day']:g}-{q['to_day']:g}" for q in periods)
         lines.append(f"  {'policy':<18} " + " ".join(f"{span:>17}" for span in spans))
@@ -410,6 +432,17 @@ def format_summary(result: dict[str, Any]) -> str:
             ]
             if shares:
                 lines.append(f"  {name:<18} " + " ".join(shares))
+            served = [q.get("served") for q in p.get("by_period", [])]
+            if any(served):
+                lines.append(
+                    f"  {'  served: p / buy':<18} "
+                    + " ".join(
+                        f"{s['predicted_conversion']:>8.3f} / {s['realised_conversion']:<6.3f}"
+                        if s
+                        else f"{'-':>17}"
+                        for s in served
+                    )
+                )
     kinds = sorted({k for p in result["policies"].values() for k in p.get("by_response_type", {})})
     if kinds:
         lines += ["", "true incremental profit by response type (offers sent):"]

@@ -7,8 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 
+from schemas.decisions import NO_OFFER, Decision
+from schemas.outcomes import Outcome, OutcomeType
 from simulator.closed_loop import LoopResult, play
-from simulator.evaluate import START_MS, EvaluationConfig, evaluate, format_summary
+from simulator.evaluate import START_MS, EvaluationConfig, by_period, evaluate, format_summary
 from simulator.policies import POLICY_NAMES
 from simulator.population import build_population
 from tests.unit.conftest import make_engine
@@ -148,3 +150,62 @@ def test_an_ungated_variant_runs_the_same_policy_with_the_abuse_gate_off() -> No
     assert gated["coupon_hunters"]["gated_decisions_on_hunters"] > 0
     assert ungated["coupon_hunters"]["offers_sent"] > gated["coupon_hunters"]["offers_sent"]
     assert result["coupon_hunters"] > 40
+
+
+def test_served_offers_say_what_they_predicted_and_what_happened() -> None:
+    # Two days: on the first, two offers served at 0.3 of which one bought, one explored
+    # (propensity 0.5, left out), one control decision (nothing sent); on the second, one
+    # served at 0.1 that bought.
+    config = EvaluationConfig(engine=ENGINE, users=10, days=2.0, warmup_days=0.0, period_days=1.0)
+    day = 86_400_000
+
+    def decision(i: int, ts: int, offer: str, propensity: float, p: float) -> Decision:
+        return Decision(
+            decision_id=f"d{i}",
+            user_id=f"u{i}",
+            ts=ts,
+            trigger_event_id=f"e{i}",
+            trigger="cart_return",
+            segment=0,
+            control=offer == NO_OFFER,
+            chosen_offer=offer,
+            policy_offer="pct10",
+            propensity=propensity,
+            scores={},
+            purchase_probs={NO_OFFER: 0.05, "pct10": p},
+            features=(),
+            expected_order_value=80.0,
+            offer_id=None,
+            expires_at=ts + 2 * day,
+            policy_version="v",
+            model_version=1,
+        )
+
+    decisions = [
+        decision(0, START_MS + 10, "pct10", 1.0, 0.3),
+        decision(1, START_MS + 20, "pct10", 1.0, 0.3),
+        decision(2, START_MS + 30, "pct10", 0.5, 0.9),
+        decision(3, START_MS + 40, NO_OFFER, 1.0, 0.9),
+        decision(4, START_MS + day + 10, "pct10", 1.0, 0.1),
+    ]
+    outcomes = [
+        Outcome(
+            f"o{i}", f"d{i}", f"u{i}", START_MS + day, OutcomeType.PURCHASE, "e", "pct10", False
+        )
+        for i in (0, 2, 3, 4)
+    ]
+    zeros = np.zeros(10)
+    run = LoopResult(zeros, zeros, 0, decisions, [], outcomes, profits_at=[zeros] * 3)
+    none = LoopResult(zeros, zeros, 0, profits_at=[zeros] * 3)
+    first, second = by_period(run, none, config)
+    assert first["offers_sent"] == 3 and second["offers_sent"] == 1
+    assert first["served"] == {
+        "offers": 2,
+        "predicted_conversion": 0.3,
+        "realised_conversion": 0.5,
+    }
+    assert second["served"] == {
+        "offers": 1,
+        "predicted_conversion": 0.1,
+        "realised_conversion": 1.0,
+    }
