@@ -15,7 +15,10 @@ nothing, as a shop has before it starts: the analysts' pre-period). For each pol
 - offers sent, discount spent, decisions, explored share;
 - ``by_response_type``: the same truth split by the simulator's response types (users,
   true incremental profit, offers sent), to see where a policy earns and where it loses
-  (e.g. sure things paid a discount, sleeping dogs contacted), which no shop can see.
+  (e.g. sure things paid a discount, sleeping dogs contacted), which no shop can see;
+- ``by_period``: the same truth per period of the deciding days (``period_days``), and the
+  offers the policy served with their logged purchase probability against the share that
+  bought (a check of the learner's confidence that needs no truth).
 """
 
 from __future__ import annotations
@@ -426,12 +429,12 @@ def format_summary(result: dict[str, Any]) -> str:
         spans = (f"days {q['from_day']:g}-{q['to_day']:g}" for q in periods)
         lines.append(f"  {'policy':<18} " + " ".join(f"{span:>17}" for span in spans))
         for name, p in result["policies"].items():
-            shares = [
+            figures = [
                 f"{q['true_incremental_profit']['value'] / users:>+8.3f} ({q['offers_sent']:>6,})"
                 for q in p.get("by_period", [])
             ]
-            if shares:
-                lines.append(f"  {name:<18} " + " ".join(shares))
+            if figures:
+                lines.append(f"  {name:<18} " + " ".join(figures))
             served = [q.get("served") for q in p.get("by_period", [])]
             if any(served):
                 lines.append(
