@@ -10,11 +10,24 @@ no-skill reference), the AUC (how well the predictions rank buyers above the oth
 calibration (predicted against observed, in bins of predicted probability). Decisions whose
 window is still open are not counted: their label is not known yet.
 
+The decisions that sent an offer are also judged apart: they are few among many ``none``
+decisions, so the day's overall calibration hides how the model rates its offers, and it is
+there that a learner goes wrong first (the policy sends the offers whose effect it
+overrates most: a new learner's first offers were predicted to convert twice as often as
+they did). Their realised share comes with its Wilson interval, so a day whose predicted
+rate lies above it says, without any ground truth, that the model overrated its offers.
+
 >>> day = dt.date(2026, 1, 1)
->>> rows = [(day, 10, 10, 1, 1.0, 3.3), (day, 80, 10, 8, 8.0, 5.0)]  # (day, bin, n, ...)
+>>> # (day, offered, bin, decisions, buyers, sum of P, sum of log-loss)
+>>> rows = [(day, 0, 10, 10, 1, 1.0, 3.3), (day, 1, 80, 10, 8, 8.0, 5.0)]
 >>> [quality] = quality_by_day(rows)
 >>> quality.decisions, quality.buyers, round(quality.auc, 3), round(quality.log_loss, 3)
 (20, 9, 0.854, 0.415)
+>>> quality.offers, quality.offers_predicted, quality.offers_bought.value
+(10, 0.8, 0.8)
+>>> [first] = quality_by_day([(day, 1, 30, 400, 60, 120.0, 150.0)])  # 30 % predicted
+>>> round(first.offers_bought.high, 3), first.offers_rated  # 15 % bought, at most 18.8 %
+(0.188, 'overrated')
 >>> [(b.low, b.decisions, round(b.observed, 2)) for b in calibration(rows)]
 [(0.1, 10, 0.1), (0.8, 10, 0.8)]
 """
@@ -29,17 +42,19 @@ from dataclasses import dataclass
 
 from clickhouse_driver import Client
 
+from streams.evaluation import Estimate, wilson_interval
+
 #: Predictions are grouped in bins of this width for the AUC (ties within a bin count half)
 #: and summed into tenths for calibration.
 BINS = 100
 
-# One row per (day, bin): decisions, buyers, sum of predictions, sum of log-losses.
+# One row per (day, offered, bin): decisions, buyers, sum of predictions, sum of log-losses.
 QUALITY_SQL = f"""
-SELECT day, bin, count() AS n, sum(converted) AS buyers, sum(p) AS sum_p,
+SELECT day, offered, bin, count() AS n, sum(converted) AS buyers, sum(p) AS sum_p,
     sum(-(converted * log(p) + (1 - converted) * log(1 - p))) AS sum_log_loss
 FROM
 (
-    SELECT decision_id, toDate(ts) AS day,
+    SELECT decision_id, toDate(ts) AS day, toUInt8(chosen_offer != 'none') AS offered,
         greatest(least(purchase_probs[indexOf(score_offers, chosen_offer)], 0.9999), 0.0001) AS p,
         toUInt32(floor(p * {BINS})) AS bin
     FROM decisions FINAL
@@ -52,11 +67,11 @@ ANY INNER JOIN
     WHERE type IN ('purchase', 'no_conversion')
     GROUP BY decision_id
 ) AS labelled USING decision_id
-GROUP BY day, bin
-ORDER BY day, bin
+GROUP BY day, offered, bin
+ORDER BY day, offered, bin
 """
 
-Row = tuple[dt.date, int, int, int, float, float]
+Row = tuple[dt.date, int, int, int, int, float, float]
 
 
 @dataclass(frozen=True)
@@ -72,6 +87,21 @@ class QualityDay:
     reference_log_loss: float
     #: nan when the day has only buyers or only non-buyers.
     auc: float
+    #: The decisions that sent an offer: how many, their mean predicted P(buy | offer) (nan
+    #: without any), and the share that bought with its 95 % Wilson interval.
+    offers: int
+    offers_predicted: float
+    offers_bought: Estimate
+
+    @property
+    def offers_rated(self) -> str:
+        """``overrated`` / ``underrated`` where the offers' predicted rate lies outside the
+        interval of the share that bought, else ``""``."""
+        if self.offers_predicted > self.offers_bought.high:
+            return "overrated"
+        if self.offers_predicted < self.offers_bought.low:
+            return "underrated"
+        return ""
 
 
 @dataclass(frozen=True)
@@ -93,17 +123,22 @@ def quality_by_day(rows: Iterable[Row]) -> list[QualityDay]:
         by_day[row[0]].append(row)
     days = []
     for day, bins in sorted(by_day.items()):
-        n = sum(r[2] for r in bins)
-        buyers = sum(r[3] for r in bins)
+        n = sum(r[3] for r in bins)
+        buyers = sum(r[4] for r in bins)
+        offered = [r for r in bins if r[1]]
+        offers = sum(r[3] for r in offered)
         days.append(
             QualityDay(
                 day,
                 n,
                 buyers,
-                sum(r[4] for r in bins) / n,
                 sum(r[5] for r in bins) / n,
+                sum(r[6] for r in bins) / n,
                 _entropy(buyers / n),
-                auc_of_bins([(r[1], r[3], r[2] - r[3]) for r in bins]),
+                auc_of_bins([(r[2], r[4], r[3] - r[4]) for r in bins]),
+                offers,
+                sum(r[5] for r in offered) / offers if offers else math.nan,
+                wilson_interval(sum(r[4] for r in offered), offers),
             )
         )
     return days
@@ -112,7 +147,7 @@ def quality_by_day(rows: Iterable[Row]) -> list[QualityDay]:
 def calibration(rows: Iterable[Row], tenths: int = 10) -> list[CalibrationBin]:
     """Predicted against observed over all days, in bins of predicted probability."""
     sums: dict[int, list[float]] = defaultdict(lambda: [0, 0, 0.0])
-    for _, b, n, buyers, sum_p, _ in rows:
+    for _, _, b, n, buyers, sum_p, _ in rows:
         s = sums[b * tenths // BINS]
         s[0], s[1], s[2] = s[0] + n, s[1] + buyers, s[2] + sum_p
     return [

@@ -603,16 +603,31 @@ def _quality_section(days: list[QualityDay]) -> str:
     rows = [
         [str(d.day), f"{d.decisions:,}", f"{d.mean_predicted:.1%}", f"{d.buyers / d.decisions:.1%}",
          f"{d.log_loss:.3f}", f"{d.reference_log_loss:.3f}",
-         "n/a" if math.isnan(d.auc) else f"{d.auc:.3f}"]
+         "n/a" if math.isnan(d.auc) else f"{d.auc:.3f}", f"{d.offers:,}",
+         *(_offers_rated(d) if d.offers else ["", ""])]
         for d in days
     ]  # fmt: skip
-    header = ["day", "decisions", "predicted", "bought", "log-loss", "no-skill", "AUC"]
+    header = ["day", "decisions", "predicted", "bought", "log-loss", "no-skill", "AUC",
+              "offers", "offers: predicted", "offers: bought [95% CI]"]  # fmt: skip
     note = (
         "each decision's P(buy | its action) when it was taken, against whether the user "
         "bought in its window; no-skill: the log-loss of predicting the day's buying rate for "
-        "everyone (lower is better); decisions whose window is open are not counted"
+        "everyone (lower is better); decisions whose window is open are not counted. Offers: "
+        "the decisions that sent one, judged apart (the policy sends the offers it rates "
+        "highest, so that is where a model's errors show first); 'overrated' where their "
+        "predicted rate lies above the interval of the share that bought (Wilson, decisions "
+        "taken as independent)"
     )
     return table(QUALITY_TITLE, header, rows) + "\n" + _wrap(note, "  ")
+
+
+def _offers_rated(day: QualityDay) -> list[str]:
+    bought = day.offers_bought
+    rated = f" {day.offers_rated}" if day.offers_rated else ""
+    return [
+        f"{day.offers_predicted:.1%}",
+        f"{bought.value:.1%} [{bought.low:.1%}, {bought.high:.1%}]{rated}",
+    ]
 
 
 def _dead_letters_section(rows: list[tuple[str, int]]) -> str:

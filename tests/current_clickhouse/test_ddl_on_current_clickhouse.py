@@ -409,6 +409,8 @@ def test_the_report_model_quality_query(loaded: ChdbClient) -> None:
     assert first.log_loss == pytest.approx(-(math.log(0.3) + math.log(0.1) + math.log(0.7)) / 3)
     assert first.auc == pytest.approx(0.25) and math.isnan(second.auc)
     assert [(b.low, b.decisions) for b in model_quality.calibration(rows)] == [(0.1, 1), (0.3, 3)]
+    # The offers apart: d1 (bought) and d4 (did not); d3 the next day.
+    assert (first.offers, first.offers_bought.value, second.offers) == (2, 0.5, 1)
 
 
 class _Committer:

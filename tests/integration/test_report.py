@@ -589,4 +589,8 @@ def test_each_prediction_is_judged_once_its_window_closed(migrated: Client) -> N
         (0.1, 1, 1.0),
         (0.3, 2, 0.5),
     ]
-    assert "log-loss" in format_report(e)
+    # All three sent an offer: judged apart too, the share that bought with its interval.
+    assert (day.offers, day.offers_predicted) == (3, pytest.approx(0.7 / 3))
+    assert day.offers_bought.value == pytest.approx(2 / 3)
+    assert day.offers_rated == ""  # 23 % predicted, 2 of 3 bought: three decisions cannot say
+    assert "log-loss" in format_report(e) and "66.7% [" in format_report(e)

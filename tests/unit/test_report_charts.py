@@ -34,7 +34,7 @@ from promo.report_figures import (
     headline,
 )
 from promo.report_html import render_html
-from streams.evaluation import Estimate
+from streams.evaluation import Estimate, wilson_interval
 from streams.off_policy import OffPolicyEstimate, TargetPolicy
 from tests.unit.test_fairness import flagged_south
 
@@ -186,9 +186,10 @@ def test_page_is_self_contained_and_escapes_producer_text() -> None:
 
 
 def test_model_quality_chart_leaves_out_a_day_without_both_outcomes() -> None:
+    no_offers = (0, math.nan, wilson_interval(0, 0))
     days = [
-        QualityDay(dt.date(2026, 1, 1), 10, 3, 0.3, 0.55, 0.61, 0.7),
-        QualityDay(dt.date(2026, 1, 2), 4, 0, 0.2, 0.2, 0.0, math.nan),  # nobody bought
+        QualityDay(dt.date(2026, 1, 1), 10, 3, 0.3, 0.55, 0.61, 0.7, *no_offers),
+        QualityDay(dt.date(2026, 1, 2), 4, 0, 0.2, 0.2, 0.0, math.nan, *no_offers),  # none bought
     ]
     bins = [CalibrationBin(0.2, 0.3, 14, 0.27, 0.21)]
     fig = quality_chart(days, bins)
