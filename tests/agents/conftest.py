@@ -139,7 +139,7 @@ class AgentHarness:
             m = future.message
             self._deliver(future, Sent(m.channel.get_topic_name(), m.key, m.value, m.partition))
 
-    async def wait_until(self, done: Callable[[AgentHarness], bool], timeout: float = 3.0) -> None:
+    async def wait_until(self, done: Callable[[AgentHarness], bool], timeout: float = 10.0) -> None:
         """Wait until ``done(self)`` holds for what the agent sent so far, or fail."""
         deadline = time.monotonic() + timeout
         while True:
