@@ -1,6 +1,6 @@
 """Which offer to send, if any, and with what probability: the decision policy.
 
-Policy ``uplift-lcb-v5`` targets *incremental* profit: for each offer a,
+Policy ``uplift-lcb-v4`` targets *incremental* profit: for each offer a,
 
     gain(a) = P(buy | a) * (margin * order value - expected discount of a)
               - P(buy | none) * margin * order value
@@ -14,12 +14,8 @@ The uplift model (``streams.uplift``) gives a posterior for every offer's effect
 policy can ask how sure it is:
 
 - **serve**: send the offer with the highest *lower* confidence bound on gain, and only if
-  that bound is positive (``z`` standard deviations of the effect's posterior) and the
-  posterior rests on the offer's decisions more than on the prior (its variance at most
-  half an untried offer's, ``SERVE_FROM_VAR``). Where there is no evidence nothing is sent:
-  no coupon "just in case", and none on two lucky purchases either (a normal posterior
-  from a handful of decisions has too thin a lower tail, and with four offers in dozens of
-  cells, some pair always looks good by luck).
+  that bound is positive (``z`` standard deviations of the effect's posterior). Where there
+  is no evidence the bound is negative and nothing is sent: no coupon "just in case".
 - **explore** (a sticky, hash-based cohort of users): the candidates are the serving choice
   and every offer that might pay (*upper* bound on gain positive) and whose effect is still
   uncertain (posterior sd above ``EXPLORE_UNTIL_SD``). Half the draws take the candidate with
@@ -32,7 +28,7 @@ Randomness comes from a hash of the decision id, not from a generator: a redeliv
 re-derives the same decision.
 
 >>> from streams.catalogue import DEFAULT_CATALOGUE
->>> from streams.uplift import UNTRIED_EFFECT_VAR, Belief
+>>> from streams.uplift import Belief
 >>> offers = ("pct10", "pct20", "free_shipping", "bundle15")
 >>> sure = Belief(0.1, dict.fromkeys(offers, 1.5), dict.fromkeys(offers, 0.01))
 >>> rates = dict.fromkeys(offers, 0.9)
@@ -54,7 +50,7 @@ from dataclasses import dataclass, field
 
 from schemas.decisions import NO_OFFER
 from streams.catalogue import OfferSpec
-from streams.uplift import UNTRIED_EFFECT_VAR, Belief
+from streams.uplift import Belief
 
 _UNIT = float(1 << 64)
 #: Share of exploring decisions that take the offer with the highest upper bound.
@@ -62,9 +58,6 @@ OPTIMISM = 0.5
 #: An offer is explored for users like this one only while its effect is this uncertain
 #: (posterior sd, log-odds): the exploration budget is a precision, not a share forever.
 EXPLORE_UNTIL_SD = 0.3
-#: An offer is served only where its effect's posterior variance is at most this: half an
-#: untried offer's, i.e. the offer's own decisions say at least as much as the prior.
-SERVE_FROM_VAR = UNTRIED_EFFECT_VAR / 2
 
 
 def unit_hash(*parts: str) -> float:
@@ -164,8 +157,6 @@ def choose_offer(
         )
         scores[code], probs[code] = round(p * net - baseline, 6), round(p, 6)
         lows[code], highs[code] = min(bounds), max(bounds)
-        if belief.effect_var[code] > SERVE_FROM_VAR:
-            lows[code] = min(lows[code], 0.0)  # a bound on too little evidence serves nothing
         if highs[code] > 0 and belief.effect_var[code] > EXPLORE_UNTIL_SD**2:
             uncertain.append(code)
     best = max(lows, key=lambda a: lows[a], default=NO_OFFER)
