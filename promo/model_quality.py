@@ -7,8 +7,10 @@ known; its label is whether the user bought within the window, known once the wi
 in the order it was made (prequential evaluation): per UTC day of the decision, the
 log-loss (with the log-loss of always predicting that day's buying rate beside it, the
 no-skill reference), the AUC (how well the predictions rank buyers above the others), and
-calibration (predicted against observed, in bins of predicted probability). Decisions whose
-window is still open are not counted: their label is not known yet.
+calibration (predicted against observed, in bins of predicted probability). A decision is
+counted once it has its label: a purchase (possibly before its window closed) or the
+window's close without one. So the latest two days (the window) lean towards buyers until
+their windows close: read their "bought" as provisional.
 
 The decisions that sent an offer are also judged apart: they are few among many ``none``
 decisions, so the day's overall calibration hides how the model rates its offers, and it is
@@ -95,13 +97,11 @@ class QualityDay:
 
     @property
     def offers_rated(self) -> str:
-        """``overrated`` / ``underrated`` where the offers' predicted rate lies outside the
-        interval of the share that bought, else ``""``."""
-        if self.offers_predicted > self.offers_bought.high:
-            return "overrated"
-        if self.offers_predicted < self.offers_bought.low:
-            return "underrated"
-        return ""
+        """``overrated`` where the offers' predicted rate lies above the interval of the share
+        that bought, else ``""``. Never "underrated": a window that buys is counted before it
+        closes and one that does not only at its close, so a recent day's share is high until
+        its windows have closed, and a low prediction there says nothing."""
+        return "overrated" if self.offers_predicted > self.offers_bought.high else ""
 
 
 @dataclass(frozen=True)
