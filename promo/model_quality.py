@@ -41,6 +41,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from clickhouse_driver import Client
 
@@ -73,7 +74,17 @@ GROUP BY day, offered, bin
 ORDER BY day, offered, bin
 """
 
-Row = tuple[dt.date, int, int, int, int, float, float]
+
+class Row(NamedTuple):
+    """One row of ``QUALITY_SQL``, its columns by name: the query's layout in one place."""
+
+    day: dt.date
+    offered: int
+    bin: int
+    decisions: int
+    buyers: int
+    sum_p: float
+    sum_log_loss: float
 
 
 @dataclass(frozen=True)
@@ -114,42 +125,42 @@ class CalibrationBin:
 
 
 def read_rows(client: Client) -> list[Row]:
-    return [tuple(r) for r in client.execute(QUALITY_SQL)]
+    return [Row(*r) for r in client.execute(QUALITY_SQL)]
 
 
-def quality_by_day(rows: Iterable[Row]) -> list[QualityDay]:
+def quality_by_day(rows: Iterable[Sequence[Any]]) -> list[QualityDay]:
     by_day: dict[dt.date, list[Row]] = defaultdict(list)
-    for row in rows:
-        by_day[row[0]].append(row)
+    for row in map(Row._make, rows):
+        by_day[row.day].append(row)
     days = []
     for day, bins in sorted(by_day.items()):
-        n = sum(r[3] for r in bins)
-        buyers = sum(r[4] for r in bins)
-        offered = [r for r in bins if r[1]]
-        offers = sum(r[3] for r in offered)
+        n = sum(r.decisions for r in bins)
+        buyers = sum(r.buyers for r in bins)
+        offered = [r for r in bins if r.offered]
+        offers = sum(r.decisions for r in offered)
         days.append(
             QualityDay(
                 day,
                 n,
                 buyers,
-                sum(r[5] for r in bins) / n,
-                sum(r[6] for r in bins) / n,
+                sum(r.sum_p for r in bins) / n,
+                sum(r.sum_log_loss for r in bins) / n,
                 _entropy(buyers / n),
-                auc_of_bins([(r[2], r[4], r[3] - r[4]) for r in bins]),
+                auc_of_bins([(r.bin, r.buyers, r.decisions - r.buyers) for r in bins]),
                 offers,
-                sum(r[5] for r in offered) / offers if offers else math.nan,
-                wilson_interval(sum(r[4] for r in offered), offers),
+                sum(r.sum_p for r in offered) / offers if offers else math.nan,
+                wilson_interval(sum(r.buyers for r in offered), offers),
             )
         )
     return days
 
 
-def calibration(rows: Iterable[Row], tenths: int = 10) -> list[CalibrationBin]:
+def calibration(rows: Iterable[Sequence[Any]], tenths: int = 10) -> list[CalibrationBin]:
     """Predicted against observed over all days, in bins of predicted probability."""
     sums: dict[int, list[float]] = defaultdict(lambda: [0, 0, 0.0])
-    for _, _, b, n, buyers, sum_p, _ in rows:
-        s = sums[b * tenths // BINS]
-        s[0], s[1], s[2] = s[0] + n, s[1] + buyers, s[2] + sum_p
+    for r in map(Row._make, rows):
+        s = sums[r.bin * tenths // BINS]
+        s[0], s[1], s[2] = s[0] + r.decisions, s[1] + r.buyers, s[2] + r.sum_p
     return [
         CalibrationBin(k / tenths, (k + 1) / tenths, int(n), p / n, buyers / n)
         for k, (n, buyers, p) in sorted(sums.items())
