@@ -50,7 +50,7 @@ test: up ## the whole suite against real servers: unit, agents, integration, doc
 	PROMO_REQUIRE_SERVERS=1 $(BIN)/pytest
 
 test-unit: install ## unit and agent tests and doctests only; no servers needed
-	$(BIN)/pytest tests/unit tests/agents streams schemas
+	$(BIN)/pytest tests/unit tests/agents streams schemas promo
 
 # Production runs the current ClickHouse image; only 18.16 runs as a server here. chdb is that
 # current engine in-process: a large extra (~0.8 GB), installed for this target only.

@@ -8,16 +8,17 @@ in the order it was made (prequential evaluation): per UTC day of the decision, 
 log-loss (with the log-loss of always predicting that day's buying rate beside it, the
 no-skill reference), the AUC (how well the predictions rank buyers above the others), and
 calibration (predicted against observed, in bins of predicted probability). A decision is
-counted once it has its label: a purchase (possibly before its window closed) or the
-window's close without one. So the latest two days (the window) lean towards buyers until
-their windows close: read their "bought" as provisional.
+counted only once its window has closed by the store's clock (the latest decision logged):
+a buyer is known the moment it buys but a non-buyer only at the close, so counting labels as
+they come would lean the latest days (a window's length) towards buyers.
 
 The decisions that sent an offer are also judged apart: they are few among many ``none``
 decisions, so the day's overall calibration hides how the model rates its offers, and it is
 there that a learner goes wrong first (the policy sends the offers whose effect it
 overrates most: a new learner's first offers were predicted to convert twice as often as
 they did). Their realised share comes with its Wilson interval, so a day whose predicted
-rate lies above it says, without any ground truth, that the model overrated its offers.
+rate lies above it says, without any ground truth, that the model overrated its offers (and
+one below it, that it underrated them).
 
 >>> day = dt.date(2026, 1, 1)
 >>> # (day, offered, bin, decisions, buyers, sum of P, sum of log-loss)
@@ -30,6 +31,8 @@ rate lies above it says, without any ground truth, that the model overrated its 
 >>> [first] = quality_by_day([(day, 1, 30, 400, 60, 120.0, 150.0)])  # 30 % predicted
 >>> round(first.offers_bought.high, 3), first.offers_rated  # 15 % bought, at most 18.8 %
 (0.188, 'overrated')
+>>> quality_by_day([(day, 1, 5, 400, 60, 20.0, 150.0)])[0].offers_rated  # 5 % predicted
+'underrated'
 >>> [(b.low, b.decisions, round(b.observed, 2)) for b in calibration(rows)]
 [(0.1, 10, 0.1), (0.8, 10, 0.8)]
 """
@@ -51,7 +54,11 @@ from streams.evaluation import Estimate, wilson_interval
 #: and summed into tenths for calibration.
 BINS = 100
 
-# One row per (day, offered, bin): decisions, buyers, sum of predictions, sum of log-losses.
+# The store's clock: the latest decision logged (milliseconds).
+CLOCK_SQL = "SELECT max(ts_ms) FROM decisions"
+
+# One row per (day, offered, bin): decisions, buyers, sum of predictions, sum of log-losses,
+# over the decisions whose window closed by %(as_of_ms)s.
 QUALITY_SQL = f"""
 SELECT day, offered, bin, count() AS n, sum(converted) AS buyers, sum(p) AS sum_p,
     sum(-(converted * log(p) + (1 - converted) * log(1 - p))) AS sum_log_loss
@@ -61,7 +68,7 @@ FROM
         greatest(least(purchase_probs[indexOf(score_offers, chosen_offer)], 0.9999), 0.0001) AS p,
         toUInt32(floor(p * {BINS})) AS bin
     FROM decisions FINAL
-    WHERE indexOf(score_offers, chosen_offer) > 0
+    WHERE indexOf(score_offers, chosen_offer) > 0 AND toUInt64(expires_at) * 1000 <= %(as_of_ms)s
 ) AS predicted
 ANY INNER JOIN
 (
@@ -109,10 +116,10 @@ class QualityDay:
     @property
     def offers_rated(self) -> str:
         """``overrated`` where the offers' predicted rate lies above the interval of the share
-        that bought, else ``""``. Never "underrated": a window that buys is counted before it
-        closes and one that does not only at its close, so a recent day's share is high until
-        its windows have closed, and a low prediction there says nothing."""
-        return "overrated" if self.offers_predicted > self.offers_bought.high else ""
+        that bought, ``underrated`` where below it, else ``""``."""
+        if self.offers_predicted > self.offers_bought.high:
+            return "overrated"
+        return "underrated" if self.offers_predicted < self.offers_bought.low else ""
 
 
 @dataclass(frozen=True)
@@ -124,8 +131,11 @@ class CalibrationBin:
     observed: float
 
 
-def read_rows(client: Client) -> list[Row]:
-    return [Row(*r) for r in client.execute(QUALITY_SQL)]
+def read_rows(client: Client, as_of_ms: int | None = None) -> list[Row]:
+    """The decisions whose window closed by ``as_of_ms`` (default: the store's clock)."""
+    if as_of_ms is None:
+        ((as_of_ms,),) = client.execute(CLOCK_SQL)
+    return [Row(*r) for r in client.execute(QUALITY_SQL, {"as_of_ms": as_of_ms or 0})]
 
 
 def quality_by_day(rows: Iterable[Sequence[Any]]) -> list[QualityDay]:

@@ -612,12 +612,12 @@ def _quality_section(days: list[QualityDay]) -> str:
     note = (
         "each decision's P(buy | its action) when it was taken, against whether the user "
         "bought in its window; no-skill: the log-loss of predicting the day's buying rate for "
-        "everyone (lower is better); a decision counts once it bought or its window closed, so the "
-        "last two days lean towards buyers until their windows close. Offers: "
-        "the decisions that sent one, judged apart (the policy sends the offers it rates "
-        "highest, so that is where a model's errors show first); 'overrated' where their "
-        "predicted rate lies above the interval of the share that bought (Wilson, decisions "
-        "taken as independent)"
+        "everyone (lower is better); a decision counts once its window has closed by the latest "
+        "decision's time (counted as they come, buyers would be known before non-buyers). "
+        "Offers: the decisions that sent one, judged apart (the policy sends the offers it "
+        "rates highest, so that is where a model's errors show first); 'overrated' or "
+        "'underrated' where their predicted rate lies above or below the interval of the share "
+        "that bought (Wilson, decisions taken as independent)"
     )
     return table(QUALITY_TITLE, header, rows) + "\n" + _wrap(note, "  ")
 

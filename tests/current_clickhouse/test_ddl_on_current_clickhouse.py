@@ -402,8 +402,10 @@ def test_the_report_spend_and_suppression_sections(loaded: ChdbClient) -> None:
 
 def test_the_report_model_quality_query(loaded: ChdbClient) -> None:
     # d1 (P 0.3, bought), d2 (control, P(buy | none) 0.1, bought), d4 (0.3, did not) on the
-    # first day; d3 (0.3, did not) after midnight. Every row was written twice.
-    rows = model_quality.read_rows(loaded)
+    # first day; d3 (0.3, did not) after midnight. Every row was written twice. By the store's
+    # clock (d3, the latest decision) every window is open; a day after them all are closed.
+    assert model_quality.read_rows(loaded) == []
+    rows = model_quality.read_rows(loaded, as_of_ms=TS + 3 * DAY)
     first, second = model_quality.quality_by_day(rows)
     assert (first.decisions, first.buyers, second.decisions, second.buyers) == (3, 2, 1, 0)
     assert first.log_loss == pytest.approx(-(math.log(0.3) + math.log(0.1) + math.log(0.7)) / 3)

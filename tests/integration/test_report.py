@@ -557,11 +557,20 @@ def test_report_shows_spend_per_day_and_suppressions_by_reason(migrated: Client)
 def _load_predictions(client: Client) -> None:
     """Four treated decisions with the model's prediction logged (the others log none): two
     bought, one did not, the last one's window is still open."""
-    logged = [("q1", 0.3, "buy"), ("q2", 0.1, "buy"), ("q3", 0.3, "none"), ("q4", 0.6, None)]
+    # q1-q4 at TS, their windows closed by the store's clock (q6, two days later); q5 bought
+    # a day later, its window still open: not counted yet.
+    logged = [
+        ("q1", 0.3, "buy", 0),
+        ("q2", 0.1, "buy", 0),
+        ("q3", 0.3, "none", 0),
+        ("q4", 0.6, None, 0),
+        ("q5", 0.9, "buy", DAY_MS),
+        ("q6", 0.5, None, 2 * DAY_MS),
+    ]
     decisions, outcomes = [], []
-    for name, p, outcome in logged:
+    for name, p, outcome, later in logged:
         d = replace(
-            _decision(name, f"u-{name}", False, 0, "pct10", TS),
+            _decision(name, f"u-{name}", False, 0, "pct10", TS + later),
             scores={"none": 0.0, "pct10": 1.0},
             purchase_probs={"none": 0.05, "pct10": p},
         )
