@@ -124,7 +124,7 @@ class Belief:
         if action not in self.effect_mean:
             return self.baseline
         effect = self.effect_mean[action] + shift * math.sqrt(self.effect_var[action])
-        return _sigmoid(_logit(self.baseline) + effect)
+        return sigmoid(logit(self.baseline) + effect)
 
 
 class UpliftModel:
@@ -204,7 +204,7 @@ class UpliftModel:
         expected = _clip(e0 / n0) if n0 else predicted
         a0 = k0 + BASELINE_PSEUDO * expected
         b0 = n0 - k0 + BASELINE_PSEUDO * (1.0 - expected)
-        rate = _sigmoid(_logit(predicted) + math.log(a0 / b0) - _logit(expected))
+        rate = sigmoid(logit(predicted) + math.log(a0 / b0) - logit(expected))
         # The same evidence (a0 + b0 decisions), centred on this prediction.
         return rate * (a0 + b0), (1.0 - rate) * (a0 + b0)
 
@@ -337,9 +337,9 @@ def _clip(p: float) -> float:
     return min(max(p, 1e-4), 1.0 - 1e-4)
 
 
-def _logit(p: float) -> float:
+def logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
 
-def _sigmoid(x: float) -> float:
+def sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))

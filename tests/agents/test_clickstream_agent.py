@@ -547,7 +547,7 @@ async def test_budget_ledger_is_kept_with_its_partition_and_suppressions_are_sen
 ) -> None:
     users = [f"user-{n}" for n in range(12)]
     async with clickstream_agent(
-        explore_share=1.0, control_share=0.0, daily_budget=80.0, batch_size=2 * len(users)
+        explore_share=1.0, control_share=0.0, daily_budget=40.0, batch_size=2 * len(users)
     ) as h:
         for user in users:
             await send(h, view(user, f"{user}-v", T0), partition=5)
@@ -562,7 +562,7 @@ async def test_budget_ledger_is_kept_with_its_partition_and_suppressions_are_sen
         assert entry.partition == 5 and entry.value == h.promo.user_state.data[key]
         ledger = BudgetLedger.from_bytes(entry.value)
         assert sum(ledger.today) == 2 * len(users)  # every decision point is traffic
-        assert 0 < ledger.spent <= 80.0 / h.settings.topic_partitions
+        assert 0 < ledger.spent <= 40.0 / h.settings.topic_partitions
         assert len(h.offers) == sum(1 for d in h.decisions if d["chosen_offer"] != NO_OFFER)
 
         suppressions = [s.json() for s in h.on(h.settings.topic_suppressions)]
