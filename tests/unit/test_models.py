@@ -11,6 +11,7 @@ import pytest
 from streams.errors import ModelError
 from streams.feature_vector import FEATURE_INDEX, FEATURE_NAMES
 from streams.models import ModelSnapshot
+from streams.uplift import CELL_SPREAD, EFFECT_PRIOR_SD
 
 ACTIONS = ("none", "pct10")
 
@@ -124,6 +125,53 @@ def test_users_who_clicked_offers_are_not_lent_everyone_elses_effect() -> None:
     assert sum(b.effect_mean["pct10"] for b in clicked) / 3 > 0.8
     ignored = model.belief(answered(0.0, 1.0), "cart_return")
     assert abs(ignored.effect_mean["pct10"]) < 0.15
+
+
+# Behaviour cells of users never shown an offer: browsing (no purchase) and buying histories.
+HISTORIES = [(0.0, 5.0), (0.0, 25.0), (0.0, 80.0), (1.0, 200.0), (1.0, 40.0), (3.0, 30.0)]
+
+
+def test_cells_of_one_or_two_offered_decisions_do_not_add_up_to_an_effect() -> None:
+    # The offer changes nothing (8 % buy either way); it was tried once or twice in each of
+    # 18 cells. A cell's own log-odds ratio (half-decision correction) reads +1.2 for one
+    # decision without a purchase at 8 %: averaged over the cells, that made a confident
+    # effect of about +1 the offer did not have, and the policy sent it to everyone.
+    rng = random.Random(11)
+    snapshot = ModelSnapshot.initial(ACTIONS, n_segments=2, seed=1)
+    for purchases, views in HISTORIES:
+        for trigger in ("view", "add_to_cart", "cart_return"):
+            x = user(purchases, views)
+            for _ in range(400):
+                snapshot.learn(x, trigger, "none", int(rng.random() < 0.08), redeemed=False)
+            for _ in range(rng.choice([1, 2])):
+                snapshot.learn(x, trigger, "pct10", int(rng.random() < 0.08), redeemed=True)
+    for purchases, views in HISTORIES:
+        b = snapshot.response.belief(user(purchases, views), "cart_return")
+        mean, sd = b.effect_mean["pct10"], math.sqrt(b.effect_var["pct10"])
+        assert abs(mean) < 0.3 and mean - 0.84 * sd < 0  # no evidence of an effect: none served
+
+
+def test_the_only_cell_an_offer_was_tried_in_is_not_counted_twice() -> None:
+    # Two decisions, both bought, where 6 % buy without the offer: hopeful, but the cell's
+    # decisions are the whole evidence. Used as the prior (the overall effect) and again as
+    # the likelihood, they came out nearly a log-odds more sure (3.0 against 2.0 here), and
+    # in the closed loop the policy served that offer to thousands on two purchases.
+    snapshot = ModelSnapshot.initial(ACTIONS, n_segments=2, seed=1)
+    x = user(0.0, 80.0)
+    for i in range(1000):
+        snapshot.learn(x, "cart_return", "none", int(i % 50 < 3), redeemed=False)
+    for _ in range(2):
+        snapshot.learn(x, "cart_return", "pct10", 1, redeemed=True)
+    b = snapshot.response.belief(x, "cart_return")
+    # One level: the effect's prior (overall and the cell's deviation), then the two decisions.
+    p0 = b.purchase_probability("none")
+    prior_var = EFFECT_PRIOR_SD**2 + CELL_SPREAD**2
+
+    def log_posterior(effect: float) -> float:
+        return -(effect**2) / (2 * prior_var) - 2 * math.log1p((1 - p0) / p0 * math.exp(-effect))
+
+    alone = max((t / 1000 for t in range(-3000, 4000)), key=log_posterior)
+    assert b.effect_mean["pct10"] == pytest.approx(alone, abs=0.1)
 
 
 def test_an_untried_offer_stays_uncertain_however_much_else_is_known() -> None:
