@@ -20,6 +20,7 @@ from clickhouse_driver import Client
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import TopicAlreadyExistsError
 
 from chaos.harness import (
     PipelineNames,
@@ -106,7 +107,16 @@ class Run:
     def create_topics(self, *roles: str) -> None:
         admin = KafkaAdminClient(bootstrap_servers=self.servers.bootstrap_servers)
         try:
-            admin.create_topics([NewTopic(self.topic(role), PARTITIONS, 1) for role in roles])
+            for role in roles:
+                try:
+                    admin.create_topics([NewTopic(self.topic(role), PARTITIONS, 1)])
+                except TopicAlreadyExistsError:
+                    # Seen once in CI after the broker came back empty: a request retried
+                    # while it started, or a dying worker's client recreating it. Fine if
+                    # it is the topic asked for.
+                    (found,) = admin.describe_topics([self.topic(role)])
+                    if len(found["partitions"]) != PARTITIONS:
+                        raise
         finally:
             admin.close()
 
