@@ -248,7 +248,7 @@ def _model_quality(page: _Page, e: Evaluation) -> None:
         "Each decision's predicted P(buy | the action taken), made before its outcome was "
         "known, against whether the user bought within its window (a decision counts once its "
         "window has closed by the latest decision's time, so buyers and non-buyers are "
-        "counted alike). 'No skill': "
-        "the log-loss of predicting each day's buying rate for everyone. Points on the "
-        "diagonal are well calibrated; marker size shows how many decisions a point holds."
+        "counted alike). 'No skill': the log-loss of predicting each day's buying rate for "
+        "everyone. Points on the diagonal are well calibrated; marker size shows how many "
+        "decisions a point holds."
     )
