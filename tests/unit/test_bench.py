@@ -36,6 +36,7 @@ MODULES = [
     "benchmarks.memory",
     "benchmarks.server_cpu",
     "benchmarks.table",
+    "benchmarks.settings_ab",
     "chaos.harness",
 ]
 
