@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from benchmarks.latency import send_paced
@@ -42,36 +43,61 @@ METHOD = (
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     waits = [int(w) for w in args.waits.split(",") if w]
-    print(json.dumps(measure(args.rate, args.seconds, waits), indent=2))
+    held = [int(h) for h in args.held.split(",") if h]
+    print(json.dumps(measure(args.rate, args.seconds, waits, held, args.held_wait), indent=2))
 
 
-def measure(rate: float, seconds: float, waits: list[int]) -> dict[str, Any]:
+def measure(
+    rate: float, seconds: float, waits: list[int], held: list[int], held_wait: int
+) -> dict[str, Any]:
+    """Broker cores per phase: the sender alone, a tailing consumer at each of ``waits``,
+    then at ``held_wait`` on a topic already holding each of ``held`` records, sent one per
+    batch (as a worker's small deliveries leave its output topics). Each phase has a topic
+    of its own."""
     servers = Servers.from_environment()
     servers.check()
     broker = {"broker": server_pids(servers)["broker"]}
     bootstrap = servers.bootstrap_servers
-    topic = f"bench-fetch-{uuid.uuid4().hex[:8]}"
+    plan: list[tuple[str, int | None, int]] = [("sender_only", None, 0)]
+    plan += [(f"tailing_at_{w}_ms", w, 0) for w in waits]
+    plan += [(f"tailing_at_{held_wait}_ms_holding_{n}", held_wait, n) for n in held]
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    phases: dict[str, Any] = {}
     try:
-        phases: dict[str, Any] = {}
-        for i, wait in enumerate([None, *waits]):
-            events = shop_events(round(rate * seconds), 90 + i, run_id=f"fetch{i}", days=1.0)
-            with _Tailing(bootstrap, topic, wait) as tailing:
-                span = CpuSpan(broker)
-                started = time.monotonic()
-                send_paced(Clickstream(bootstrap, topic), events, rate)
-                cpu = span.seconds()["broker"]
-                elapsed = time.monotonic() - started
-            name = "sender_only" if wait is None else f"tailing_at_{wait}_ms"
+        for i, (name, wait, holding) in enumerate(plan):
+            topic = f"bench-fetch-{uuid.uuid4().hex[:8]}"
+            admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+            try:
+                _hold(bootstrap, topic, holding)
+                events = shop_events(round(rate * seconds), 90 + i, run_id=f"fetch{i}", days=1.0)
+                with _Tailing(bootstrap, topic, wait) as tailing:
+                    span = CpuSpan(broker)
+                    started = time.monotonic()
+                    send_paced(Clickstream(bootstrap, topic), events, rate)
+                    cpu = span.seconds()["broker"]
+                    elapsed = time.monotonic() - started
+            finally:
+                admin.delete_topics([topic])
             phases[name] = {
                 "broker_cores": None if cpu is None else round(cpu / elapsed, 3),
                 "records_read": tailing.read,
             }
     finally:
-        admin.delete_topics([topic])
         admin.close()
     return {"method": METHOD, "rate": rate, "phases": phases}
+
+
+def _hold(bootstrap: list[str], topic: str, records: int) -> None:
+    """``records`` small records on ``topic``, each a batch (and a request) of its own."""
+    if not records:
+        return
+    producer = KafkaProducer(bootstrap_servers=bootstrap, batch_size=0, linger_ms=0)
+    try:
+        for i in range(records):
+            producer.send(topic, key=f"u{i % 1000}".encode(), value=b"{}")
+        producer.flush(timeout=120)
+    finally:
+        producer.close()
 
 
 class _Tailing:
@@ -120,6 +146,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate", type=float, default=2200.0, help="events/s sent")
     parser.add_argument("--seconds", type=float, default=20.0, help="of each phase")
     parser.add_argument("--waits", default="10,50,200,1000", help="fetch max waits, ms")
+    parser.add_argument("--held", default="0,20000,80000", help="records a topic holds first")
+    parser.add_argument("--held-wait", type=int, default=50, help="fetch max wait with --held")
     return parser
 
 
