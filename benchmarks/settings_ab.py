@@ -5,11 +5,12 @@
     python -m benchmarks.settings_ab '{}' '{"PROMO_BATCH_SIZE": "2000"}' --rates 2200,3000
 
 Each variant is a JSON object of ``PROMO_*`` overrides on the local profile. In turn, and
-again for every ``--rounds``, a fresh worker with the variant drains the same backlog (its
-catch-up rate, until ClickHouse holds everything, as in ``promo bench``), then is fed fresh
-users at each paced rate (event -> decision latency, the worker's and the broker's CPU in
-cores). One JSON line per measurement. On a shared 2-core machine absolute figures drift
-from run to run; the variants' differences within one run are what to read.
+again for every ``--rounds``, a fresh worker with the variant drains the same backlog, on a
+topic of its own (its catch-up rate, until ClickHouse holds everything, as in ``promo
+bench``), then is fed fresh users at each paced rate (event -> decision latency, the
+worker's and the broker's CPU in cores). One JSON line per measurement. On a shared 2-core
+machine absolute figures drift from run to run; the variants' differences within one run
+are what to read.
 """
 
 from __future__ import annotations
@@ -48,12 +49,15 @@ def measure(
     servers.check()
     pids = server_pids(servers)
     lines: list[dict[str, Any]] = []
-    with isolated_run(servers, "ab-backlog", {}) as source:
-        topic, users = produce_backlog(source, events, seed=11)
-        _, backlog = transport_ceiling(servers.bootstrap_servers, topic, events, users, pids)
-        for round_ in range(1, rounds + 1):
-            for variant in variants:
-                log(f"round {round_}: {variant}")
+    for round_ in range(1, rounds + 1):
+        for variant in variants:
+            log(f"round {round_}: {variant}")
+            # The same backlog on a topic of its own: the paced phases add to the topic the
+            # worker reads, and the next variant must not read them as backlog.
+            with isolated_run(servers, "ab-backlog", {}) as source:
+                topic, users = produce_backlog(source, events, seed=11)
+                bootstrap = servers.bootstrap_servers
+                _, backlog = transport_ceiling(bootstrap, topic, events, users, pids)
                 for line in _one_variant(servers, backlog, pids, variant, rates, seconds):
                     lines.append({"variant": variant, "round": round_, **line})
     return lines
