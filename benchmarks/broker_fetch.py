@@ -4,12 +4,13 @@ Tansu holds a fetch for its whole max wait even when data arrives (Kafka answers
 the worker's consumer asks for a short wait locally (``PROMO_CONSUMER_FETCH_MAX_WAIT_MS``):
 a long one would be latency. This measures what the short one costs the broker::
 
-    python -m benchmarks.broker_fetch --rate 2200 --waits 10,50,200,1000
+    python -m benchmarks.broker_fetch --rate 2200 --waits 10,50,200,1000 --held 0,20000
 
 Fresh simulated users are sent at ``--rate`` (as ``promo bench``'s latency phase sends
-them) to a topic of their own, first with nobody reading, then with one plain aiokafka
-consumer tailing it at each fetch wait; the broker's CPU over each phase, in cores, is
-printed as one JSON object.
+them) to a topic of their own per phase: first with nobody reading, then with one plain
+aiokafka consumer tailing it at each fetch wait, then at ``--held-wait`` on a topic that
+already holds ``--held`` records in one-record batches (a worker's output topics fill so).
+The broker's CPU over each phase, in cores, is printed as one JSON object.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ from chaos.servers import PARTITIONS, Servers
 
 METHOD = (
     "fresh simulated users sent at the rate to a topic of their own, first with nobody "
-    "reading, then with one plain aiokafka consumer tailing it at each fetch max wait; the "
-    "broker's CPU (/proc) over each phase, in cores"
+    "reading, then with one plain aiokafka consumer tailing it at each fetch max wait, then "
+    "on topics already holding that many one-record batches; the broker's CPU (/proc) over "
+    "each phase, in cores"
 )
 
 
