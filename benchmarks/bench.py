@@ -36,7 +36,7 @@ from chaos.backlog import DAYS
 from chaos.servers import PARTITIONS, Servers, isolated_run
 from promo.settings import Settings
 
-#: About 6.5 minutes in all on 2 cores (each 100,000 events add about 55 s to some 2.5
+#: About 8 minutes in all on 2 cores (each 100,000 events add about 55 s to some 4
 #: minutes of start-ups, clean-ups and the latency phases); --quick about 1.5.
 DEFAULT_EVENTS = 400_000
 QUICK_EVENTS = 20_000

@@ -297,7 +297,7 @@ def _parser() -> argparse.ArgumentParser:
         "--events",
         type=int,
         default=None,
-        help="backlog events (default: sized for about 6.5 minutes on 2 cores)",
+        help="backlog events (default: sized for about 8 minutes on 2 cores)",
     )
     bench.add_argument("--quick", action="store_true", help="a smoke run of a minute or two")
     command("settings", _settings, "Print the effective settings (secrets masked).")
