@@ -87,9 +87,13 @@ def writes_per_event(writes: int | None, events: int) -> float | None:
 
 
 @contextmanager
-def pipeline_run(servers: Servers, backlog: Backlog, label: str) -> Iterator[Run]:
-    """An isolated run whose workers read the backlog's topic."""
-    with isolated_run(servers, label, {"PROMO_TOPIC_CLICKSTREAM": backlog.topic}) as run:
+def pipeline_run(
+    servers: Servers, backlog: Backlog, label: str, overrides: dict[str, str] | None = None
+) -> Iterator[Run]:
+    """An isolated run whose workers read the backlog's topic, with settings ``overrides``
+    on the local profile."""
+    pinned = {"PROMO_TOPIC_CLICKSTREAM": backlog.topic, **(overrides or {})}
+    with isolated_run(servers, label, pinned) as run:
         yield run
 
 

@@ -22,9 +22,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from benchmarks.ceilings import Backlog, produce_backlog, transport_ceiling
-from benchmarks.figures import latency_summary
 from benchmarks.latency import paced_latency
-from benchmarks.pipeline import drain
+from benchmarks.pipeline import drain, pipeline_run
 from benchmarks.server_cpu import server_pids
 from chaos.servers import Servers, isolated_run
 
@@ -72,8 +71,7 @@ def _one_variant(
     seconds: float,
 ) -> list[dict[str, Any]]:
     """A fresh worker with ``variant`` through the backlog, then each paced rate."""
-    pinned = {"PROMO_TOPIC_CLICKSTREAM": backlog.topic, **variant}
-    with isolated_run(servers, "ab", pinned) as run:
+    with pipeline_run(servers, backlog, "ab", variant) as run:
         apart = variant.get("PROMO_SINKS_IN_WORKER") == "false"
         one = drain(run, backlog, 1, pids, 120 + backlog.events / 200, sinks_apart=apart)
         lines: list[dict[str, Any]] = [
@@ -94,14 +92,14 @@ def _one_variant(
                 committed_before=committed,
             )
             committed += phase.events_sent
-            broker = phase.server_cpu_seconds.get("broker")
+            figures = phase.to_json()
             lines.append(
                 {
                     "rate": rate,
-                    "event_to_decision": latency_summary([ms for _, ms in phase.to_decision]),
-                    "drain_seconds_after_last_send": round(phase.drain_seconds, 1),
-                    "worker_cores": round(phase.worker_cpu_seconds / phase.seconds, 2),
-                    "broker_cores": None if broker is None else round(broker / phase.seconds, 2),
+                    "event_to_decision": figures["event_to_decision"],
+                    "drain_seconds_after_last_send": figures["drain_seconds_after_last_send"],
+                    "worker_cores": figures["worker_cpu_share_of_a_core"],
+                    "broker_cores": figures.get("broker_cpu_share_of_a_core"),
                 }
             )
     return lines

@@ -62,8 +62,6 @@ EFFECT_PRIOR_SD = 1.0
 #: evidence to estimate it from; then the data say (``_between_cell_variance``), up to the max.
 CELL_SPREAD = 0.5
 MAX_CELL_SPREAD = 1.0
-#: The effect's variance where an offer has never been tried (the prior's, both levels).
-UNTRIED_EFFECT_VAR = EFFECT_PRIOR_SD**2 + CELL_SPREAD**2
 #: A cell joins the estimate of how much cells differ once its offered decisions count this
 #: many buyers and this many non-buyers: below that its own log-odds ratio is mostly noise
 #: and the half-decision correction's bias.
