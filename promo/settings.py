@@ -132,7 +132,7 @@ class Settings(BaseSettings):
     )
 
     # --- policy ----------------------------------------------------------------------------------
-    policy_version: str = Field("uplift-lcb-v6", min_length=1)
+    policy_version: str = Field("uplift-lcb-v7", min_length=1)
     offer_catalogue: Path | None = Field(None, description="JSON offer catalogue; default built in")
     control_share: float = Field(0.1, ge=0.0, lt=1.0, description="Share of users held out")
     holdout_salt: str = Field(

@@ -1,6 +1,6 @@
 """Which offer to send, if any, and with what probability: the decision policy.
 
-Policy ``uplift-lcb-v6`` targets *incremental* profit: for each offer a,
+Policy ``uplift-lcb-v7`` targets *incremental* profit: for each offer a,
 
     gain(a) = P(buy | a) * (margin * order value - expected discount of a)
               - P(buy | none) * margin * order value

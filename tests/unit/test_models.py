@@ -148,7 +148,8 @@ def test_cells_of_one_or_two_offered_decisions_do_not_add_up_to_an_effect() -> N
     for purchases, views in HISTORIES:
         b = snapshot.response.belief(user(purchases, views), "cart_return")
         mean, sd = b.effect_mean["pct10"], math.sqrt(b.effect_var["pct10"])
-        assert abs(mean) < 0.3 and mean - 0.84 * sd < 0  # no evidence of an effect: none served
+        # The bug read about +1; one of these cells reads +0.30 by chance (its decisions bought).
+        assert abs(mean) < 0.4 and mean - 0.84 * sd < 0  # no evidence of an effect: none served
 
 
 def test_the_only_cell_an_offer_was_tried_in_is_not_counted_twice() -> None:
@@ -278,3 +279,23 @@ def test_a_damaged_snapshot_is_refused() -> None:
     assert damaged != data
     with pytest.raises(ModelError, match="checksum"):
         ModelSnapshot.from_bytes(damaged)
+
+
+def test_a_rarely_seen_feature_does_not_swamp_the_no_offer_baseline() -> None:
+    # 10 % buy without an offer, whether or not they clicked an earlier one; one decision in
+    # 500 is a clicker's. Standardised, one clicked offer stands about 20 sd out, and the
+    # weight a few clickers' labels leave behind sent their P(buy | none) to 0.1-0.5 % or
+    # 99.99 %: the users offers move most were valued as if they never bought.
+    def clicker() -> tuple[float, ...]:
+        v = list(user(0.0, 60.0))
+        v[FEATURE_INDEX["offers_shown_30d"]] = 2.0
+        v[FEATURE_INDEX["offers_clicked_30d"]] = 1.0
+        return tuple(v)
+
+    for seed in range(4):
+        rng = random.Random(seed)
+        snapshot = ModelSnapshot.initial(ACTIONS, n_segments=2, seed=1)
+        for i in range(5000):
+            x = clicker() if i % 500 == 250 else user(0.0, 60.0)
+            snapshot.learn(x, "cart_return", "none", int(rng.random() < 0.1), redeemed=False)
+        assert 0.04 < snapshot.response.belief(clicker(), "cart_return").baseline < 0.25
