@@ -213,6 +213,7 @@ class UpliftModel:
         return _clip(float(proba.get(True, 0.5)))
 
     def _scaled(self, raw: dict[str, float]) -> dict[str, float]:
+        """The standardised features the baseline reads, each within ``MAX_Z`` sd."""
         scaled = self._scaler.transform_one(raw)  # type: ignore[no-untyped-call]
         return {name: min(max(z, -MAX_Z), MAX_Z) for name, z in scaled.items()}
 

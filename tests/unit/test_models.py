@@ -24,6 +24,14 @@ def user(purchases: float, views: float = 20.0) -> tuple[float, ...]:
     return tuple(v)
 
 
+def answered(clicked: float, purchases: float, views: float = 30.0) -> tuple[float, ...]:
+    """A user shown two offers in 30 days, ``clicked`` of them clicked."""
+    v = list(user(purchases, views))
+    v[FEATURE_INDEX["offers_shown_30d"]] = 2.0
+    v[FEATURE_INDEX["offers_clicked_30d"]] = clicked
+    return tuple(v)
+
+
 def test_learns_that_the_offer_helps_only_some_users() -> None:
     # Ground truth: the coupon lifts buying from 10 % to 40 % for users who never bought,
     # nothing for regular buyers (50 % either way).
@@ -106,12 +114,6 @@ def test_users_who_clicked_offers_are_not_lent_everyone_elses_effect() -> None:
     # (pooled with everyone, the clickers' cells came out at 0.3-0.5).
     snapshot = ModelSnapshot.initial(ACTIONS, n_segments=2, seed=1)
     rng = random.Random(3)
-
-    def answered(clicked: float, purchases: float, views: float = 30.0) -> tuple[float, ...]:
-        v = list(user(purchases, views))
-        v[FEATURE_INDEX["offers_shown_30d"]] = 2.0
-        v[FEATURE_INDEX["offers_clicked_30d"]] = clicked
-        return tuple(v)
 
     for i in range(20000):
         clicker = i % 50 == 0
@@ -286,16 +288,11 @@ def test_a_rarely_seen_feature_does_not_swamp_the_no_offer_baseline() -> None:
     # 500 is a clicker's. Standardised, one clicked offer stands about 20 sd out, and the
     # weight a few clickers' labels leave behind sent their P(buy | none) to 0.1-0.5 % or
     # 99.99 %: the users offers move most were valued as if they never bought.
-    def clicker() -> tuple[float, ...]:
-        v = list(user(0.0, 60.0))
-        v[FEATURE_INDEX["offers_shown_30d"]] = 2.0
-        v[FEATURE_INDEX["offers_clicked_30d"]] = 1.0
-        return tuple(v)
-
+    clicker = answered(1.0, 0.0, 60.0)
     for seed in range(4):
         rng = random.Random(seed)
         snapshot = ModelSnapshot.initial(ACTIONS, n_segments=2, seed=1)
         for i in range(5000):
-            x = clicker() if i % 500 == 250 else user(0.0, 60.0)
+            x = clicker if i % 500 == 250 else user(0.0, 60.0)
             snapshot.learn(x, "cart_return", "none", int(rng.random() < 0.1), redeemed=False)
-        assert 0.04 < snapshot.response.belief(clicker(), "cart_return").baseline < 0.25
+        assert 0.04 < snapshot.response.belief(clicker, "cart_return").baseline < 0.25
