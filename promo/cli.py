@@ -233,6 +233,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--seed", type=int, default=101, help="random seed (default 101)")
     ev.add_argument(
+        "--decisions-out",
+        type=Path,
+        metavar="DIR",
+        help="also write each policy's decisions, with their window's outcome and the user's "
+        "true response type, to DIR/<policy>.jsonl (a diagnosis: where a policy earns)",
+    )
+    ev.add_argument(
         "--period-days",
         type=float,
         default=7.0,
@@ -517,7 +524,11 @@ def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
             return sql_estimate(settings, policy, run)
 
         on_progress = None if simulated.disable else simulated.update
-        result = evaluate(config, None if args.no_sql else estimate, on_progress)
+        if args.decisions_out is not None:
+            args.decisions_out.mkdir(parents=True, exist_ok=True)
+        result = evaluate(
+            config, None if args.no_sql else estimate, on_progress, args.decisions_out
+        )
     if args.json:
         print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     else:

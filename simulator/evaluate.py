@@ -27,13 +27,15 @@ import math
 import multiprocessing
 import queue
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
+from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
 import numpy as np
+import orjson
 
 from schemas.decisions import NO_OFFER
 from schemas.outcomes import OutcomeType
@@ -56,6 +58,7 @@ from streams.abuse import OFF as ABUSE_OFF
 from streams.engine import DecisionEngine, EngineConfig, Policy
 from streams.models import ModelSnapshot
 from streams.policy import in_control_group, in_explore_cohort
+from streams.uplift import cell_of
 
 #: Sim start: a Monday 00:00 UTC, so runs line up on the daily cycle whatever the date.
 START_MS = 1_700_438_400_000
@@ -113,10 +116,12 @@ def evaluate(
     config: EvaluationConfig,
     sql_estimate: SqlEstimate | None = None,
     on_progress: Callable[[float], object] | None = None,
+    decisions_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Run every policy and the no-offer world; the JSON-ready summary. ``on_progress`` is
     told the simulated hours each run played, hour by hour, whichever worker process plays
-    it (``simulated_hours`` in all)."""
+    it (``simulated_hours`` in all). ``decisions_dir``: where each policy's decisions are
+    written, one JSON line each (``decision_rows``), as ``<policy>.jsonl``."""
     population = _population(config)
     names = [name for name in config.policies if name != "none"]
     hours: multiprocessing.Queue[float] | None = (
@@ -154,6 +159,10 @@ def evaluate(
         if sql_estimate is not None:
             policies[name]["sql_estimate"] = sql_estimate(name, run)
         policies[name]["by_period"] = by_period(run, baseline, config)
+        if decisions_dir is not None:
+            with (decisions_dir / f"{name}.jsonl").open("wb") as out:
+                rows = decision_rows(run, dict(zip(ids, types.tolist(), strict=True)))
+                out.writelines(orjson.dumps(row) + b"\n" for row in rows)
         if name in ("learned", "learned_ungated"):
             diff = run.profits - baseline.profits
             policies[name]["true_incremental_profit_explore_cohort"] = round(
@@ -344,6 +353,38 @@ def by_period(
             }
         periods.append(period)
     return periods
+
+
+def decision_rows(run: LoopResult, type_of: Mapping[str, str]) -> Iterator[dict[str, Any]]:
+    """Each decision of a run as a diagnosis reads it: the cell the uplift model put it in,
+    what the policy chose and expected, what happened in its window, and the user's true
+    response type (``type_of`` a user id), which no shop knows. Where a policy
+    earns or loses shows here decision by decision; two of them found v7's clipped baseline
+    and the users the observable oracle earns from (README, "Judging policies")."""
+    seen: dict[str, set[OutcomeType]] = {}
+    for outcome in run.outcomes:
+        seen.setdefault(outcome.decision_id, set()).add(OutcomeType(outcome.type))
+    for d in run.decisions:
+        happened = seen.get(d.decision_id, set())
+        yield {
+            "decision_id": d.decision_id,
+            "ts": d.ts,
+            "user_id": d.user_id,
+            "response_type": type_of[d.user_id],
+            "trigger": d.trigger,
+            "cell": cell_of(d.features, d.trigger),
+            "control": d.control,
+            "policy_offer": d.policy_offer,
+            "chosen_offer": d.chosen_offer,
+            "propensity": d.propensity,
+            "purchase_probs": d.purchase_probs,
+            "scores": d.scores,
+            "expected_order_value": d.expected_order_value,
+            "shown": OutcomeType.SHOWN in happened,
+            "clicked": OutcomeType.CLICKED in happened,
+            "purchased": OutcomeType.PURCHASE in happened,
+            "redeemed": OutcomeType.REDEEMED in happened,
+        }
 
 
 def by_response_type(

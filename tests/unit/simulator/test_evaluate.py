@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 
 from schemas.decisions import NO_OFFER, Decision
@@ -209,3 +211,30 @@ def test_served_offers_say_what_they_predicted_and_what_happened() -> None:
         "predicted_conversion": 0.1,
         "realised_conversion": 1.0,
     }
+
+
+def test_each_decision_is_written_with_its_outcome_and_the_users_true_type(
+    tmp_path: Path,
+) -> None:
+    config = EvaluationConfig(
+        engine=ENGINE,
+        users=300,
+        days=3.0,
+        warmup_days=2.0,
+        seed=11,
+        workers=1,
+        policies=("none", "random"),
+    )
+    result = evaluate(config, decisions_dir=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["random.jsonl"]
+    rows = [orjson.loads(line) for line in (tmp_path / "random.jsonl").read_bytes().splitlines()]
+    assert len(rows) == result["policies"]["random"]["decisions"] > 0
+    types = {u.user_id: u.response_type.value for u in build_population(300, seed=11).users}
+    assert all(r["response_type"] == types[r["user_id"]] for r in rows)
+    offered = [r for r in rows if r["chosen_offer"] != NO_OFFER]
+    assert offered and all(r["cell"].endswith(r["trigger"]) for r in rows)
+    # Only a decision whose offer reached the user can have it shown, clicked or redeemed.
+    assert any(r["shown"] for r in offered) and any(r["clicked"] for r in offered)
+    assert not any(r["shown"] or r["clicked"] or r["redeemed"] for r in rows if r not in offered)
+    assert 0 < sum(r["purchased"] for r in rows) < len(rows)
+    assert all(r["purchased"] for r in rows if r["redeemed"])
