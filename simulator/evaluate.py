@@ -148,6 +148,7 @@ def evaluate(
     )
     types = np.array([u.response_type.value for u in population.users])
     hunters = types == ResponseType.COUPON_HUNTER.value
+    type_of = dict(zip(ids, types.tolist(), strict=True))
     policies = {}
     if "none" in config.policies:
         policies["none"] = summarise(baseline, baseline, control)
@@ -161,8 +162,7 @@ def evaluate(
         policies[name]["by_period"] = by_period(run, baseline, config)
         if decisions_dir is not None:
             with (decisions_dir / f"{name}.jsonl").open("wb") as out:
-                rows = decision_rows(run, dict(zip(ids, types.tolist(), strict=True)))
-                out.writelines(orjson.dumps(row) + b"\n" for row in rows)
+                out.writelines(orjson.dumps(row) + b"\n" for row in decision_rows(run, type_of))
         if name in ("learned", "learned_ungated"):
             diff = run.profits - baseline.profits
             policies[name]["true_incremental_profit_explore_cohort"] = round(
@@ -358,9 +358,9 @@ def by_period(
 def decision_rows(run: LoopResult, type_of: Mapping[str, str]) -> Iterator[dict[str, Any]]:
     """Each decision of a run as a diagnosis reads it: the cell the uplift model put it in,
     what the policy chose and expected, what happened in its window, and the user's true
-    response type (``type_of`` a user id), which no shop knows. Where a policy
-    earns or loses shows here decision by decision; two of them found v7's clipped baseline
-    and the users the observable oracle earns from (README, "Judging policies")."""
+    response type (``type_of`` a user id), which no shop knows. Where a policy earns or
+    loses shows here decision by decision: such dumps found the baseline error v7 fixed and
+    the users the observable oracle earns from (README, "Judging policies")."""
     seen: dict[str, set[OutcomeType]] = {}
     for outcome in run.outcomes:
         seen.setdefault(outcome.decision_id, set()).add(OutcomeType(outcome.type))
