@@ -524,8 +524,6 @@ def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
             return sql_estimate(settings, policy, run)
 
         on_progress = None if simulated.disable else simulated.update
-        if args.decisions_out is not None:
-            args.decisions_out.mkdir(parents=True, exist_ok=True)
         result = evaluate(
             config, None if args.no_sql else estimate, on_progress, args.decisions_out
         )

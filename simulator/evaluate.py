@@ -124,6 +124,8 @@ def evaluate(
     written, one JSON line each (``decision_rows``), as ``<policy>.jsonl``."""
     population = _population(config)
     names = [name for name in config.policies if name != "none"]
+    if decisions_dir is not None:  # before the runs: a path that cannot be a folder fails now
+        decisions_dir.mkdir(parents=True, exist_ok=True)
     hours: multiprocessing.Queue[float] | None = (
         multiprocessing.Queue() if on_progress is not None else None
     )
@@ -363,7 +365,7 @@ def decision_rows(run: LoopResult, type_of: Mapping[str, str]) -> Iterator[dict[
     the users the observable oracle earns from (README, "Judging policies")."""
     seen: dict[str, set[OutcomeType]] = {}
     for outcome in run.outcomes:
-        seen.setdefault(outcome.decision_id, set()).add(OutcomeType(outcome.type))
+        seen.setdefault(outcome.decision_id, set()).add(outcome.type)
     for d in run.decisions:
         happened = seen.get(d.decision_id, set())
         yield {
