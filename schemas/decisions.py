@@ -54,6 +54,9 @@ class Decision:
     #: The user's abuse score at the decision (``streams.abuse``); at or above the threshold
     #: the offer is withheld (a suppression with reason ``abuse``).
     abuse_score: float = 0.0
+    #: The category ``policy_offer`` is on, for a category offer (``streams.catalogue``);
+    #: empty for an offer on the whole order, or none.
+    target_category: str = ""
 
     @classmethod
     def from_json_dict(cls, data: dict[str, Any]) -> Decision:

@@ -29,7 +29,10 @@ class Offer:
     segment: int
     policy_version: str
     model_version: int
-    schema_version: int = 1
+    schema_version: int = 2
+    #: A category offer's category (its discount applies to those lines only); None for an
+    #: offer on the whole order. New in schema version 2.
+    target_category: str | None = None
 
     @classmethod
     def from_json_dict(cls, data: dict[str, Any]) -> Offer:

@@ -12,12 +12,12 @@ that saves most, with probability ``COUPON_USE``.
 >>> from simulator.population import build_population, ResponseType
 >>> users = build_population(300, seed=1).users
 >>> dog = next(u for u in users if u.response_type is ResponseType.SLEEPING_DOG)
->>> session_conversion(dog, [("percent_off", 20.0)]) < dog.conversion
+>>> session_conversion(dog, [("percent_off", 20.0, 1.0)]) < dog.conversion
 True
 >>> fan = next(u for u in users if u.response_type is ResponseType.PERSUADABLE)
 >>> p0 = fan.conversion
->>> p0 < session_conversion(fan, [("percent_off", 10.0)]) < session_conversion(
-...     fan, [("percent_off", 20.0)])
+>>> p0 < session_conversion(fan, [("percent_off", 10.0, 1.0)]) < session_conversion(
+...     fan, [("percent_off", 20.0, 1.0)])
 True
 >>> offer_discount("bundle", 15.0, gross=80.0, units=1), offer_discount("bundle", 15.0, 80.0, 2)
 (0.0, 12.0)
@@ -43,31 +43,34 @@ PUBLIC_CODE = "SAVE3"
 PUBLIC_CODE_KIND, PUBLIC_CODE_VALUE = "fixed_off", 3.0
 
 
-def perceived_saving(user: UserTraits, kind: str, value: float) -> float:
+def perceived_saving(user: UserTraits, kind: str, value: float, scope: float = 1.0) -> float:
     """The share of a typical order the offer saves this user: what drives their response.
 
     Free shipping is worth much on a small basket and little on a large one; a bundle discount
-    only to those whose orders (often) hold two units or more.
+    only to those whose orders (often) hold two units or more. ``scope``: the share of their
+    orders a category offer's discount covers (``UserTraits.spend_share``): 20 % off a
+    category they spend half on saves them 10 % of an order, as they see it.
     """
     if kind == "percent_off":
-        return value / 100.0
+        return value / 100.0 * scope
     if kind == "bundle":
         qualifying = 1.0 - user.single_unit_share * (1.0 - BUNDLE_NUDGE)
         return value / 100.0 * qualifying
     if kind == "free_shipping":
         return value / (user.order_value_mean + value)
     if kind == "fixed_off":
-        return min(1.0, value / user.order_value_mean)
+        return min(scope, value / user.order_value_mean) if scope > 0 else 0.0
     return 0.0
 
 
-def session_conversion(user: UserTraits, offers: Iterable[tuple[str, float]]) -> float:
-    """Probability that a session ends in a purchase, given the active offers' (kind, value).
+def session_conversion(user: UserTraits, offers: Iterable[tuple[str, float, float]]) -> float:
+    """Probability that a session ends in a purchase, given the active offers' (kind, value,
+    scope) (scope: ``perceived_saving``).
 
     With no offer it is the user's own ``conversion``. With offers, the best one counts (people
     act on the best deal they hold); a sleeping dog's contact penalty applies once.
     """
-    savings = [perceived_saving(user, kind, value) for kind, value in offers]
+    savings = [perceived_saving(user, kind, value, scope) for kind, value, scope in offers]
     if not savings:
         return user.conversion
     profile = user.profile
@@ -97,9 +100,12 @@ def reduces_order_total(kind: str) -> bool:
     return kind != "free_shipping"
 
 
-def expected_order(user: UserTraits, kind: str | None, value: float) -> tuple[float, float]:
+def expected_order(
+    user: UserTraits, kind: str | None, value: float, scope: float = 1.0
+) -> tuple[float, float]:
     """(expected order value, expected discount if the coupon is used) for an order placed
-    while an offer of ``kind`` is active; ``kind=None`` for no offer.
+    while an offer of ``kind`` is active; ``kind=None`` for no offer. ``scope``: the share of
+    the order a category offer's discount covers (its category's expected share).
 
     Mirrors the shop's checkout: lines are independent, so an order's expected value is lines
     times ``unit_price_mean`` times ``MEAN_QUANTITY``; the bundle nudge adds a line to a
@@ -115,7 +121,7 @@ def expected_order(user: UserTraits, kind: str | None, value: float) -> tuple[fl
         # Orders still of a single unit (no nudge) get no bundle discount.
         one_unit_value = user.single_unit_share * (1.0 - BUNDLE_NUDGE) * user.unit_price_mean
         return gross, value / 100.0 * (gross - one_unit_value)
-    return gross, offer_discount(kind, value, gross, units=2)
+    return gross, offer_discount(kind, value, gross * scope, units=2)
 
 
 def _logit(p: float) -> float:

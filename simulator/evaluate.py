@@ -264,6 +264,7 @@ def engine_factory(
         cfg.attribution_window_ms / 3_600_000,
         cfg.offer_ttl_ms / 3_600_000,
         cfg.gross_margin,
+        population.assortment.categories,
     )
 
     base, ungated = name.removesuffix(UNGATED), name.endswith(UNGATED)
@@ -378,6 +379,7 @@ def decision_rows(run: LoopResult, type_of: Mapping[str, str]) -> Iterator[dict[
             "control": d.control,
             "policy_offer": d.policy_offer,
             "chosen_offer": d.chosen_offer,
+            "target_category": d.target_category,
             "propensity": d.propensity,
             "purchase_probs": d.purchase_probs,
             "scores": d.scores,

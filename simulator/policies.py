@@ -51,11 +51,14 @@ def _choice(action: str, propensity: float = 1.0) -> Choice:
 
 @dataclass(frozen=True, slots=True)
 class RandomPolicy:
+    """Uniform over ``actions`` that can be sent at the decision (``context.offers``)."""
+
     actions: tuple[str, ...]
 
     def choose(self, context: DecisionContext) -> Choice:
-        k = len(self.actions)
-        return _choice(self.actions[min(int(context.draw * k), k - 1)], 1.0 / k)
+        actions = _available(self.actions, context)
+        k = len(actions)
+        return _choice(actions[min(int(context.draw * k), k - 1)], 1.0 / k)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +69,16 @@ class PropensityPolicy:
     def choose(self, context: DecisionContext) -> Choice:
         belief = context.models.response.belief(context.features, context.trigger)
         likely = belief.purchase_probability(NO_OFFER) >= self.threshold
-        return _choice(self.offer if likely else NO_OFFER)
+        sendable = self.offer in _available((self.offer,), context)
+        return _choice(self.offer if likely and sendable else NO_OFFER)
+
+
+def _available(actions: tuple[str, ...], context: DecisionContext) -> tuple[str, ...]:
+    """The ``actions`` the engine lets a policy take here (``none`` always)."""
+    if not context.offers:
+        return actions
+    codes = {o.code for o in context.offers}
+    return tuple(a for a in actions if a == NO_OFFER or a in codes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +90,18 @@ class ActionValues:
     window_hours: float
     ttl_hours: float
     margin: float
+    #: The assortment's categories, in order (what a category offer's target is among).
+    categories: tuple[str, ...] = ()
 
-    def profits(self, user: UserTraits) -> dict[str, float]:
+    def profits(self, user: UserTraits, context: DecisionContext | None = None) -> dict[str, float]:
+        """Every action's true expected profit; with a ``context``, only the offers the
+        engine lets a policy send there, a category offer's on the category it targets."""
+        offers = (context.offers or self.catalogue) if context is not None else self.catalogue
+        targets = context.targets if context is not None else {}
         out = {}
-        for offer in (None, *self.catalogue):
+        for offer in (None, *offers):
+            target = targets.get(offer.code) if offer is not None else None
+            index = self.categories.index(target) if target in self.categories else -1
             row = action_truth(
                 user,
                 offer,
@@ -89,6 +109,8 @@ class ActionValues:
                 offer_ttl_hours=self.ttl_hours,
                 gross_margin=self.margin,
                 in_session=True,
+                scope=user.spend_share(index) if target is not None else None,
+                categories=self.categories,
             )
             out[row.action] = row.expected_profit
         return out
@@ -105,13 +127,15 @@ class OraclePolicy:
     def __init__(self, population: Population, values: ActionValues) -> None:
         self._values = values
         self._users = {u.user_id: u for u in population.users}
-        self._cache: dict[str, Choice] = {}
+        self._cache: dict[tuple[str, ...], Choice] = {}
 
     def choose(self, context: DecisionContext) -> Choice:
-        choice = self._cache.get(context.user_id)
+        # The same user decides alike wherever the same offers, on the same categories, can go.
+        key = (context.user_id, *(o.code for o in context.offers), *context.targets.values())
+        choice = self._cache.get(key)
         if choice is None:
             user = self._users[context.user_id]
-            choice = self._cache[context.user_id] = _best(self._values.profits(user))
+            choice = self._cache[key] = _best(self._values.profits(user, context))
         return choice
 
 
@@ -128,17 +152,12 @@ class CellOraclePolicy:
         self._values = values
         self._users = {u.user_id: u for u in population.users}
         self._min = min_decisions
-        self._truth: dict[str, dict[str, float]] = {}
         #: cell -> decisions seen there, and per action the sum of their true expected profit
         self._seen: Counter[str] = Counter()
         self._sums: dict[str, Counter[str]] = {}
 
     def choose(self, context: DecisionContext) -> Choice:
-        truth = self._truth.get(context.user_id)
-        if truth is None:
-            truth = self._truth[context.user_id] = self._values.profits(
-                self._users[context.user_id]
-            )
+        truth = self._values.profits(self._users[context.user_id], context)
         cell = cell_of(context.features, context.trigger)
         self._seen[cell] += 1
         sums = self._sums.setdefault(cell, Counter())
@@ -209,7 +228,7 @@ class ObservableOraclePolicy:
         total = sum(probs)
         profits: dict[str, float] = {}
         for p, traits in zip(probs, pseudo, strict=True):
-            for action, value in self._values.profits(traits).items():
+            for action, value in self._values.profits(traits, context).items():
                 profits[action] = profits.get(action, 0.0) + p / total * value
         return _best(profits)
 

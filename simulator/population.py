@@ -135,6 +135,15 @@ class UserTraits:
     remove_rate: float = REMOVE_RATE
     #: A hunter's ring of accounts (-1: none); every account of a ring uses its coupons.
     ring: int = -1
+    #: The expected share of the user's spending that goes to each category (the
+    #: assortment's order): what a discount on one category saves them, as they see it.
+    category_spend: tuple[float, ...] = ()
+
+    def spend_share(self, category: int | None) -> float:
+        """The expected share of an order a discount on ``category`` covers (None: all)."""
+        if category is None:
+            return 1.0
+        return self.category_spend[category] if 0 <= category < len(self.category_spend) else 0.0
 
     @property
     def profile(self) -> ResponseProfile:
@@ -235,6 +244,7 @@ def build_population(
                 order_value_mean=(1.0 + x) * unit_price * MEAN_QUANTITY,
                 single_unit_share=QUANTITY_CDF[0] * math.exp(-x),
                 public_code_use=casual_code_use,
+                category_spend=tuple(float(v) for v in weights * mean_prices / unit_price),
             )
         )
     if coupon_hunters > 0:

@@ -26,7 +26,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from schemas.offers import Offer
 from simulator.config import HOUR_MS, SimulationConfig, SimulationSummary, default_start_ms
 from simulator.malformed import MalformedInjector, Message
-from simulator.population import build_population
+from simulator.population import Population, build_population
 from simulator.shop import DAY_MS, OfferReceipt, Shop
 from simulator.truth import ground_truth
 from streams.errors import ConfigError, ServerUnavailable
@@ -63,7 +63,7 @@ def run_simulation(
     injector = MalformedInjector(config.malformed_share, config.run_id, config.seed)
     _ensure_topics(config)
     if config.clickhouse_url:
-        _store_truth(config, population.users)
+        _store_truth(config, population)
     run = _Run(config, shop, injector, wall_start_ms)
     try:
         run.play(start_ms, end_ms, on_progress or (lambda hours: None))
@@ -231,16 +231,17 @@ def _offers_consumer(config: SimulationConfig, wait_seconds: float = 15.0) -> Ka
     return consumer
 
 
-def _store_truth(config: SimulationConfig, users: Any) -> None:
+def _store_truth(config: SimulationConfig, population: Population) -> None:
     from promo.clickhouse import connect_url  # clickhouse_driver only when a URL is given
     from simulator import truth_store
 
     rows = ground_truth(
-        users,
+        population.users,
         config.catalogue,
         window_hours=config.window_hours,
         offer_ttl_hours=config.offer_ttl_hours,
         gross_margin=config.gross_margin,
+        categories=population.assortment.categories,
     )
     assert config.clickhouse_url is not None
     client = connect_url(config.clickhouse_url, config.clickhouse_password)

@@ -160,6 +160,7 @@ class Shop:
         self.run_id = run_id
         self.stats = ShopStats()
         self._assortment = population.assortment
+        self._category_index = {c: k for k, c in enumerate(population.assortment.categories)}
         root = np.random.SeedSequence(seed, spawn_key=(1,))  # population.py uses (0,)
         behaviour_seed, response_seed = root.spawn(2)
         n = len(population.users)
@@ -338,7 +339,9 @@ class Shop:
         """Buy with the probability of this moment's offers, or abandon the cart."""
         rng, traits = shopper.rng, shopper.traits
         active = shopper.active_offers(ts)
-        p = session_conversion(traits, [(h.offer.kind, h.offer.value) for h in active])
+        p = session_conversion(
+            traits, [(h.offer.kind, h.offer.value, self._scope(traits, h.offer)) for h in active]
+        )
         buys = rng.random() < p
         if traits.response_type is ResponseType.COUPON_HUNTER:
             buys = self._hunter_buys(shopper, buys, active)
@@ -404,7 +407,10 @@ class Shop:
             "order_total": gross,
             "items": items,
         }
-        savings = [(offer_discount(h.offer.kind, h.offer.value, gross, units), h) for h in active]
+        savings = [
+            (offer_discount(h.offer.kind, h.offer.value, _covered(items, h.offer), units), h)
+            for h in active
+        ]
         applicable = [(d, h) for d, h in savings if d > 0]
         ledger = shopper.ledger
         ledger.orders += 1
@@ -428,6 +434,12 @@ class Shop:
             order["order_total"] = round(max(0.0, gross - discount), 2)
             order["coupon_code"] = PUBLIC_CODE
         return order
+
+    def _scope(self, traits: UserTraits, offer: Offer) -> float:
+        """The share of the user's orders the offer's discount covers, as they expect it."""
+        if offer.target_category is None:
+            return 1.0
+        return traits.spend_share(self._category_index.get(offer.target_category, -1))
 
     def _end_session(self, shopper: _Shopper, i: int, ts: int) -> None:
         shopper.session_id = None
@@ -501,3 +513,12 @@ def _clip(value: float, bounds: tuple[int, int]) -> int:
 def _quantity(rng: np.random.Generator) -> int:
     u = rng.random()
     return 1 + sum(u >= c for c in QUANTITY_CDF[:-1])
+
+
+def _covered(items: tuple[LineItem, ...], offer: Offer) -> float:
+    """The value of the order's lines an offer's discount applies to: all of them, or a
+    category offer's category's (none: the coupon does not apply)."""
+    target = offer.target_category
+    return round(
+        sum(line.price * line.quantity for line in items if target in (None, line.category)), 2
+    )

@@ -58,7 +58,7 @@ from simulator.behaviour import (
     session_conversion,
 )
 from simulator.population import HUNTER_ACCOUNTS, UserTraits
-from streams.catalogue import OfferSpec
+from streams.catalogue import INTEREST, OfferSpec
 
 HOUR_MS = 3_600_000
 
@@ -84,8 +84,17 @@ def action_truth(
     offer_ttl_hours: float = 48.0,
     gross_margin: float = 0.3,
     in_session: bool = False,
+    scope: float | None = None,
+    categories: Sequence[str] = (),
 ) -> TruthRow:
     """The truth for one user and one action (``offer=None`` is "send nothing").
+
+    ``scope``: the share of the user's orders a category offer covers (the expected share of
+    its category: ``UserTraits.spend_share``). By default: for an offer on the category of
+    the user's interest, the category they spend most on, the one its target usually is (the
+    engine picks it from the cart at the decision, ``streams.catalogue``); for an offer on a
+    named category, its share (``categories``: the assortment's names, in order); 1 for an
+    offer on the whole order.
 
     ``in_session``: the decision is taken during a session whose checkout is still to come
     (a cart add, a return to the cart): that checkout is the first chance to buy, with the
@@ -103,7 +112,9 @@ def action_truth(
         return _row(user, NO_OFFER, p_buy, p_buy * plain_value, discount, gross_margin)
 
     life = min(offer_ttl_hours, window_hours)
-    p1 = session_conversion(user, [(offer.kind, offer.value)])
+    if scope is None:
+        scope = _scope(user, offer.category, categories)
+    p1 = session_conversion(user, [(offer.kind, offer.value, scope)])
     # The running session, or the session a click opens (a hunter's click opens none).
     clicked_in = user.profile.click if user.profile.click_opens_session else 0.0
     now1 = p1 if in_session else clicked_in * p1
@@ -115,7 +126,7 @@ def action_truth(
     buy_later = (1.0 - now1) * none_while_active * (1.0 - none_after)
     p_active = REACH * buy_active
     p_buy = p_active + REACH * buy_later + (1.0 - REACH) * (1.0 - stay_away)
-    offer_value, discount = expected_order(user, offer.kind, offer.value)
+    offer_value, discount = expected_order(user, offer.kind, offer.value, scope)
     revenue = p_active * offer_value + (p_buy - p_active) * plain_value
     # Our coupon when used, else the public code a user who uses one would have paid with.
     paid_active = COUPON_USE * discount + (1.0 - COUPON_USE) * _public_code_discount(
@@ -130,6 +141,14 @@ def action_truth(
         extra = COUPON_USE * (discount - _public_code_discount(user, plain_value))
         discounts += (HUNTER_ACCOUNTS - 1) * mates_buy * extra
     return _row(user, offer.code, p_buy, revenue, discounts, gross_margin)
+
+
+def _scope(user: UserTraits, category: str | None, categories: Sequence[str]) -> float:
+    if category is None:
+        return 1.0
+    if category == INTEREST:
+        return max(user.category_spend, default=1.0)
+    return user.spend_share(categories.index(category) if category in categories else -1)
 
 
 def _public_code_discount(user: UserTraits, order_value: float) -> float:
@@ -161,9 +180,11 @@ def ground_truth(
     offer_ttl_hours: float = 48.0,
     gross_margin: float = 0.3,
     in_session: bool = True,
+    categories: Sequence[str] = (),
 ) -> list[TruthRow]:
     """Every user's truth for ``"none"`` and each catalogue offer, user by user, for a
-    decision taken in a session (the engine's decision points are cart moments)."""
+    decision taken in a session (the engine's decision points are cart moments);
+    ``categories``: the assortment's, for offers on a named category."""
     actions: list[OfferSpec | None] = [None, *catalogue]
     return [
         action_truth(
@@ -173,6 +194,7 @@ def ground_truth(
             offer_ttl_hours=offer_ttl_hours,
             gross_margin=gross_margin,
             in_session=in_session,
+            categories=categories,
         )
         for user in users
         for offer in actions

@@ -5,7 +5,8 @@ Rules:
 - ``offer_shown`` / ``offer_clicked`` events count for the decision whose offer they name, once.
 - A purchase at time t counts for *every* open decision of the user taken at or before t whose
   window has not closed (its label is "bought within the window", which is what the response
-  model predicts). It is a redemption for the decision whose coupon it uses.
+  model predicts). It is a redemption for the decision whose coupon it uses; for a category
+  offer, only if the purchase holds a line of its category (or lists no line categories).
 - Every decision's training example is emitted when its window closes, positive or negative,
   with whether its coupon was redeemed. Learning a positive the moment it happens but a
   negative only 48 h later would show the learner mostly positives at first and bias every
@@ -56,10 +57,13 @@ class OpenDecision:
     order_value: float = 0.0
     #: The abuse gate withheld this decision's offer: its window closes without a label.
     gated: bool = False
+    #: A category offer's category: only a purchase with a line of it can redeem the offer.
+    target: str | None = None
 
     def to_compact(self) -> list[Any]:
-        # ``gated`` only when set: an ungated row keeps format 3's length, which the previous
-        # version reads (``streams.user_state``, format 4).
+        # ``gated`` only when set (or a target follows), ``target`` only when set: a row
+        # without them keeps format 3's length, which older versions read
+        # (``streams.user_state``, formats 4 and 5).
         row = [
             self.decision_id,
             self.ts,
@@ -77,6 +81,8 @@ class OpenDecision:
             self.trigger,
             self.order_value,
         ]
+        if self.target:
+            return [*row, self.gated, self.target]
         return [*row, True] if self.gated else row
 
     @classmethod
@@ -176,7 +182,11 @@ def _attribute_purchase(
     for d in open_decisions:
         if not d.ts <= event.ts < d.expires_at:
             continue
-        redeemed = d.coupon_code is not None and event.coupon_code == d.coupon_code
+        redeemed = (
+            d.coupon_code is not None
+            and event.coupon_code == d.coupon_code
+            and _holds_target(event, d.target)
+        )
         spec = offers.get(d.action)
         discount = coupon_discount(spec, total, items_total) if redeemed and spec else 0.0
         kinds = (
@@ -190,6 +200,16 @@ def _attribute_purchase(
         if not d.converted:
             d.order_value = round(items_total if items_total > 0 else total + discount, 2)
         d.converted = True
+
+
+def _holds_target(purchase: ClickEvent, target: str | None) -> bool:
+    """Whether a purchase can redeem an offer on ``target`` (None: the whole order): it has a
+    line of that category. A purchase that lists no line categories is taken at its word
+    (the shop applied the code, which it does only to the category)."""
+    if target is None:
+        return True
+    categories = [line.category for line in purchase.items if line.category is not None]
+    return not categories or target in categories
 
 
 def close_expired(

@@ -2,7 +2,15 @@
 
 A catalogue is a JSON list of entries (``PROMO_OFFER_CATALOGUE`` names the file)::
 
-    [{"code": "pct10", "kind": "percent_off", "value": 10, "title": "10 % off your order"}]
+    [{"code": "pct10", "kind": "percent_off", "value": 10, "title": "10 % off your order"},
+     {"code": "cat20", "kind": "percent_off", "value": 20, "category": "interest",
+      "title": "20 % off {category}"}]
+
+An entry with a ``category`` is a *category offer*: its discount applies only to the order's
+lines of that category. ``"interest"`` lets the engine choose the category per decision, the
+one of the user's cart they are most drawn to (``streams.features``, ``category_target``);
+any other value names a category (as the clickstream spells it). ``{category}`` in the title
+becomes the target's name.
 
 >>> catalogue = parse_catalogue([
 ...     {"code": "pct10", "kind": "percent_off", "value": 10, "title": "10 % off"},
@@ -12,10 +20,15 @@ A catalogue is a JSON list of entries (``PROMO_OFFER_CATALOGUE`` names the file)
 ['pct10', 'ship']
 >>> catalogue[0].cost(order_value=80.0), catalogue[1].cost(order_value=80.0)
 (8.0, 4.9)
+>>> shoes = parse_catalogue([{"code": "c20", "kind": "percent_off", "value": 20,
+...                          "category": "interest", "title": "20 % off {category}"}])[0]
+>>> shoes.title_for("shoes"), shoes.cost(order_value=80.0, scope=0.25)
+('20 % off shoes', 4.0)
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +36,11 @@ from schemas.decisions import NO_OFFER
 from streams.errors import ConfigError
 
 OFFER_KINDS = ("percent_off", "free_shipping", "fixed_off", "bundle")
+#: Kinds that can be limited to a category: a discount on lines (free shipping and the
+#: bundle rule are about the whole order).
+CATEGORY_KINDS = ("percent_off", "fixed_off")
+#: The category value that lets the engine choose the target per decision.
+INTEREST = "interest"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +57,44 @@ class OfferSpec:
     value: float
     title: str
     coupon_prefix: str
+    #: None: the whole order; ``INTEREST``: the category chosen per decision; else a category.
+    category: str | None = None
 
-    def cost(self, order_value: float) -> float:
-        """What the shop gives away when an order of ``order_value`` redeems this offer."""
+    def cost(self, order_value: float, scope: float = 1.0) -> float:
+        """What the shop gives away when an order of ``order_value`` redeems this offer;
+        ``scope``: the share of the order's value its discount applies to (a category
+        offer's category; 1 for the whole order)."""
         if self.kind in ("percent_off", "bundle"):
-            return order_value * self.value / 100.0
-        return min(self.value, order_value) if self.kind == "fixed_off" else self.value
+            return order_value * scope * self.value / 100.0
+        return min(self.value, order_value * scope) if self.kind == "fixed_off" else self.value
+
+    def scope(
+        self, cart_shares: Mapping[str, float], interest: Mapping[str, float]
+    ) -> tuple[str | None, float]:
+        """(the category this offer would be on, the share of the order it applies to) for a
+        user whose cart splits by category as ``cart_shares`` and whose interest is
+        ``interest``. A category offer applies to nothing (share 0) when the cart holds none
+        of its category: it is not offered then. ``INTEREST`` picks, among the cart's
+        categories, the one the user is most drawn to: a discount on what they came for.
+
+        >>> spec = OfferSpec("c20", "percent_off", 20.0, "20 % off {category}", "C20", INTEREST)
+        >>> spec.scope({"shoes": 0.75, "socks": 0.25}, {"socks": 3.0, "shoes": 1.0})
+        ('socks', 0.25)
+        >>> spec.scope({}, {"socks": 3.0})
+        (None, 0.0)
+        """
+        if self.category is None:
+            return None, 1.0
+        if self.category != INTEREST:
+            return self.category, cart_shares.get(self.category, 0.0)
+        if not cart_shares:
+            return None, 0.0
+        target = max(cart_shares, key=lambda c: (interest.get(c, 0.0), cart_shares[c], c))
+        return target, cart_shares[target]
+
+    def title_for(self, category: str | None) -> str:
+        """The title shown to the user, naming the category a category offer is on."""
+        return self.title.replace("{category}", category) if category else self.title
 
 
 DEFAULT_CATALOGUE: tuple[OfferSpec, ...] = (
@@ -79,7 +129,14 @@ def parse_catalogue(entries: Any) -> tuple[OfferSpec, ...]:
         if not isinstance(title, str) or not title:
             raise ConfigError(f"{where} ({code}): 'title' must be a non-empty string")
         prefix = entry.get("coupon_prefix", code[:4].upper())
-        specs.append(OfferSpec(code, kind, float(value), title, str(prefix)))
+        category = entry.get("category")
+        if category is not None and (not isinstance(category, str) or not 0 < len(category) <= 128):
+            raise ConfigError(f"{where} ({code}): 'category' must be a short string")
+        if category is not None and kind not in CATEGORY_KINDS:
+            raise ConfigError(
+                f"{where} ({code}): only {' and '.join(CATEGORY_KINDS)} can have a 'category'"
+            )
+        specs.append(OfferSpec(code, kind, float(value), title, str(prefix), category))
     codes = [s.code for s in specs]
     if len(set(codes)) != len(codes):
         raise ConfigError("offer catalogue: offer codes must be unique")

@@ -122,6 +122,12 @@ class DecisionContext:
     #: Gross margin rate of the order at stake: the cart's, where its lines carry margins
     #: (``SlidingWindowFeatures.cart_margin_rate``), else the configured ``gross_margin``.
     margin_rate: float
+    #: The offers that can be sent here: a category offer only where the cart holds its
+    #: category (``OfferSpec.scope``).
+    offers: tuple[OfferSpec, ...] = ()
+    #: Each category offer's share of the order it applies to, and the category it is on.
+    scopes: dict[str, float] = field(default_factory=dict)
+    targets: dict[str, str] = field(default_factory=dict)
 
 
 class Policy(Protocol):
@@ -140,12 +146,13 @@ class UpliftPolicy:
         return choose_offer(
             model.belief(context.features, context.trigger),
             order_value=context.order_value,
-            catalogue=self.catalogue,
+            catalogue=context.offers or self.catalogue,
             gross_margin=context.margin_rate,
             redemption_rates={o.code: model.redemption_rate(o.code) for o in self.catalogue},
             z=self.confidence_z,
             explore=context.explore,
             draw=context.draw,
+            scopes=context.scopes,
         )
 
 
@@ -165,6 +172,7 @@ class DecisionEngine:
             UpliftPolicy(config.catalogue, config.shadow_z) if config.shadow_z is not None else None
         )
         self._offers = {o.code: o for o in config.catalogue}
+        self._by_category = any(o.category is not None for o in config.catalogue)
         #: Decisions already sent, by id, for messages that may be read again after a crash
         #: (``agents.clickstream`` loads them from the decisions topic): a replay decides as
         #: the original did, whatever model arrived since.
@@ -246,6 +254,7 @@ class DecisionEngine:
         vector = feature_vector(state.features, event.ts)
         control = in_control_group(event.user_id, salt=cfg.holdout_salt, share=cfg.control_share)
         logged = self.replays.pop(decision_id, None)
+        offers, targets, scopes = self._applicable(state, event.ts)
         if logged is None:
             # The features' guess as the models' realised orders revise it.
             order_value = snapshot.response.order_value(vector, trigger)
@@ -267,6 +276,9 @@ class DecisionEngine:
                 unit_hash("explore", decision_id),
                 snapshot,
                 state.features.cart_margin_rate(cfg.gross_margin),
+                offers,
+                scopes,
+                targets,
             )
             choice = self.policy.choose(context)
             f = state.features
@@ -288,10 +300,12 @@ class DecisionEngine:
         reason: str | None = None
         cost = 0.0
         if choice.action != NO_OFFER:
-            cost = self.expected_cost(choice, choice.action, order_value)
+            cost = self.expected_cost(choice, choice.action, order_value, scopes)
             # A hunter gets no offer whatever the draw (probability 1 of `none`), and spends
             # none of the day's budget.
-            gated = self._abuse_gate(abuse) or self._gate(ledger, event.ts, choice, order_value)
+            gated = self._abuse_gate(abuse) or self._gate(
+                ledger, event.ts, choice, order_value, scopes
+            )
             if control:
                 action, reason = NO_OFFER, gated[0] if gated else "control"
             elif gated:  # `none`, with the chance of every draw the gate turns into `none`
@@ -316,9 +330,12 @@ class DecisionEngine:
                 ledger.steer(event.ts, budget)
         expires_at = event.ts + cfg.attribution_window_ms
         offer = None
+        target = targets.get(choice.action)
         if action != NO_OFFER:
             why = _describe_trigger(event, trigger, state.features.cart_value)
-            offer = self._offer(decision_id, event, why, action, segment, choice, model_version)
+            offer = self._offer(
+                decision_id, event, why, action, segment, choice, model_version, target
+            )
             out.offers.append(offer)
         state.last_decision = event.ts
         state.open_decisions.append(
@@ -334,6 +351,7 @@ class DecisionEngine:
                 model_version,
                 trigger=trigger,
                 gated=reason == "abuse",
+                target=target if action != NO_OFFER else None,
             )
         )
         out.decisions.append(
@@ -363,21 +381,53 @@ class DecisionEngine:
                 rule_segment=rule_segment(vector, cfg.high_value_spend),
                 group=state.group,
                 abuse_score=abuse,
+                target_category=target or "",
             )
         )
 
-    def expected_cost(self, choice: Choice, action: str, order_value: float) -> float:
+    def _applicable(
+        self, state: UserState, now: int
+    ) -> tuple[tuple[OfferSpec, ...], dict[str, str], dict[str, float]]:
+        """The offers that can be sent at this decision, each category offer's target and
+        the share of the order it applies to (``OfferSpec.scope``)."""
+        catalogue = self.config.catalogue
+        if not self._by_category:
+            return catalogue, {}, {}
+        f = state.features
+        shares, interest = f.cart_category_shares(), f.interest(now)
+        targets, scopes = {}, {}
+        for spec in catalogue:
+            if spec.category is not None:
+                target, scopes[spec.code] = spec.scope(shares, interest)
+                if target is not None:
+                    targets[spec.code] = target
+        return tuple(o for o in catalogue if scopes.get(o.code, 1.0) > 0), targets, scopes
+
+    def expected_cost(
+        self,
+        choice: Choice,
+        action: str,
+        order_value: float,
+        scopes: dict[str, float] | None = None,
+    ) -> float:
         """What sending ``action`` is expected to cost: P(buy | action) x the share of its
-        buyers who redeem x the discount (P(buy) is 1 for a policy that does not say)."""
+        buyers who redeem x the discount (P(buy) is 1 for a policy that does not say);
+        ``scopes``: each category offer's share of the order."""
         p_buy = choice.purchase_probs.get(action, 1.0)
         rate = self.snapshot.response.redemption_rate(action)
-        return p_buy * rate * self._offers[action].cost(order_value)
+        scope = (scopes or {}).get(action, 1.0)
+        return p_buy * rate * self._offers[action].cost(order_value, scope)
 
     def _abuse_gate(self, score: float) -> tuple[str, float] | None:
         return ("abuse", 1.0) if gates_user(score, self.config.abuse_threshold) else None
 
     def _gate(
-        self, ledger: BudgetLedger | None, ts: int, choice: Choice, order_value: float
+        self,
+        ledger: BudgetLedger | None,
+        ts: int,
+        choice: Choice,
+        order_value: float,
+        scopes: dict[str, float],
     ) -> tuple[str, float] | None:
         """Why the budget withholds the chosen offer, with the probability the decision had
         of ending as ``none`` (every draw whose offer the gate would withhold, and ``none``
@@ -389,7 +439,7 @@ class DecisionEngine:
         def withheld(action: str) -> str | None:
             if action == NO_OFFER:
                 return NO_OFFER
-            cost = self.expected_cost(choice, action, order_value)
+            cost = self.expected_cost(choice, action, order_value, scopes)
             return ledger.gate(ts, cost, choice.scores.get(action, 0.0), budget)
 
         reason = withheld(choice.action)
@@ -430,15 +480,17 @@ class DecisionEngine:
         segment: int,
         choice: Choice,
         model_version: int,
+        target: str | None,
     ) -> Offer:
         spec = self._offers[action]
+        title = spec.title_for(target)
         offer_id = stable_id("of", decision_id)
         probs = choice.purchase_probs
         if NO_OFFER in probs and action in probs and action in choice.scores:
             reason = (
                 f"{why}; model v{model_version} expects purchase chance "
                 f"{probs[NO_OFFER]:.0%} without an offer and "
-                f"{probs[action]:.0%} with {spec.title.lower()}, "
+                f"{probs[action]:.0%} with {title.lower()}, "
                 f"expected extra profit {choice.scores[action]:+.2f}"
             )
         else:
@@ -451,7 +503,7 @@ class DecisionEngine:
             user_id=event.user_id,
             offer_code=spec.code,
             kind=spec.kind,
-            title=spec.title,
+            title=title,
             value=spec.value,
             coupon_code=f"{spec.coupon_prefix}-{offer_id[3:13].upper()}",
             created_at=event.ts,
@@ -460,6 +512,7 @@ class DecisionEngine:
             segment=segment,
             policy_version=self.config.policy_version,
             model_version=model_version,
+            target_category=target,
         )
 
 

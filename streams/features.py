@@ -217,6 +217,26 @@ class SlidingWindowFeatures:
         weights = [(c, _decay(w, t, now)) for c, (w, t) in self.affinity.items()]
         return sorted(weights, key=lambda cw: -cw[1])[:n]
 
+    def interest(self, now: int) -> dict[str, float]:
+        """Each category's decayed interest at ``now`` (views, cart adds, purchases)."""
+        return {c: _decay(w, t, now) for c, (w, t) in self.affinity.items()}
+
+    def cart_category_shares(self) -> dict[str, float]:
+        """Each category's share of the cart's value (empty for an empty or worthless cart).
+
+        >>> f = SlidingWindowFeatures()
+        >>> f.update("add_to_cart", ts=0, category="shoes", amount=60.0, item_id="a", quantity=1)
+        >>> f.update("add_to_cart", ts=1, category="socks", amount=10.0, item_id="b", quantity=2)
+        >>> f.cart_category_shares()
+        {'shoes': 0.75, 'socks': 0.25}
+        """
+        values: dict[str, float] = {}
+        for line in self.cart.values():
+            if line[2] is not None:
+                values[line[2]] = values.get(line[2], 0.0) + line[0] * line[1]
+        total = sum(values.values())
+        return {c: v / total for c, v in values.items()} if total > 0 else {}
+
     def top_category_share(self, now: int) -> float:
         """How concentrated the user's interest is: 1.0 = a single category."""
         weights = [_decay(w, t, now) for w, t in self.affinity.values()]

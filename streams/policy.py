@@ -149,8 +149,11 @@ def choose_offer(
     z: float,
     explore: bool,
     draw: float,
+    scopes: Mapping[str, float] | None = None,
 ) -> Choice:
-    """The serving or exploring choice for one decision; ``draw`` is uniform in [0, 1)."""
+    """The serving or exploring choice for one decision; ``draw`` is uniform in [0, 1).
+    ``scopes``: the share of the order each category offer's discount applies to (an offer
+    not named applies to the whole order)."""
     p_none = belief.purchase_probability(NO_OFFER)
     value = gross_margin * order_value
     baseline = p_none * value
@@ -160,7 +163,8 @@ def choose_offer(
     uncertain = []
     for offer in catalogue:
         code = offer.code
-        net = nets[code] = value - redemption_rates[code] * offer.cost(order_value)
+        scope = 1.0 if scopes is None else scopes.get(code, 1.0)
+        net = nets[code] = value - redemption_rates[code] * offer.cost(order_value, scope)
         p = belief.purchase_probability(code)
         bounds = (
             belief.purchase_probability(code, -z) * net - baseline,

@@ -107,6 +107,7 @@ DECISION_COLUMNS = (
     "rule_segment",
     "user_group",  # the decision's `group`
     "abuse_score",
+    "target_category",
 )
 
 OUTCOME_COLUMNS = (
@@ -263,6 +264,7 @@ def decision_row(decision: Decision) -> Row:
         decision.rule_segment,
         decision.group,
         decision.abuse_score,
+        decision.target_category,
     )
 
 

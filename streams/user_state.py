@@ -25,13 +25,17 @@ from streams.features import CART_MAX_AGE, DAY, NEVER, SlidingWindowFeatures
 #: Format 4 appends the user's group and its time to format 3, and its open decisions may
 #: carry the abuse gate's flag (``OpenDecision.gated``, one element more). A state with
 #: neither is still written as format 3, which the previous version reads: only shops that
-#: send groups or turn the abuse gate on need every worker upgraded first.
-STATE_FORMAT = 4
+#: send groups or turn the abuse gate on need every worker upgraded first. Format 5 is
+#: format 4 whose open decisions may carry a category offer's target (``OpenDecision.target``,
+#: one element more still), written only then: a worker of format 4 refuses it by its number,
+#: where it would have failed on the row. Only catalogues with category offers need it.
+STATE_FORMAT = 5
+_FORMAT_WITH_GROUP = 4
 _FORMAT_WITHOUT_GROUP = 3
 #: Every format this worker reads. Named one by one rather than "up to STATE_FORMAT": a
 #: corrupt or hand-written first field (0, -1, "4") must stop the worker, not be read as
 #: the newest layout.
-_READABLE_FORMATS = frozenset({1, 2, 3, 4})
+_READABLE_FORMATS = frozenset({1, 2, 3, 4, 5})
 WEEK_MS = 7 * 86_400_000
 #: A producer's retry of an event is recognised when it comes within this much event time of
 #: the user's latest event (producers retry within seconds or minutes; Kafka clients give up
@@ -105,9 +109,11 @@ class UserState:
         self.offer_times.append(ts)
 
     def to_bytes(self) -> bytes:
-        extended = bool(self.group) or any(d.gated for d in self.open_decisions)
+        targeted = any(d.target for d in self.open_decisions)
+        extended = targeted or bool(self.group) or any(d.gated for d in self.open_decisions)
+        layout = _FORMAT_WITH_GROUP if extended else _FORMAT_WITHOUT_GROUP
         fields = [
-            STATE_FORMAT if extended else _FORMAT_WITHOUT_GROUP,
+            STATE_FORMAT if targeted else layout,
             self.features.to_compact(),
             self.last_decision,
             self.offer_times,
@@ -132,7 +138,7 @@ class UserState:
                 f"user state format {fields[0]!r} is not one this worker reads "
                 f"({sorted(_READABLE_FORMATS)}): a newer worker wrote it, upgrade this one"
             )
-        if fields[0] < STATE_FORMAT:
+        if fields[0] < _FORMAT_WITH_GROUP:
             fields += ["", NEVER]  # no group sent yet
         (
             _,

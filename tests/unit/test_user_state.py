@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from streams.attribution import OpenDecision
 from streams.errors import PromoError
 from streams.user_state import STATE_FORMAT, UserState
 
@@ -56,11 +57,24 @@ def test_a_group_is_kept_and_only_a_state_with_one_takes_the_new_format() -> Non
     state.note_group(None, T0 + 90_000)  # an event without a group changes nothing
     again = UserState.from_bytes(state.to_bytes(), ABANDON_MS)
     assert (again.group, again.group_ts) == ("north", T0 + 60_000)
-    assert _format_of(state.to_bytes()) == STATE_FORMAT == 4
+    assert _format_of(state.to_bytes()) == 4
     assert state.to_bytes() == b"[4" + BEFORE_MARGINS[2:-1] + b',"north",1700000060000]'
 
 
-@pytest.mark.parametrize("first", [b"[5", b"[0", b"[-1", b'["4"'])
+def test_only_a_state_holding_a_category_offers_decision_takes_format_5() -> None:
+    state = UserState.from_bytes(BEFORE_MARGINS, ABANDON_MS)
+    decision = OpenDecision(
+        "de-1", T0, T0 + 1, "cat20", "of-1", "C20-1", False, (0.0,), 3, target="shoes"
+    )
+    state.open_decisions.append(decision)
+    assert _format_of(state.to_bytes()) == STATE_FORMAT == 5
+    again = UserState.from_bytes(state.to_bytes(), ABANDON_MS)
+    assert again.open_decisions == [decision] and again.open_decisions[0].target == "shoes"
+    decision.target = None  # an offer on the whole order: the older layout again
+    assert _format_of(state.to_bytes()) == 3
+
+
+@pytest.mark.parametrize("first", [b"[6", b"[0", b"[-1", b'["4"'])
 def test_a_format_this_worker_does_not_know_stops_it_naming_the_format(first: bytes) -> None:
     # Not only newer ones: a first field below 1 or of another type is not read as format 4.
     shown = first[1:].decode().replace('"', "'")

@@ -11,7 +11,7 @@ from streams.feature_vector import FEATURE_INDEX, FEATURE_NAMES
 class _Truth:
     """Expected profit per action: users u00000-u00002 gain from pct10, the rest lose."""
 
-    def profits(self, user: object) -> dict[str, float]:
+    def profits(self, user: object, context: object = None) -> dict[str, float]:
         if user.user_id < "u00003":  # type: ignore[attr-defined]
             return {"none": 1.0, "pct10": 9.0}
         return {"none": 1.0, "pct10": 0.0}
