@@ -23,6 +23,7 @@ from promo.report_figures import (
     BY_POLICY_VERSION,
     BY_RULE_SEGMENT,
     BY_SEGMENT,
+    BY_TARGET,
     PRE_PERIOD_DAYS,
     SEGMENT_SHOWN_AS,
     Breakdown,
@@ -86,7 +87,9 @@ def format_report(e: Evaluation) -> str:
         sections.append(_over_time_section(e.over_time))
         sections.append(_arms_section(e.arms, margin))
         sections += [
-            _breakdown(spec, e.breakdowns[spec], _BREAKDOWN_TITLES[spec]) for spec in BREAKDOWNS
+            _breakdown(spec, e.breakdowns[spec], _BREAKDOWN_TITLES[spec])
+            for spec in BREAKDOWNS
+            if spec is not BY_TARGET or e.breakdowns[spec]  # only a shop with category offers
         ]
         if e.fairness is not None:
             sections.append(fairness_section(e.fairness))
@@ -106,6 +109,7 @@ def format_report(e: Evaluation) -> str:
 _BREAKDOWN_TITLES = {
     BY_DAY: "By day of the decision (UTC), descriptive",
     BY_OFFER: "By offer, descriptive (control: the offer the policy would have sent)",
+    BY_TARGET: "By category offer and its category, descriptive (control: as by offer)",
     BY_SEGMENT: f"By k-means segment ({SEGMENT_SHOWN_AS}), descriptive",
     BY_RULE_SEGMENT: "By rule segment (at each decision), descriptive",
     BY_POLICY_VERSION: "By policy version, descriptive",

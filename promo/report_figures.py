@@ -329,7 +329,8 @@ BY_SEGMENT = Breakdown(
 )
 BY_RULE_SEGMENT = Breakdown("v_by_rule_segment", "rule_segment", "rule segment")
 BY_POLICY_VERSION = Breakdown("v_by_policy_version", "policy_version", "policy version")
-BREAKDOWNS = (BY_DAY, BY_OFFER, BY_SEGMENT, BY_RULE_SEGMENT, BY_POLICY_VERSION)
+BY_TARGET = Breakdown("v_by_target", "target", "category offer and its category")
+BREAKDOWNS = (BY_DAY, BY_OFFER, BY_TARGET, BY_SEGMENT, BY_RULE_SEGMENT, BY_POLICY_VERSION)
 
 
 @dataclass(frozen=True)

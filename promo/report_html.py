@@ -48,6 +48,7 @@ from promo.report_figures import (
     BY_POLICY_VERSION,
     BY_RULE_SEGMENT,
     BY_SEGMENT,
+    BY_TARGET,
     PRE_PERIOD_DAYS,
     SEGMENT_SHOWN_AS,
     Evaluation,
@@ -179,10 +180,13 @@ def _over_time(page: _Page, e: Evaluation) -> None:
 def _per_decision(page: _Page, e: Evaluation) -> None:
     for spec, why in (
         (BY_OFFER, "Control: the offer the policy would have sent."),
+        (BY_TARGET, "Category offers only; control: as by offer."),
         (BY_SEGMENT, f"Each segment by its {SEGMENT_SHOWN_AS}."),
         (BY_RULE_SEGMENT, ""),
         (BY_POLICY_VERSION, ""),
     ):
+        if spec is BY_TARGET and not e.breakdowns[spec]:
+            continue  # a shop without category offers
         page.heading(f"By {spec.label}")
         page.chart(
             breakdown_chart(spec, e.breakdowns[spec]),
