@@ -101,15 +101,14 @@ class ActionValues:
         out = {}
         for offer in (None, *offers):
             target = targets.get(offer.code) if offer is not None else None
-            index = self.categories.index(target) if target in self.categories else -1
             row = action_truth(
                 user,
-                offer,
+                # A category offer as the offer on the category it targets at this decision.
+                replace(offer, category=target) if offer is not None and target else offer,
                 window_hours=self.window_hours,
                 offer_ttl_hours=self.ttl_hours,
                 gross_margin=self.margin,
                 in_session=True,
-                scope=user.spend_share(index) if target is not None else None,
                 categories=self.categories,
             )
             out[row.action] = row.expected_profit

@@ -9,8 +9,8 @@ A catalogue is a JSON list of entries (``PROMO_OFFER_CATALOGUE`` names the file)
 An entry with a ``category`` is a *category offer*: its discount applies only to the order's
 lines of that category. ``"interest"`` lets the engine choose the category per decision, the
 one of the user's cart they are most drawn to (``OfferSpec.scope``); any other value names a
-category (as the clickstream spells it), so no category can be called "interest". ``{category}`` in the title
-becomes the target's name.
+category (as the clickstream spells it), so no category can be called "interest".
+``{category}`` in the title becomes the target's name.
 
 >>> catalogue = parse_catalogue([
 ...     {"code": "pct10", "kind": "percent_off", "value": 10, "title": "10 % off"},

@@ -29,7 +29,8 @@ def big_population() -> Population:
 
 
 def test_a_category_discount_saves_what_the_user_spends_there() -> None:
-    user = build_population(50, seed=4).users[7]
+    population = build_population(50, seed=4)
+    user = population.users[7]
     assert sum(user.category_spend) == pytest.approx(1.0)
     top = int(np.argmax(user.category_spend))
     share = user.spend_share(top)
@@ -42,8 +43,8 @@ def test_a_category_discount_saves_what_the_user_spends_there() -> None:
     for name in ("p_purchase", "expected_revenue", "expected_discount"):
         assert getattr(action_truth(user, CAT30), name) == pytest.approx(getattr(whole, name))
     named = replace(CAT30, category="books")
-    books = build_population(50, seed=4).assortment.categories.index("books")
-    categories = build_population(50, seed=4).assortment.categories
+    categories = population.assortment.categories
+    books = categories.index("books")
     assert action_truth(user, named, categories=categories) == action_truth(
         user, named, scope=user.spend_share(books)
     )
