@@ -21,26 +21,15 @@ from streams.models import ModelSnapshot, _checksum
 from streams.search_interest import SEARCH_LINK_MS, QueryCategories
 from streams.user_state import UserState
 from tests.unit.conftest import FixedOffer, make_engine
-from tests.unit.test_category_offers import CATALOGUE
+from tests.unit.test_category_offers import CATALOGUE, event, run
 
 T0 = 1_700_000_000_000
 MINUTE = 60_000
 DECISION_SCHEMA = json.loads((JSON_SCHEMA_DIR / "decision.schema.json").read_text())
 
 
-def event(n: int, kind: EventType, ts: int, **fields: object) -> ClickEvent:
-    return ClickEvent(f"e{n}", "u1", ts, kind, **fields)  # type: ignore[arg-type]
-
-
 def view(n: int, ts: int, category: str) -> ClickEvent:
     return event(n, EventType.VIEW, ts, item_id=f"i{n}", category=category, price=5.0)
-
-
-def run(engine: DecisionEngine, events: list[ClickEvent]) -> tuple[UserState, EngineOutput]:
-    state, out = engine.new_state(), EngineOutput()
-    for e in events:
-        engine.handle(state, e, out)
-    return state, out
 
 
 def test_a_search_pairs_with_the_first_category_looked_at_within_the_link_time() -> None:
