@@ -44,6 +44,9 @@ MIN_EVIDENCE = 5
 MIN_POSTERIOR = 0.2
 #: Laplace smoothing of each category's word counts.
 SMOOTHING = 1.0
+#: Queries whose reading is kept until the model learns again (shoppers repeat the popular
+#: ones, and a worker's model changes only when it adopts a snapshot); beyond it, all go.
+CACHED_QUERIES = 10_000
 
 _WORDS = feature_extraction.BagOfWords(lowercase=True, strip_accents=True)
 
@@ -66,12 +69,14 @@ class QueryCategories:
         #: category -> [examples, words in them]
         self.totals: dict[str, list[float]] = {}
         self.examples = 0
+        self._read: dict[str, dict[str, float]] = {}
 
     def learn(self, query: str, category: str) -> None:
         """One example: a search with ``query`` led to category ``category``."""
         words = query_words(query)
         if not words:
             return
+        self._read.clear()
         self.examples += 1
         total = self.totals.setdefault(category, [0.0, 0.0])
         total[0] += 1
@@ -85,7 +90,16 @@ class QueryCategories:
     def categories(self, query: str) -> dict[str, float]:
         """P(category | query) for the categories at or above ``MIN_POSTERIOR``, strongest
         first; empty when none of the query's words has been seen in ``MIN_EVIDENCE``
-        examples together."""
+        examples together. The mapping is the model's own (kept for the next search with
+        the same words): read it, do not change it."""
+        read = self._read.get(query)
+        if read is None:
+            if len(self._read) >= CACHED_QUERIES:
+                self._read.clear()
+            read = self._read[query] = self._posterior(query)
+        return read
+
+    def _posterior(self, query: str) -> dict[str, float]:
         known = {w: n for w, n in query_words(query).items() if w in self.words}
         if sum(sum(self.words[w].values()) for w in known) < MIN_EVIDENCE:
             return {}
