@@ -29,7 +29,7 @@ from schemas.events import ClickEvent, EventType
 from schemas.offers import Offer
 from schemas.outcomes import Outcome
 from schemas.suppressions import Suppression
-from schemas.training import SearchExample, TrainingExample
+from schemas.training import TrainingExample
 from streams.abuse import OFF as ABUSE_OFF
 from streams.abuse import abuse_score, gates_user
 from streams.attribution import OpenDecision, attribute_event, close_expired
@@ -46,12 +46,10 @@ from streams.policy import (
     ineligibility,
     unit_hash,
 )
-from streams.search_interest import SEARCH_LINK_MS
 from streams.segments import HIGH_VALUE_SPEND_30D, rule_segment
 from streams.user_state import UserState
 
 _TRIGGERS = {EventType.VIEW: "view", EventType.ADD_TO_CART: "add_to_cart"}
-_PAIRS_WITH_SEARCH = frozenset(_TRIGGERS)
 #: Every decision point the engine knows; ``EngineConfig.triggers`` picks among them.
 TRIGGERS = ("view", "add_to_cart", "cart_return")
 #: Withheld offers that would have reached nobody in either arm: no contact is counted.
@@ -104,9 +102,6 @@ class EngineOutput:
     outcomes: list[Outcome] = field(default_factory=list)
     training: list[TrainingExample] = field(default_factory=list)
     suppressions: list[Suppression] = field(default_factory=list)
-    #: Searches paired with the category looked at next: the query model's examples (they
-    #: go to the training topic too).
-    searches: list[SearchExample] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,10 +203,6 @@ class DecisionEngine:
             margin=event.margin,
         )
         state.note_group(event.group, event.ts)
-        if event.type is EventType.SEARCH:
-            self._searched(state, event, out)
-        elif state.pending_search is not None:
-            _pair_search(state, event, out)
         code = event.coupon_code
         if code is not None and all(d.coupon_code != code for d in state.open_decisions):
             f.record_unsent_code(event.ts)
@@ -241,22 +232,6 @@ class DecisionEngine:
             self._decide(state, event, trigger, out, ledger)
         else:
             out.suppressions.append(self._suppression(event, trigger, blocked))
-
-    def _searched(self, state: UserState, event: ClickEvent, out: EngineOutput) -> None:
-        """A search adds interest in what it is about: the category the platform sent with
-        it, else the categories the query model reads in its words; a search without a
-        category waits for the category the user looks at next, to teach the model."""
-        f, query = state.features, event.query
-        if event.category is not None:
-            f.add_interest(event.category, event.ts, 1.0)
-            if query:  # the platform's own label: an example as it stands
-                out.searches.append(SearchExample(event.event_id, event.ts, query, event.category))
-            return
-        if not query:
-            return
-        for category, p in self.snapshot.queries.categories(query).items():
-            f.add_interest(category, event.ts, p)
-        state.pending_search = [query, event.ts]
 
     def close_expired(self, state: UserState, user_id: str, now: int, out: EngineOutput) -> bool:
         """Close windows ended by ``now`` for a user with no new events; True if any closed."""
@@ -407,7 +382,6 @@ class DecisionEngine:
                 group=state.group,
                 abuse_score=abuse,
                 target_category=target or "",
-                interest_category=state.features.top_interest(event.ts),
             )
         )
 
@@ -540,19 +514,6 @@ class DecisionEngine:
             model_version=model_version,
             target_category=target,
         )
-
-
-def _pair_search(state: UserState, event: ClickEvent, out: EngineOutput) -> None:
-    """The first view or cart add of a categorised item within ``SEARCH_LINK_MS`` after the
-    pending search pairs with it; a search that old without one is let go (an event from
-    before the search, arriving late, neither pairs nor lets go)."""
-    query, searched_at = state.pending_search or ("", 0)
-    after = event.ts - int(searched_at)
-    if after > SEARCH_LINK_MS:
-        state.pending_search = None
-    elif after >= 0 and event.category is not None and event.type in _PAIRS_WITH_SEARCH:
-        out.searches.append(SearchExample(event.event_id, event.ts, str(query), event.category))
-        state.pending_search = None
 
 
 def _shadow_of(name: str, choice: Choice) -> tuple[str, str, float]:

@@ -218,23 +218,8 @@ class SlidingWindowFeatures:
         return sorted(weights, key=lambda cw: -cw[1])[:n]
 
     def interest(self, now: int) -> dict[str, float]:
-        """Each category's decayed interest at ``now`` (views, cart adds, purchases, and
-        searches about it)."""
+        """Each category's decayed interest at ``now`` (views, cart adds, purchases)."""
         return {c: _decay(w, t, now) for c, (w, t) in self.affinity.items()}
-
-    def top_interest(self, now: int) -> str:
-        """The category of highest decayed interest at ``now``; empty without any.
-
-        >>> f = SlidingWindowFeatures()
-        >>> f.top_interest(0)
-        ''
-        >>> f.add_interest("garden", ts=0, weight=0.8)
-        >>> f.update("view", ts=1, category="books")
-        >>> f.top_interest(2)
-        'books'
-        """
-        top = self.top_categories(now, 1)
-        return top[0][0] if top else ""
 
     def cart_category_shares(self) -> dict[str, float]:
         """Each category's share of the cart's value (empty for an empty or worthless cart).
@@ -283,18 +268,12 @@ class SlidingWindowFeatures:
                 for index in [i for i in series if i <= oldest]:
                     del series[index]
 
-    def add_interest(self, category: str, ts: int, weight: float) -> None:
-        """Interest in ``category`` from something other than its items: ``weight`` views'
-        worth (a search about it, ``streams.search_interest``)."""
-        self._touch_category(category, ts, weight)
-
-    def _touch_category(self, category: str, ts: int, weight: float = 1.0) -> None:
+    def _touch_category(self, category: str, ts: int) -> None:
         entry = self.affinity.get(category)
         if entry is None:
-            self.affinity[category] = [weight, float(ts)]
+            self.affinity[category] = [1.0, float(ts)]
         else:
-            decayed = _decay(entry[0], entry[1], ts) if ts >= entry[1] else entry[0]
-            entry[0] = decayed + weight
+            entry[0] = _decay(entry[0], entry[1], ts) + 1.0 if ts >= entry[1] else entry[0] + 1.0
             entry[1] = max(entry[1], float(ts))
         if len(self.affinity) > AFFINITY_KEEP:
             weakest = min(

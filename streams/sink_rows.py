@@ -108,7 +108,6 @@ DECISION_COLUMNS = (
     "user_group",  # the decision's `group`
     "abuse_score",
     "target_category",
-    "interest_category",
 )
 
 OUTCOME_COLUMNS = (
@@ -266,7 +265,6 @@ def decision_row(decision: Decision) -> Row:
         decision.group,
         decision.abuse_score,
         decision.target_category,
-        decision.interest_category,
     )
 
 

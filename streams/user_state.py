@@ -29,17 +29,13 @@ from streams.features import CART_MAX_AGE, DAY, NEVER, SlidingWindowFeatures
 #: format 4 whose open decisions may carry a category offer's target (``OpenDecision.target``,
 #: one element more still), written only then: a worker of format 4 refuses it by its number,
 #: where it would have failed on the row. Only catalogues with category offers need it.
-#: Format 6 is format 5 with one field more, the user's latest search not yet paired with the
-#: category they looked at next (``pending_search``), written only while there is one: a
-#: worker of format 5 refuses it by its number.
-STATE_FORMAT = 6
-_FORMAT_WITH_TARGETS = 5
+STATE_FORMAT = 5
 _FORMAT_WITH_GROUP = 4
 _FORMAT_WITHOUT_GROUP = 3
 #: Every format this worker reads. Named one by one rather than "up to STATE_FORMAT": a
 #: corrupt or hand-written first field (0, -1, "4") must stop the worker, not be read as
 #: the newest layout.
-_READABLE_FORMATS = frozenset({1, 2, 3, 4, 5, 6})
+_READABLE_FORMATS = frozenset({1, 2, 3, 4, 5})
 WEEK_MS = 7 * 86_400_000
 #: A producer's retry of an event is recognised when it comes within this much event time of
 #: the user's latest event (producers retry within seconds or minutes; Kafka clients give up
@@ -80,9 +76,6 @@ class UserState:
     #: time it came with: the latest by event time wins, as for every other feature.
     group: str = ""
     group_ts: int = NEVER
-    #: [query, event time] of the user's latest search, until a view or cart add of a
-    #: categorised item pairs with it (``streams.search_interest``) or it is too old to.
-    pending_search: list[str | int] | None = None
 
     def evictable(self, now: int) -> bool:
         """Idle for ``IDLE_EVICTION_MS`` of event time ``now``, with no window left open."""
@@ -116,19 +109,11 @@ class UserState:
         self.offer_times.append(ts)
 
     def to_bytes(self) -> bytes:
-        searching = self.pending_search is not None
         targeted = any(d.target for d in self.open_decisions)
-        extended = (
-            searching or targeted or bool(self.group) or any(d.gated for d in self.open_decisions)
-        )
-        if searching:
-            layout = STATE_FORMAT
-        elif targeted:
-            layout = _FORMAT_WITH_TARGETS
-        else:
-            layout = _FORMAT_WITH_GROUP if extended else _FORMAT_WITHOUT_GROUP
+        extended = targeted or bool(self.group) or any(d.gated for d in self.open_decisions)
+        layout = _FORMAT_WITH_GROUP if extended else _FORMAT_WITHOUT_GROUP
         fields = [
-            layout,
+            STATE_FORMAT if targeted else layout,
             self.features.to_compact(),
             self.last_decision,
             self.offer_times,
@@ -139,8 +124,6 @@ class UserState:
         ]
         if extended:
             fields += [self.group, self.group_ts]
-        if searching:
-            fields.append(self.pending_search)
         return orjson.dumps(fields)
 
     @classmethod
@@ -157,8 +140,6 @@ class UserState:
             )
         if fields[0] < _FORMAT_WITH_GROUP:
             fields += ["", NEVER]  # no group sent yet
-        if fields[0] < STATE_FORMAT:
-            fields.append(None)  # no search waiting for its category
         (
             _,
             features,
@@ -170,7 +151,6 @@ class UserState:
             recent,
             group,
             group_ts,
-            pending_search,
         ) = fields
         return cls(
             SlidingWindowFeatures.from_compact(features, abandon_after_ms),
@@ -182,5 +162,4 @@ class UserState:
             recent,
             group,
             group_ts,
-            pending_search,
         )

@@ -67,27 +67,14 @@ def test_only_a_state_holding_a_category_offers_decision_takes_format_5() -> Non
         "de-1", T0, T0 + 1, "cat20", "of-1", "C20-1", False, (0.0,), 3, target="shoes"
     )
     state.open_decisions.append(decision)
-    assert _format_of(state.to_bytes()) == 5
+    assert _format_of(state.to_bytes()) == STATE_FORMAT == 5
     again = UserState.from_bytes(state.to_bytes(), ABANDON_MS)
     assert again.open_decisions == [decision] and again.open_decisions[0].target == "shoes"
     decision.target = None  # an offer on the whole order: the older layout again
     assert _format_of(state.to_bytes()) == 3
 
 
-def test_only_a_state_with_a_search_waiting_for_its_category_takes_format_6() -> None:
-    state = UserState.from_bytes(BEFORE_MARGINS, ABANDON_MS)
-    state.pending_search = ["running shoes", T0 + 90_000]
-    assert _format_of(state.to_bytes()) == STATE_FORMAT == 6
-    assert state.to_bytes() == (
-        b"[6" + BEFORE_MARGINS[2:-1] + b',"",-1,["running shoes",1700000090000]]'
-    )
-    again = UserState.from_bytes(state.to_bytes(), ABANDON_MS)
-    assert again.pending_search == ["running shoes", T0 + 90_000]
-    state.pending_search = None  # paired, or let go: the older layout again
-    assert state.to_bytes() == BEFORE_MARGINS
-
-
-@pytest.mark.parametrize("first", [b"[7", b"[0", b"[-1", b'["4"'])
+@pytest.mark.parametrize("first", [b"[6", b"[0", b"[-1", b'["4"'])
 def test_a_format_this_worker_does_not_know_stops_it_naming_the_format(first: bytes) -> None:
     # Not only newer ones: a first field below 1 or of another type is not read as format 4.
     shown = first[1:].decode().replace('"', "'")
