@@ -200,5 +200,6 @@ def _outputs(t: Settings, out: EngineOutput) -> list[tuple[str, bytes | None, by
         *((t.topic_decisions, d.user_id.encode(), encode(d)) for d in out.decisions),
         *((t.topic_outcomes, o.user_id.encode(), encode(o)) for o in out.outcomes),
         *((t.topic_training, e.decision_id.encode(), encode(e)) for e in out.training),
+        *((t.topic_training, e.example_id.encode(), encode(e)) for e in out.searches),
         *((t.topic_suppressions, s.user_id.encode(), encode(s)) for s in out.suppressions),
     ]

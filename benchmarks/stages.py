@@ -28,8 +28,8 @@ from agents.app import engine_config, initial_snapshot
 from agents.sinks import Sink, sinks
 from benchmarks.figures import us_per_event
 from promo.settings import Settings
-from schemas.codec import decode, encode
-from schemas.training import TrainingExample
+from schemas.codec import encode
+from schemas.training import decode_example
 from streams.batch import RawMessage
 from streams.engine import DecisionEngine, EngineOutput
 from streams.features import SlidingWindowFeatures
@@ -240,7 +240,7 @@ def outputs(out: EngineOutput) -> list[tuple[str, Sequence[object]]]:
         ("offers", out.offers),
         ("decisions", out.decisions),
         ("outcomes", out.outcomes),
-        ("training", out.training),
+        ("training", [*out.training, *out.searches]),
         ("suppressions", out.suppressions),
     ]
 
@@ -256,7 +256,7 @@ class Learner:
     def learn(self, examples: Sequence[bytes]) -> None:
         snapshot = self.engine.snapshot
         for value in examples:
-            snapshot.learn_example(decode(TrainingExample, value))
+            snapshot.learn_example(decode_example(value))
             self.pending += 1
             if self.pending >= self.every:
                 snapshot.number_and_name(snapshot.version + 1)

@@ -57,6 +57,10 @@ class Decision:
     #: The category ``policy_offer`` is on, for a category offer (``streams.catalogue``);
     #: empty for an offer on the whole order, or none.
     target_category: str = ""
+    #: The category the user was most drawn to at the decision (decayed interest from views,
+    #: cart adds, purchases and searches, ``SlidingWindowFeatures.interest``); empty when
+    #: none yet.
+    interest_category: str = ""
 
     @classmethod
     def from_json_dict(cls, data: dict[str, Any]) -> Decision:

@@ -215,10 +215,15 @@ class _Loop:
         self._learn()
 
     def _learn(self) -> None:
-        engine, training = self.engine, self.out.training
-        if engine is None or not training:
+        engine, training, searches = self.engine, self.out.training, self.out.searches
+        if engine is None:
             return
         snapshot = engine.snapshot
+        for search in searches:  # the query model: no label, no snapshot of its own
+            snapshot.learn_example(search)
+        searches.clear()
+        if not training:
+            return
         for example in training:
             snapshot.learn_example(example)
             self._labels += 1

@@ -380,6 +380,7 @@ def decision_rows(run: LoopResult, type_of: Mapping[str, str]) -> Iterator[dict[
             "policy_offer": d.policy_offer,
             "chosen_offer": d.chosen_offer,
             "target_category": d.target_category,
+            "interest_category": d.interest_category,
             "propensity": d.propensity,
             "purchase_probs": d.purchase_probs,
             "scores": d.scores,

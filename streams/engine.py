@@ -29,7 +29,7 @@ from schemas.events import ClickEvent, EventType
 from schemas.offers import Offer
 from schemas.outcomes import Outcome
 from schemas.suppressions import Suppression
-from schemas.training import TrainingExample
+from schemas.training import SearchExample, TrainingExample
 from streams.abuse import OFF as ABUSE_OFF
 from streams.abuse import abuse_score, gates_user
 from streams.attribution import OpenDecision, attribute_event, close_expired
@@ -46,10 +46,12 @@ from streams.policy import (
     ineligibility,
     unit_hash,
 )
+from streams.search_interest import SEARCH_LINK_MS, top_interest, with_searches
 from streams.segments import HIGH_VALUE_SPEND_30D, rule_segment
 from streams.user_state import UserState
 
 _TRIGGERS = {EventType.VIEW: "view", EventType.ADD_TO_CART: "add_to_cart"}
+_PAIRS_WITH_SEARCH = frozenset(_TRIGGERS)
 #: Every decision point the engine knows; ``EngineConfig.triggers`` picks among them.
 TRIGGERS = ("view", "add_to_cart", "cart_return")
 #: Withheld offers that would have reached nobody in either arm: no contact is counted.
@@ -102,6 +104,9 @@ class EngineOutput:
     outcomes: list[Outcome] = field(default_factory=list)
     training: list[TrainingExample] = field(default_factory=list)
     suppressions: list[Suppression] = field(default_factory=list)
+    #: Searches paired with the category looked at next: the query model's examples (they
+    #: go to the training topic too).
+    searches: list[SearchExample] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +208,10 @@ class DecisionEngine:
             margin=event.margin,
         )
         state.note_group(event.group, event.ts)
+        if event.type is EventType.SEARCH:
+            _searched(state, event, out)
+        elif state.searches and state.searches[-1][2]:
+            _pair_search(state, event, out)
         code = event.coupon_code
         if code is not None and all(d.coupon_code != code for d in state.open_decisions):
             f.record_unsent_code(event.ts)
@@ -254,7 +263,8 @@ class DecisionEngine:
         vector = feature_vector(state.features, event.ts)
         control = in_control_group(event.user_id, salt=cfg.holdout_salt, share=cfg.control_share)
         logged = self.replays.pop(decision_id, None)
-        offers, targets, scopes = self._applicable(state, event.ts)
+        interest = self._interest(state, event.ts)
+        offers, targets, scopes = self._applicable(state, interest)
         if logged is None:
             # The features' guess as the models' realised orders revise it.
             order_value = snapshot.response.order_value(vector, trigger)
@@ -288,6 +298,7 @@ class DecisionEngine:
                 if self.shadow
                 else ("", "", 0.0)
             )
+            target, interest_category = targets.get(choice.action), top_interest(interest)
         else:
             # Read again after a crash, after this decision's outputs went out: decide as then,
             # whatever model arrived since, so that a re-sent offer is the offer already sent.
@@ -295,6 +306,8 @@ class DecisionEngine:
             segment_name = logged.segment_name
             choice, shadow = _logged_choice(logged), _logged_shadow(logged)
             order_value, abuse = logged.expected_order_value, logged.abuse_score
+            # The query model may have learned since: the target is the one already sent.
+            target, interest_category = logged.target_category or None, logged.interest_category
         # Control's logged action is fixed by the holdout: probability 1.
         action, propensity = choice.action, 1.0 if control else choice.propensity
         reason: str | None = None
@@ -330,7 +343,6 @@ class DecisionEngine:
                 ledger.steer(event.ts, budget)
         expires_at = event.ts + cfg.attribution_window_ms
         offer = None
-        target = targets.get(choice.action)
         if action != NO_OFFER:
             why = _describe_trigger(event, trigger, state.features.cart_value)
             offer = self._offer(
@@ -382,19 +394,27 @@ class DecisionEngine:
                 group=state.group,
                 abuse_score=abuse,
                 target_category=target or "",
+                interest_category=interest_category,
             )
         )
 
+    def _interest(self, state: UserState, now: int) -> dict[str, float]:
+        """The user's interest in each category at ``now``: what they looked at and bought,
+        and their latest searches as the query model reads them now."""
+        return with_searches(
+            state.features.interest(now), state.searches, self.snapshot.queries, now
+        )
+
     def _applicable(
-        self, state: UserState, now: int
+        self, state: UserState, interest: dict[str, float]
     ) -> tuple[tuple[OfferSpec, ...], dict[str, str], dict[str, float]]:
-        """The offers that can be sent at this decision, each category offer's target and
-        the share of the order it applies to (``OfferSpec.scope``)."""
+        """The offers that can be sent at this decision, each category offer's target (by
+        ``interest``, ``_interest``) and the share of the order it applies to
+        (``OfferSpec.scope``)."""
         catalogue = self.config.catalogue
         if not self._by_category:
             return catalogue, {}, {}
-        f = state.features
-        shares, interest = f.cart_category_shares(), f.interest(now)
+        shares = state.features.cart_category_shares()
         targets, scopes = {}, {}
         for spec in catalogue:
             if spec.category is not None:
@@ -514,6 +534,33 @@ class DecisionEngine:
             model_version=model_version,
             target_category=target,
         )
+
+
+def _searched(state: UserState, event: ClickEvent, out: EngineOutput) -> None:
+    """A search the platform sent with its category is interest in it, and an example for the
+    query model as it stands; one without waits for the category the user looks at next, to
+    teach the model, and is kept to be read at decisions."""
+    query = event.query
+    if event.category is not None:
+        state.features.add_interest(event.category, event.ts)
+        if query:
+            out.searches.append(SearchExample(event.event_id, event.ts, query, event.category))
+    elif query:
+        state.note_search(query, event.ts)
+
+
+def _pair_search(state: UserState, event: ClickEvent, out: EngineOutput) -> None:
+    """The first view or cart add of a categorised item within ``SEARCH_LINK_MS`` after the
+    waiting search pairs with it; a search that old without one waits no more (an event from
+    before the search, arriving late, neither pairs nor ends the wait)."""
+    waiting = state.searches[-1]
+    query, searched_at = str(waiting[0]), int(waiting[1])
+    after = event.ts - searched_at
+    if after > SEARCH_LINK_MS:
+        waiting[2] = 0
+    elif after >= 0 and event.category is not None and event.type in _PAIRS_WITH_SEARCH:
+        out.searches.append(SearchExample(event.event_id, event.ts, query, event.category))
+        waiting[2] = 0
 
 
 def _shadow_of(name: str, choice: Choice) -> tuple[str, str, float]:

@@ -214,12 +214,12 @@ class SlidingWindowFeatures:
 
     def top_categories(self, now: int, n: int = 3) -> list[tuple[str, float]]:
         """Categories by decayed interest at ``now``, strongest first."""
-        weights = [(c, _decay(w, t, now)) for c, (w, t) in self.affinity.items()]
+        weights = [(c, decay(w, t, now)) for c, (w, t) in self.affinity.items()]
         return sorted(weights, key=lambda cw: -cw[1])[:n]
 
     def interest(self, now: int) -> dict[str, float]:
         """Each category's decayed interest at ``now`` (views, cart adds, purchases)."""
-        return {c: _decay(w, t, now) for c, (w, t) in self.affinity.items()}
+        return {c: decay(w, t, now) for c, (w, t) in self.affinity.items()}
 
     def cart_category_shares(self) -> dict[str, float]:
         """Each category's share of the cart's value (empty for an empty or worthless cart).
@@ -239,7 +239,7 @@ class SlidingWindowFeatures:
 
     def top_category_share(self, now: int) -> float:
         """How concentrated the user's interest is: 1.0 = a single category."""
-        weights = [_decay(w, t, now) for w, t in self.affinity.values()]
+        weights = [decay(w, t, now) for w, t in self.affinity.values()]
         total = sum(weights)
         return max(weights) / total if total > 0 else 0.0
 
@@ -268,16 +268,22 @@ class SlidingWindowFeatures:
                 for index in [i for i in series if i <= oldest]:
                     del series[index]
 
-    def _touch_category(self, category: str, ts: int) -> None:
+    def add_interest(self, category: str, ts: int, weight: float = 1.0) -> None:
+        """Interest in ``category`` from something other than its items: ``weight`` views'
+        worth (a search the platform sent with its category)."""
+        self._touch_category(category, ts, weight)
+
+    def _touch_category(self, category: str, ts: int, weight: float = 1.0) -> None:
         entry = self.affinity.get(category)
         if entry is None:
-            self.affinity[category] = [1.0, float(ts)]
+            self.affinity[category] = [weight, float(ts)]
         else:
-            entry[0] = _decay(entry[0], entry[1], ts) + 1.0 if ts >= entry[1] else entry[0] + 1.0
+            decayed = decay(entry[0], entry[1], ts) if ts >= entry[1] else entry[0]
+            entry[0] = decayed + weight
             entry[1] = max(entry[1], float(ts))
         if len(self.affinity) > AFFINITY_KEEP:
             weakest = min(
-                self.affinity, key=lambda c: _decay(self.affinity[c][0], self.affinity[c][1], ts)
+                self.affinity, key=lambda c: decay(self.affinity[c][0], self.affinity[c][1], ts)
             )
             del self.affinity[weakest]
 
@@ -313,7 +319,9 @@ class SlidingWindowFeatures:
         return features
 
 
-def _decay(weight: float, at: float, now: float) -> float:
+def decay(weight: float, at: float, now: float) -> float:
+    """``weight`` given at ``at``, as it counts at ``now`` (halved every
+    ``AFFINITY_HALF_LIFE``)."""
     return float(weight * 0.5 ** (max(now - at, 0.0) / AFFINITY_HALF_LIFE))
 
 

@@ -30,8 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from schemas.codec import decode
-from schemas.training import TrainingExample
+from schemas.training import decode_example
 from streams.models import ModelSnapshot
 
 
@@ -56,7 +55,7 @@ def learn_batch(snapshot: ModelSnapshot, examples: Sequence[tuple[int, bytes]]) 
             result.already_learned += 1
             continue
         try:
-            snapshot.learn_example(decode(TrainingExample, value))
+            snapshot.learn_example(decode_example(value))
             result.learned += 1
         except (ValueError, TypeError, KeyError) as exc:
             result.unreadable.append((offset, repr(exc)))

@@ -12,6 +12,8 @@ that version. Workers therefore never disagree for long, and never learn diverge
   per behaviour cell *with its uncertainty*, so the policy knows how sure it is.
 - :class:`Segmenter`: River KMeans over a few scaled behaviour features; the segment and its
   name (``streams.segments``, given when a snapshot is built) are logged with every decision.
+- :class:`~streams.search_interest.QueryCategories`: which categories a search query is
+  about, learned from what users looked at after searching.
 
 >>> snapshot = ModelSnapshot.initial(actions=("none", "pct10"), n_segments=3, seed=1)
 >>> x = tuple([1.0] * len(FEATURE_NAMES))
@@ -27,16 +29,17 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from river import cluster, preprocessing
 
-from schemas.training import TrainingExample
+from schemas.training import SearchExample, TrainingExample
 from streams.errors import ModelError
 from streams.feature_vector import FEATURE_INDEX, FEATURE_NAMES
 from streams.river_state import dump_kmeans, dump_scaler, load_kmeans, load_scaler
+from streams.search_interest import QueryCategories
 from streams.segments import SEGMENT_WORDS, SegmentName, name_segments
 from streams.uplift import UpliftModel
 
@@ -144,6 +147,7 @@ class ModelSnapshot:
     #: partition, so an offset names a label); -1 before any. A learner that takes over skips
     #: the examples at or below it: each label is learned once, whoever learned it.
     trained_to: int = -1
+    queries: QueryCategories = field(default_factory=QueryCategories)
 
     @classmethod
     def initial(
@@ -188,8 +192,12 @@ class ModelSnapshot:
         self.segmenter.learn(vector)
         self.examples_seen += 1
 
-    def learn_example(self, example: TrainingExample) -> None:
-        """Learn one closed decision as the learner reads it from the training topic."""
+    def learn_example(self, example: TrainingExample | SearchExample) -> None:
+        """Learn one example as the learner reads it from the training topic: a closed
+        decision, or a search and the category it led to."""
+        if isinstance(example, SearchExample):
+            self.queries.learn(example.query, example.category)
+            return
         self.learn(
             example.features,
             example.trigger,
@@ -209,6 +217,7 @@ class ModelSnapshot:
             "trained_to": self.trained_to,
             "response": self.response.to_state(),
             "segmenter": self.segmenter.to_state(),
+            "queries": self.queries.to_state(),
         }
         return orjson.dumps(
             {"format": SNAPSHOT_FORMAT, "sha256": _checksum(payload), "payload": payload}
@@ -238,6 +247,7 @@ class ModelSnapshot:
                 Segmenter.from_state(payload["segmenter"]),
                 payload["examples_seen"],
                 payload.get("trained_to", -1),  # older snapshots did not record it
+                QueryCategories.from_state(payload.get("queries")),  # nor searches
             )
         except ModelError:
             raise

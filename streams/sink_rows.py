@@ -108,6 +108,7 @@ DECISION_COLUMNS = (
     "user_group",  # the decision's `group`
     "abuse_score",
     "target_category",
+    "interest_category",
 )
 
 OUTCOME_COLUMNS = (
@@ -265,6 +266,7 @@ def decision_row(decision: Decision) -> Row:
         decision.group,
         decision.abuse_score,
         decision.target_category,
+        decision.interest_category,
     )
 
 

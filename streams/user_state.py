@@ -21,6 +21,7 @@ import orjson
 from streams.attribution import OpenDecision
 from streams.errors import PromoError
 from streams.features import CART_MAX_AGE, DAY, NEVER, SlidingWindowFeatures
+from streams.search_interest import SEARCHES_KEPT
 
 #: Format 4 appends the user's group and its time to format 3, and its open decisions may
 #: carry the abuse gate's flag (``OpenDecision.gated``, one element more). A state with
@@ -29,13 +30,16 @@ from streams.features import CART_MAX_AGE, DAY, NEVER, SlidingWindowFeatures
 #: format 4 whose open decisions may carry a category offer's target (``OpenDecision.target``,
 #: one element more still), written only then: a worker of format 4 refuses it by its number,
 #: where it would have failed on the row. Only catalogues with category offers need it.
-STATE_FORMAT = 5
+#: Format 6 is format 5 with the user's latest searches without a category (``searches``),
+#: written only while there are some: a worker of format 5 refuses it by its number.
+STATE_FORMAT = 6
+_FORMAT_WITH_TARGETS = 5
 _FORMAT_WITH_GROUP = 4
 _FORMAT_WITHOUT_GROUP = 3
 #: Every format this worker reads. Named one by one rather than "up to STATE_FORMAT": a
 #: corrupt or hand-written first field (0, -1, "4") must stop the worker, not be read as
 #: the newest layout.
-_READABLE_FORMATS = frozenset({1, 2, 3, 4, 5})
+_READABLE_FORMATS = frozenset({1, 2, 3, 4, 5, 6})
 WEEK_MS = 7 * 86_400_000
 #: A producer's retry of an event is recognised when it comes within this much event time of
 #: the user's latest event (producers retry within seconds or minutes; Kafka clients give up
@@ -76,6 +80,11 @@ class UserState:
     #: time it came with: the latest by event time wins, as for every other feature.
     group: str = ""
     group_ts: int = NEVER
+    #: [query, event time, waiting] of the user's latest searches without a category, newest
+    #: last (``streams.search_interest``: read with the query model at each decision, never
+    #: here); waiting is 1 while the newest has not yet been paired with the category the
+    #: user looked at next, else 0.
+    searches: list[list[str | int]] = field(default_factory=list)
 
     def evictable(self, now: int) -> bool:
         """Idle for ``IDLE_EVICTION_MS`` of event time ``now``, with no window left open."""
@@ -104,16 +113,34 @@ class UserState:
         if group is not None and ts >= self.group_ts:
             self.group, self.group_ts = group, ts
 
+    def note_search(self, query: str, ts: int) -> None:
+        """Keep a search without a category, waiting for the category looked at next; the
+        one before it waits no more, and only the latest ``SEARCHES_KEPT`` stay."""
+        if self.searches:
+            self.searches[-1][2] = 0
+        self.searches.append([query, ts, 1])
+        del self.searches[:-SEARCHES_KEPT]
+
     def record_contact(self, ts: int) -> None:
         self.offer_times = [t for t in self.offer_times if t > ts - WEEK_MS]
         self.offer_times.append(ts)
 
     def to_bytes(self) -> bytes:
         targeted = any(d.target for d in self.open_decisions)
-        extended = targeted or bool(self.group) or any(d.gated for d in self.open_decisions)
-        layout = _FORMAT_WITH_GROUP if extended else _FORMAT_WITHOUT_GROUP
+        extended = (
+            bool(self.searches)
+            or targeted
+            or bool(self.group)
+            or any(d.gated for d in self.open_decisions)
+        )
+        if self.searches:
+            layout = STATE_FORMAT
+        elif targeted:
+            layout = _FORMAT_WITH_TARGETS
+        else:
+            layout = _FORMAT_WITH_GROUP if extended else _FORMAT_WITHOUT_GROUP
         fields = [
-            STATE_FORMAT if targeted else layout,
+            layout,
             self.features.to_compact(),
             self.last_decision,
             self.offer_times,
@@ -124,6 +151,8 @@ class UserState:
         ]
         if extended:
             fields += [self.group, self.group_ts]
+        if self.searches:
+            fields.append(self.searches)
         return orjson.dumps(fields)
 
     @classmethod
@@ -140,6 +169,8 @@ class UserState:
             )
         if fields[0] < _FORMAT_WITH_GROUP:
             fields += ["", NEVER]  # no group sent yet
+        if fields[0] < STATE_FORMAT:
+            fields.append([])  # no search kept
         (
             _,
             features,
@@ -151,6 +182,7 @@ class UserState:
             recent,
             group,
             group_ts,
+            searches,
         ) = fields
         return cls(
             SlidingWindowFeatures.from_compact(features, abandon_after_ms),
@@ -162,4 +194,5 @@ class UserState:
             recent,
             group,
             group_ts,
+            searches,
         )

@@ -177,9 +177,16 @@ def check_the_off_policy_reward_uses_the_orders_margin(shop: Any) -> None:
 
 #: Columns the sinks wrote before migration 0009 added the margins (it appends them), and
 #: those later migrations added after them (0010: segment names, rule segments, groups;
-#: 0011: the abuse score; 0012: the category offers' target).
+#: 0011: the abuse score; 0012: the category offers' target; 0014: the interest category).
 MARGIN_COLUMNS = ("margin", "item_margins", "order_margin")
-LATER_COLUMNS = ("segment_name", "rule_segment", "user_group", "abuse_score", "target_category")
+LATER_COLUMNS = (
+    "segment_name",
+    "rule_segment",
+    "user_group",
+    "abuse_score",
+    "target_category",
+    "interest_category",
+)
 
 
 def check_rows_written_before_0009_read_as_unknown(client: Any, ddl_dir: Path, tmp: Path) -> None:

@@ -171,6 +171,17 @@ def add_to_cart(user: str, event_id: str, ts: int) -> dict[str, Any]:
     }
 
 
+def search(user: str, event_id: str, ts: int, query: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "user_id": user,
+        "ts": ts,
+        "type": "search",
+        "query": query,
+        **extra,
+    }
+
+
 def purchase(
     user: str, event_id: str, ts: int, total: float = 80.0, **extra: Any
 ) -> dict[str, Any]:
@@ -318,6 +329,39 @@ def test_events_decisions_offers_outcomes_and_dead_letters(pipeline: Pipeline) -
     assert snapshots, "no model snapshot published"
     newest = max((ModelSnapshot.from_bytes(v) for _, v in snapshots), key=lambda s: s.version)
     assert newest.version >= 1 and newest.examples_seen >= 1
+
+
+def test_searches_teach_the_published_query_model_and_decisions_log_interest(
+    pipeline: Pipeline,
+) -> None:
+    p, base = pipeline, base_time()
+    p.start_worker()
+    users = [f"searcher-{n}" for n in range(6)]
+    events: list[dict[str, Any]] = []
+    for u in users:  # a search, then a view of socks a minute later: one example each
+        events.append(search(u, f"{u}-s", base, "Wool socks"))
+        events.append(view(u, f"{u}-v", base + MINUTE_MS, category="socks"))
+    # A search the platform categorised is an example as it stands.
+    events.append(search("tagged", "tagged-s", base, "wool socks", category="socks"))
+    p.clickstream.send_all(events)
+
+    def snapshots() -> list[ModelSnapshot]:
+        records = read_topic(p.bootstrap_servers, p.names.topic("models"), count=50, timeout=2)
+        return [ModelSnapshot.from_bytes(value) for _, value in records]
+
+    published = poll(
+        snapshots,
+        lambda s: any(x.queries.examples >= len(users) + 1 for x in s),
+        timeout=60,
+        what="a snapshot that learned every search",
+        context=p.logs,
+    )
+    newest = max(published, key=lambda s: s.queries.examples)
+    assert newest.queries.examples == len(users) + 1
+    assert newest.queries.categories("socks") == {"socks": 1.0}
+    # Each view decided, and logged the category the user was drawn to.
+    p.wait_count("decisions", len(users))
+    assert p.ch.execute("SELECT DISTINCT interest_category FROM decisions FINAL") == [("socks",)]
 
 
 def _metrics(web: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -7,6 +7,7 @@ import pytest
 
 from streams.attribution import OpenDecision
 from streams.errors import PromoError
+from streams.search_interest import SEARCHES_KEPT
 from streams.user_state import STATE_FORMAT, UserState
 
 ABANDON_MS = 1_800_000
@@ -67,14 +68,35 @@ def test_only_a_state_holding_a_category_offers_decision_takes_format_5() -> Non
         "de-1", T0, T0 + 1, "cat20", "of-1", "C20-1", False, (0.0,), 3, target="shoes"
     )
     state.open_decisions.append(decision)
-    assert _format_of(state.to_bytes()) == STATE_FORMAT == 5
+    assert _format_of(state.to_bytes()) == 5
     again = UserState.from_bytes(state.to_bytes(), ABANDON_MS)
     assert again.open_decisions == [decision] and again.open_decisions[0].target == "shoes"
     decision.target = None  # an offer on the whole order: the older layout again
     assert _format_of(state.to_bytes()) == 3
 
 
-@pytest.mark.parametrize("first", [b"[6", b"[0", b"[-1", b'["4"'])
+def test_only_a_state_keeping_searches_takes_format_6() -> None:
+    state = UserState.from_bytes(BEFORE_MARGINS, ABANDON_MS)
+    state.note_search("running shoes", T0 + 90_000)
+    assert _format_of(state.to_bytes()) == STATE_FORMAT == 6
+    assert state.to_bytes() == (
+        b"[6" + BEFORE_MARGINS[2:-1] + b',"",-1,[["running shoes",1700000090000,1]]]'
+    )
+    again = UserState.from_bytes(state.to_bytes(), ABANDON_MS)
+    assert again.searches == [["running shoes", T0 + 90_000, 1]]
+    state.searches.clear()
+    assert state.to_bytes() == BEFORE_MARGINS  # none kept: the older layout again
+
+
+def test_a_state_keeps_the_latest_searches_and_only_the_newest_waits() -> None:
+    state = UserState.new(ABANDON_MS)
+    for n in range(SEARCHES_KEPT + 2):
+        state.note_search(f"q{n}", T0 + n)
+    assert [s[0] for s in state.searches] == [f"q{n}" for n in range(2, SEARCHES_KEPT + 2)]
+    assert [s[2] for s in state.searches] == [0] * (SEARCHES_KEPT - 1) + [1]
+
+
+@pytest.mark.parametrize("first", [b"[7", b"[0", b"[-1", b'["4"'])
 def test_a_format_this_worker_does_not_know_stops_it_naming_the_format(first: bytes) -> None:
     # Not only newer ones: a first field below 1 or of another type is not read as format 4.
     shown = first[1:].decode().replace('"', "'")
