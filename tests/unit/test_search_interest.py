@@ -14,8 +14,12 @@ import pytest
 
 from schemas import JSON_SCHEMA_DIR
 from schemas.codec import encode
+from schemas.decisions import Decision
 from schemas.events import ClickEvent, EventType
 from schemas.training import SearchExample, decode_example
+from simulator.closed_loop import play
+from simulator.population import build_population
+from simulator.shop import Shop
 from streams import search_interest
 from streams.engine import DecisionEngine, EngineOutput
 from streams.learning import learn_batch
@@ -187,3 +191,39 @@ def test_a_replayed_decision_keeps_the_target_and_interest_it_was_sent_with() ->
     ]
     assert again.offers[0].target_category == "socks"
     assert again.decisions[0].interest_category == decision.interest_category == "socks"
+
+
+class _Deaf(QueryCategories):
+    """A query model that never learns: it reads nothing in any search."""
+
+    def learn(self, query: str, category: str) -> None:
+        return
+
+
+def test_without_a_category_offer_searches_change_no_decision() -> None:
+    # The simulated shop, learning as it goes, with a query model that reads its queries or
+    # a deaf one: the same decisions (the default catalogue has no target to choose), only
+    # the logged interest may differ.
+    population = build_population(150, seed=5)
+    engines: list[DecisionEngine] = []
+
+    def decisions(deaf: bool) -> list[Decision]:
+        def build(shop: Shop) -> DecisionEngine:
+            engine = make_engine(FixedOffer("pct10", propensity=0.5))
+            if deaf:
+                engine.snapshot.queries = _Deaf()
+            assortment = population.assortment  # taught what the shop's queries are about
+            for category, terms in zip(assortment.categories, assortment.search_terms, strict=True):
+                for term in terms * search_interest.MIN_EVIDENCE:
+                    engine.snapshot.queries.learn(term, category)
+            engines.append(engine)
+            return engine
+
+        found = play(population, build, seed=5, days=2, start_ms=T0).decisions
+        return [replace(d, interest_category="") for d in found]
+
+    heard, deaf = decisions(False), decisions(True)
+    assert heard == deaf and heard
+    taught = sum(map(len, population.assortment.search_terms)) * search_interest.MIN_EVIDENCE
+    assert engines[0].snapshot.queries.examples > taught  # it learned from the shop's searches
+    assert engines[1].snapshot.queries.examples == 0
