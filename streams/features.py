@@ -268,18 +268,17 @@ class SlidingWindowFeatures:
                 for index in [i for i in series if i <= oldest]:
                     del series[index]
 
-    def add_interest(self, category: str, ts: int, weight: float = 1.0) -> None:
-        """Interest in ``category`` from something other than its items: ``weight`` views'
-        worth (a search the platform sent with its category)."""
-        self._touch_category(category, ts, weight)
+    def add_interest(self, category: str, ts: int) -> None:
+        """Interest in ``category`` from something other than its items, a view's worth (a
+        search the platform sent with its category)."""
+        self._touch_category(category, ts)
 
-    def _touch_category(self, category: str, ts: int, weight: float = 1.0) -> None:
+    def _touch_category(self, category: str, ts: int) -> None:
         entry = self.affinity.get(category)
         if entry is None:
-            self.affinity[category] = [weight, float(ts)]
+            self.affinity[category] = [1.0, float(ts)]
         else:
-            decayed = decay(entry[0], entry[1], ts) if ts >= entry[1] else entry[0]
-            entry[0] = decayed + weight
+            entry[0] = decay(entry[0], entry[1], ts) + 1.0 if ts >= entry[1] else entry[0] + 1.0
             entry[1] = max(entry[1], float(ts))
         if len(self.affinity) > AFFINITY_KEEP:
             weakest = min(
