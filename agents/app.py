@@ -19,6 +19,7 @@ from agents.outputs import OutputProducer, Outputs
 from agents.topics import Topics
 from promo.logs import worker_logging_config
 from promo.settings import Settings
+from streams.catalogue import COMPLEMENT
 from streams.engine import DecisionEngine, EngineConfig
 from streams.models import ModelSnapshot
 from streams.policy import ContactLimits
@@ -178,9 +179,11 @@ def create_app(settings: Settings, snapshot: ModelSnapshot | None = None) -> Pro
     async def flush_outputs(*args: object, **kwargs: object) -> None:
         await outputs.stop()
 
-    from agents import clickstream, learner, sinks
+    from agents import clickstream, learner, rules, sinks
 
     clickstream.register(promo)
     learner.register(promo)
+    if any(o.category == COMPLEMENT for o in config.catalogue):
+        rules.register(promo)  # a catalogue without complement bundles needs no rules
     sinks.register(promo)
     return promo

@@ -19,11 +19,12 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from faust.types import StreamT
 
 from agents.app import Promo
+from agents.follow import feed_consumer, follow_topic
 from promo.settings import Settings
 from streams.errors import ModelError, PromoError
 from streams.learning import LearnerModels, learn_batch
@@ -34,9 +35,6 @@ log = logging.getLogger(__name__)
 #: How long a new learner may take to read the models topic to its end before it gives up
 #: (and stops the worker) rather than learn on top of older models.
 READ_MODELS_SECONDS = 60.0
-#: A model follower that lost the models topic reads it again after this long, doubled at
-#: each failure in a row up to the maximum.
-FOLLOW_RETRY_SECONDS, FOLLOW_RETRY_MAX_SECONDS = 1.0, 30.0
 
 
 class ModelsUnavailable(PromoError):
@@ -113,39 +111,17 @@ async def follow_published_models(
     consumer: Callable[[Settings], Any] | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
-    """Tail the models topic from its start, handing every readable snapshot to ``adopt``.
-
-    A broker error (the broker unreachable when the follower starts, a fetch it gives up on)
-    reads the topic again after a back-off, while the worker goes on deciding with the models
-    it has: an app task that raised would stop the whole worker, hot path and all, for a feed
-    it can do without for a while (``promo_model_loaded_timestamp_seconds`` shows since
-    when). Any other error is a bug and still stops it.
-    """
-    wait = FOLLOW_RETRY_SECONDS
-    tp = TopicPartition(settings.topic_models, 0)
-    while True:
-        follower = (consumer or _models_consumer)(settings)
-        try:
-            await follower.start()
-            follower.assign([tp])
-            await follower.seek_to_beginning(tp)
-            async for message in follower:
-                wait = FOLLOW_RETRY_SECONDS
-                snapshot = _readable(message.value, message.offset, layout)
-                if snapshot is not None:
-                    adopt(snapshot)
-            return  # the consumer was stopped: the worker is stopping
-        except KafkaError as exc:
-            log.error(
-                "the model follower lost the models topic (%r); reading it again in %.0f s, "
-                "deciding with the models it has meanwhile",
-                exc,
-                wait,
-            )
-        finally:
-            await follower.stop()
-        await sleep(wait)
-        wait = min(2 * wait, FOLLOW_RETRY_MAX_SECONDS)
+    """Tail the models topic from its start, handing every readable snapshot to ``adopt``
+    (``agents.follow``; ``promo_model_loaded_timestamp_seconds`` shows since when a worker
+    that lost it decides with the models it has)."""
+    await follow_topic(
+        settings,
+        settings.topic_models,
+        lambda value, offset: _readable(value, offset, layout),
+        adopt,
+        consumer,
+        sleep,
+    )
 
 
 async def publish_snapshot(promo: Promo, snapshot: ModelSnapshot) -> None:
@@ -196,7 +172,7 @@ async def published_snapshots(
     shares a batch. Should one be missed anyway, the follower's newer snapshot is still
     adopted as the base before the next batch.)
     """
-    consumer = _models_consumer(settings)
+    consumer = feed_consumer(settings)
     tp = TopicPartition(settings.topic_models, 0)
     deadline = time.monotonic() + READ_MODELS_SECONDS
     try:
@@ -219,14 +195,6 @@ async def published_snapshots(
         raise ModelsUnavailable(f"cannot read {settings.topic_models}: {exc!r}") from exc
     finally:
         await consumer.stop()
-
-
-def _models_consumer(settings: Settings) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        enable_auto_commit=False,
-        **settings.kafka_options(),
-    )
 
 
 def _readable(value: bytes | None, offset: int, layout: tuple[str, ...]) -> ModelSnapshot | None:

@@ -21,6 +21,7 @@ class Topics:
     training: TopicT
     models: TopicT
     suppressions: TopicT
+    rules: TopicT
 
     @classmethod
     def declare(cls, app: faust.App, settings: Settings) -> Topics:
@@ -45,6 +46,8 @@ class Topics:
             training=raw(settings.topic_training, 1),
             models=raw(settings.topic_models, 1),
             suppressions=raw(settings.topic_suppressions),
+            # Bundle rules (``promo rules``): one partition, read whole by every worker.
+            rules=raw(settings.topic_rules, 1),
         )
 
     def partitions(self) -> dict[str, int]:
@@ -58,6 +61,7 @@ class Topics:
             self.training,
             self.models,
             self.suppressions,
+            self.rules,
         )
         return {t.get_topic_name(): t.partitions or 1 for t in topics}
 

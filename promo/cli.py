@@ -284,6 +284,20 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="also write the report with its charts as one self-contained HTML file (offline)",
     )
+    rules = command(
+        "rules",
+        _rules,
+        "Count which categories are bought together (association rules over the purchases in "
+        "ClickHouse), store them in bundle_rules and publish them to the workers, for offers "
+        'with "category": "complement".',
+    )
+    rules.add_argument(
+        "--every",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="repeat every SECONDS until stopped (default: once)",
+    )
     offers = command(
         "offers", _offers, "Print offers from the offers topic, one JSON object per line."
     )
@@ -554,6 +568,28 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
         path = write_html(evaluation, args.html).resolve()
         print(f"HTML report (opens offline in a browser): {path}")
     return 0
+
+
+def _rules(settings: Settings, args: argparse.Namespace) -> int:
+    from promo.bundle_rules import compute_rules, publish_rules
+    from promo.clickhouse import connect
+
+    if args.every is not None and args.every <= 0:
+        raise ConfigError(f"promo rules: --every must be positive, got {args.every}")
+    client = connect(settings)
+    while True:
+        rules = compute_rules(client, settings.rules_days, settings.rules_min_orders)
+        if rules is None:
+            print("no purchases in ClickHouse yet: no rules")
+        else:
+            publish_rules(settings, rules)
+            print(
+                f"rules v{rules.version}: {len(rules.rules)} rules from {rules.baskets} orders, "
+                f"stored in bundle_rules and sent to {settings.topic_rules}"
+            )
+        if args.every is None:
+            return 0
+        time.sleep(args.every)
 
 
 def _offers(settings: Settings, args: argparse.Namespace) -> int:

@@ -28,8 +28,8 @@ class BrokerUnavailable(ServerUnavailable):
 def ensure_topics(settings: Settings, partitions: dict[str, int]) -> list[str]:
     """Create the missing topics; returns the names created.
 
-    The models topic is compacted: every snapshot has the same key, so the broker keeps the
-    latest and a starting worker reads one snapshot, not the whole history.
+    The models and rules topics are compacted: every snapshot has the same key, so the broker
+    keeps the latest and a starting worker reads one snapshot, not the whole history.
     """
     try:
         admin = KafkaAdminClient(
@@ -49,7 +49,7 @@ def ensure_topics(settings: Settings, partitions: dict[str, int]) -> list[str]:
                 count,
                 settings.topic_replication,
                 topic_configs={"cleanup.policy": "compact"}
-                if name == settings.topic_models
+                if name in (settings.topic_models, settings.topic_rules)
                 else {},
             )
             for name, count in partitions.items()

@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     topic_training: str = "promo-training"
     topic_models: str = "promo-models"
     topic_suppressions: str = "promo-suppressions"
+    topic_rules: str = "promo-rules"
     topic_partitions: int = Field(8, ge=1, le=1024, description="Partitions of keyed topics")
     topic_replication: int = Field(3, ge=1, le=7, description="Replication of created topics")
 
@@ -180,6 +181,14 @@ class Settings(BaseSettings):
         gt=0,
         description="Expected discount the offers may commit per UTC day, paced over the "
         "day's traffic and split evenly over the clickstream partitions (unset: no budget)",
+    )
+
+    # --- bundle rules (promo rules) --------------------------------------------------------------
+    rules_days: float = Field(
+        30.0, gt=0, description="promo rules counts this many days of purchases, up to the latest"
+    )
+    rules_min_orders: int = Field(
+        20, ge=1, description="promo rules keeps pairs of categories bought together this often"
     )
 
     # --- segments and fairness -------------------------------------------------------------------

@@ -9,8 +9,16 @@ A catalogue is a JSON list of entries (``PROMO_OFFER_CATALOGUE`` names the file)
 An entry with a ``category`` is a *category offer*: its discount applies only to the order's
 lines of that category. ``"interest"`` lets the engine choose the category per decision, the
 one of the user's cart they are most drawn to (``OfferSpec.scope``); any other value names a
-category (as the clickstream spells it), so no category can be called "interest".
-``{category}`` in the title becomes the target's name.
+category (as the clickstream spells it), so no category can be called "interest" or
+"complement". ``{category}`` in the title becomes the target's name.
+
+A ``bundle`` with ``"category": "complement"`` is a *complement bundle*: its discount applies
+to the whole order once the order holds a line of the category the bundle rules pair with
+the cart (``streams.bundles``), chosen per decision; it is not offered where no rule pairs
+the cart with a category it lacks::
+
+    {"code": "pair15", "kind": "bundle", "value": 15, "category": "complement",
+     "title": "15 % off your order when you add {category}"}
 
 >>> catalogue = parse_catalogue([
 ...     {"code": "pct10", "kind": "percent_off", "value": 10, "title": "10 % off"},
@@ -33,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from schemas.decisions import NO_OFFER
+from streams.bundles import BundleRules
 from streams.errors import ConfigError
 
 OFFER_KINDS = ("percent_off", "free_shipping", "fixed_off", "bundle")
@@ -41,6 +50,8 @@ OFFER_KINDS = ("percent_off", "free_shipping", "fixed_off", "bundle")
 CATEGORY_KINDS = ("percent_off", "fixed_off")
 #: The category value that lets the engine choose the target per decision.
 INTEREST = "interest"
+#: A bundle's category value: the complement of the cart, by the bundle rules.
+COMPLEMENT = "complement"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +68,8 @@ class OfferSpec:
     value: float
     title: str
     coupon_prefix: str
-    #: None: the whole order; ``INTEREST``: the category chosen per decision; else a category.
+    #: None: the whole order; ``INTEREST``: the category chosen per decision; ``COMPLEMENT``
+    #: (a bundle): the category the rules pair with the cart; else a category.
     category: str | None = None
 
     def cost(self, order_value: float, scope: float = 1.0) -> float:
@@ -69,13 +81,18 @@ class OfferSpec:
         return min(self.value, order_value * scope) if self.kind == "fixed_off" else self.value
 
     def scope(
-        self, cart_shares: Mapping[str, float], interest: Mapping[str, float]
+        self,
+        cart_shares: Mapping[str, float],
+        interest: Mapping[str, float],
+        rules: BundleRules | None = None,
     ) -> tuple[str | None, float]:
         """(the category this offer would be on, the share of the order it applies to) for a
         user whose cart splits by category as ``cart_shares`` and whose interest is
         ``interest``. A category offer applies to nothing (share 0) when the cart holds none
         of its category: it is not offered then. ``INTEREST`` picks, among the cart's
         categories, the one the user is most drawn to: a discount on what they came for.
+        ``COMPLEMENT`` takes the category ``rules`` pair with the cart, and the whole order
+        (share 0 without one).
 
         >>> spec = OfferSpec("c20", "percent_off", 20.0, "20 % off {category}", "C20", INTEREST)
         >>> spec.scope({"shoes": 0.75, "socks": 0.25}, {"socks": 3.0, "shoes": 1.0})
@@ -85,6 +102,9 @@ class OfferSpec:
         """
         if self.category is None:
             return None, 1.0
+        if self.category == COMPLEMENT:
+            target = rules.complement(cart_shares, interest) if rules is not None else None
+            return target, 1.0 if target is not None else 0.0
         if self.category != INTEREST:
             return self.category, cart_shares.get(self.category, 0.0)
         if not cart_shares:
@@ -132,9 +152,12 @@ def parse_catalogue(entries: Any) -> tuple[OfferSpec, ...]:
         category = entry.get("category")
         if category is not None and (not isinstance(category, str) or not 0 < len(category) <= 128):
             raise ConfigError(f"{where} ({code}): 'category' must be a short string")
-        if category is not None and kind not in CATEGORY_KINDS:
+        if category == COMPLEMENT and kind != "bundle":
+            raise ConfigError(f"{where} ({code}): only a bundle can be on {COMPLEMENT!r}")
+        if category not in (None, COMPLEMENT) and kind not in CATEGORY_KINDS:
             raise ConfigError(
-                f"{where} ({code}): only {' and '.join(CATEGORY_KINDS)} can have a 'category'"
+                f"{where} ({code}): only {' and '.join(CATEGORY_KINDS)} can have a 'category' "
+                f"(a bundle only {COMPLEMENT!r})"
             )
         specs.append(OfferSpec(code, kind, float(value), title, str(prefix), category))
     codes = [s.code for s in specs]

@@ -34,6 +34,7 @@ from streams.abuse import OFF as ABUSE_OFF
 from streams.abuse import abuse_score, gates_user
 from streams.attribution import OpenDecision, attribute_event, close_expired
 from streams.budget import GATES, BudgetLedger
+from streams.bundles import BundleRules
 from streams.catalogue import OfferSpec
 from streams.feature_vector import feature_vector
 from streams.models import ModelSnapshot
@@ -172,6 +173,9 @@ class DecisionEngine:
     ) -> None:
         self.config = config
         self.snapshot = snapshot
+        #: The bundle rules (``promo rules``) a complement bundle's target comes from; None
+        #: until the first arrive: no complement bundle is offered before.
+        self.rules: BundleRules | None = None
         self.policy = policy or UpliftPolicy(config.catalogue, config.confidence_z)
         self.shadow = (
             UpliftPolicy(config.catalogue, config.shadow_z) if config.shadow_z is not None else None
@@ -418,7 +422,7 @@ class DecisionEngine:
         targets, scopes = {}, {}
         for spec in catalogue:
             if spec.category is not None:
-                target, scopes[spec.code] = spec.scope(shares, interest)
+                target, scopes[spec.code] = spec.scope(shares, interest, self.rules)
                 if target is not None:
                     targets[spec.code] = target
         return tuple(o for o in catalogue if scopes.get(o.code, 1.0) > 0), targets, scopes

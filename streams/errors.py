@@ -24,3 +24,7 @@ class SinkError(PromoError):
 
 class ModelError(PromoError):
     """A model snapshot could not be read or does not fit the feature layout."""
+
+
+class RulesError(PromoError):
+    """A bundle rules snapshot could not be read (damaged, or of another format)."""

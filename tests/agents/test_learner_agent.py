@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
-from agents import learner
+from agents import follow, learner
 from agents.app import create_app
 from schemas.codec import encode
 from schemas.training import TrainingExample
@@ -165,7 +165,7 @@ async def test_a_model_follower_that_loses_the_broker_reads_the_models_topic_aga
     )
     # Before: the error ended the app task, and Faust stopped the whole worker with it.
     assert adopted == [3]
-    assert waits == [learner.FOLLOW_RETRY_SECONDS, 2 * learner.FOLLOW_RETRY_SECONDS]
+    assert waits == [follow.FOLLOW_RETRY_SECONDS, 2 * follow.FOLLOW_RETRY_SECONDS]
     assert all(f.stopped for f in used)
 
 
