@@ -268,6 +268,12 @@ def _parser() -> argparse.ArgumentParser:
         help="chance that another user pays with a public coupon code when holding none of "
         "ours (default 0)",
     )
+    ev.add_argument(
+        "--complements",
+        action="store_true",
+        help="a shop whose categories are bought together in pairs, as bundle rules find "
+        "(default: tastes independent across categories)",
+    )
     ev.add_argument("--json", action="store_true", help="print the full result as JSON")
     report = command(
         "report",
@@ -526,6 +532,9 @@ def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
             model_seed=settings.model_seed,
             coupon_hunters=args.coupon_hunters,
             casual_code_use=args.casual_code_use,
+            complements=args.complements,
+            rules_days=settings.rules_days,
+            rules_min_orders=settings.rules_min_orders,
             period_days=args.period_days,
         )
     except ValueError as exc:

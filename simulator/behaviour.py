@@ -21,6 +21,11 @@ True
 True
 >>> offer_discount("bundle", 15.0, gross=80.0, units=1), offer_discount("bundle", 15.0, 80.0, 2)
 (0.0, 12.0)
+
+A *complement bundle* (a bundle on a category, the one the engine's rules pair with the cart:
+``streams.bundles``) takes its discount off the whole order once the order holds a line of
+that category, and nudges an order without one to add one (``complement_chances``); the
+session model and the truth call it ``"complement"``.
 """
 
 from __future__ import annotations
@@ -43,6 +48,38 @@ PUBLIC_CODE = "SAVE3"
 PUBLIC_CODE_KIND, PUBLIC_CODE_VALUE = "fixed_off", 3.0
 
 
+def complement_chances(user: UserTraits, target: int) -> tuple[float, float, float]:
+    """For a complement bundle on category ``target``: (the chance an order holds a line of it
+    anyway, the chance the bundle makes an order without one add one, that line's expected
+    value).
+
+    An order's lines are ``1 + Poisson(extra_lines)`` draws of the user's categories, so it
+    lacks the category with probability ``(1 - w) exp(-extra_lines w)`` (``w``: the share of
+    their lines in it). The nudge works as the plain bundle's does (``BUNDLE_NUDGE``), more
+    often for a category the user likes more than the average one, at most always so.
+    """
+    cdf = user.category_cdf
+    if not 0 <= target < len(cdf):
+        return 0.0, 0.0, 0.0
+    w = cdf[target] - (cdf[target - 1] if target else 0.0)
+    has = 1.0 - (1.0 - w) * math.exp(-user.extra_lines * w)
+    add = BUNDLE_NUDGE * min(1.0, len(cdf) * w)
+    # category_spend is w x the category's mean price / unit_price_mean.
+    price = user.category_spend[target] / w * user.unit_price_mean if w > 0 else 0.0
+    return has, add, price * MEAN_QUANTITY
+
+
+def offer_terms(
+    user: UserTraits, kind: str, value: float, scope: float, target: int | None = None
+) -> tuple[str, float, float]:
+    """(kind, value, scope) as ``session_conversion`` reads an offer: a bundle on category
+    ``target`` is a complement bundle, whose scope is the chance an order qualifies."""
+    if kind == "bundle" and target is not None:
+        has, add, _ = complement_chances(user, target)
+        return "complement", value, has + (1.0 - has) * add
+    return kind, value, scope
+
+
 def perceived_saving(user: UserTraits, kind: str, value: float, scope: float = 1.0) -> float:
     """The share of a typical order the offer saves this user: what drives their response.
 
@@ -51,7 +88,7 @@ def perceived_saving(user: UserTraits, kind: str, value: float, scope: float = 1
     orders a category offer's discount covers (``UserTraits.spend_share``): 20 % off a
     category they spend half on saves them 10 % of an order, as they see it.
     """
-    if kind == "percent_off":
+    if kind in ("percent_off", "complement"):
         return value / 100.0 * scope
     if kind == "bundle":
         qualifying = 1.0 - user.single_unit_share * (1.0 - BUNDLE_NUDGE)
@@ -84,7 +121,7 @@ def offer_discount(kind: str, value: float, gross: float, units: int) -> float:
     Free shipping waives a fee the shop then pays: it does not change the order's total but
     costs the shop ``value``.
     """
-    if kind == "percent_off":
+    if kind in ("percent_off", "complement"):  # complement: ``gross`` 0 without its line
         return gross * value / 100.0
     if kind == "bundle":
         return gross * value / 100.0 if units >= 2 else 0.0
@@ -101,7 +138,7 @@ def reduces_order_total(kind: str) -> bool:
 
 
 def expected_order(
-    user: UserTraits, kind: str | None, value: float, scope: float = 1.0
+    user: UserTraits, kind: str | None, value: float, scope: float = 1.0, target: int = -1
 ) -> tuple[float, float]:
     """(expected order value, expected discount if the coupon is used) for an order placed
     while an offer of ``kind`` is active; ``kind=None`` for no offer. ``scope``: the share of
@@ -109,13 +146,18 @@ def expected_order(
 
     Mirrors the shop's checkout: lines are independent, so an order's expected value is lines
     times ``unit_price_mean`` times ``MEAN_QUANTITY``; the bundle nudge adds a line to a
-    one-unit basket with probability ``BUNDLE_NUDGE``. (``fixed_off`` is approximated by the
-    discount on an average order.)
+    one-unit basket with probability ``BUNDLE_NUDGE``, a complement bundle's (on category
+    ``target``) a line of its category to an order without one (``complement_chances``).
+    (``fixed_off`` is approximated by the discount on an average order.)
     """
     line_value = user.unit_price_mean * MEAN_QUANTITY
     gross = user.order_value_mean
     if kind is None:
         return gross, 0.0
+    if kind == "complement":
+        has, add, added = complement_chances(user, target)
+        nudged = (1.0 - has) * add
+        return gross + nudged * added, value / 100.0 * (has * gross + nudged * (gross + added))
     if kind == "bundle":
         gross += BUNDLE_NUDGE * user.single_unit_share * line_value
         # Orders still of a single unit (no nudge) get no bundle discount.

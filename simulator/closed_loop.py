@@ -40,6 +40,8 @@ from schemas.outcomes import Outcome
 from simulator.population import Population
 from simulator.shop import DAY_MS, Shop
 from streams.budget import BudgetLedger
+from streams.bundles import count_rules
+from streams.catalogue import COMPLEMENT
 from streams.engine import DecisionEngine, EngineOutput
 from streams.user_state import UserState
 
@@ -92,6 +94,8 @@ def play(
     on_progress: Callable[[float], object] | None = None,
     states_out: dict[str, UserState] | None = None,
     marks_ms: Sequence[int] = (),
+    rules_days: float = 30.0,
+    rules_min_orders: int = 20,
 ) -> LoopResult:
     """Run ``days`` of the shop with the engine ``engine_for(shop)`` deciding (``None``: no
     engine, no offers). The engine is built on the shop so that an oracle can look inside.
@@ -104,6 +108,11 @@ def play(
     the end (``benchmarks.abuse_scores`` reads behaviour from them). ``marks_ms``: event
     times at which every user's realised profit so far is kept (``LoopResult.profits_at``),
     so that a policy's truth can be split by period.
+
+    With a complement bundle in the engine's catalogue, the bundle rules are counted as
+    ``promo rules`` counts them (``streams.bundles.count_rules``: the purchases of the last
+    ``rules_days``, pairs bought together in ``rules_min_orders`` orders or more) when the
+    engine starts deciding, and again every simulated day, as a daily schedule would.
     """
     shop = Shop(population, start_ms=start_ms, run_id=run_id, seed=seed)
     engine = engine_for(shop) if engine_for else None
@@ -117,6 +126,8 @@ def play(
     now, next_sweep, reported = start_ms, start_ms + SWEEP_MS, start_ms
     marks = sorted(marks_ms)
     profits_at: list[np.ndarray] = []
+    catalogue = engine.config.catalogue if engine else ()
+    next_rules = decide_from if any(o.category == COMPLEMENT for o in catalogue) else end_ms
 
     def profits() -> np.ndarray:
         return np.array([shop.ledger(i).profit(gross_margin) for i in range(n)])
@@ -127,6 +138,12 @@ def play(
             marks.pop(0)
         if engine and deciding and now >= decide_from:
             engine.config = deciding
+        if engine and now >= next_rules:
+            since = now - round(rules_days * DAY_MS)
+            recent = (p for p in loop.purchases if p.ts >= since)
+            baskets = ([line.category or "" for line in p.items] for p in recent)
+            engine.rules = count_rules(baskets, rules_min_orders, now, since, now)
+            next_rules += DAY_MS
         now = min(end_ms, now + STEP_MS)
         loop.step(shop.advance_events(now))
         if now >= next_sweep:

@@ -79,6 +79,11 @@ class EvaluationConfig:
     #: Share of coupon hunters, and other users' use of public codes (``build_population``).
     coupon_hunters: float = 0.0
     casual_code_use: float = 0.0
+    #: Categories bought together in pairs (``build_population``): what bundle rules find.
+    complements: bool = False
+    #: How complement bundles' rules are counted (``PROMO_RULES_DAYS``, ``_MIN_ORDERS``).
+    rules_days: float = 30.0
+    rules_min_orders: int = 20
     #: The truth is also split into periods of this many days of the deciding time
     #: (``by_period``): a learner's first week and its later ones are different stories.
     period_days: float = 7.0
@@ -194,6 +199,8 @@ def _play_args(config: EvaluationConfig) -> dict[str, Any]:
         "start_ms": START_MS,
         "gross_margin": config.engine.gross_margin,
         "marks_ms": period_marks(config),
+        "rules_days": config.rules_days,
+        "rules_min_orders": config.rules_min_orders,
     }
 
 
@@ -251,6 +258,7 @@ def _population(config: EvaluationConfig) -> Population:
         config.seed,
         coupon_hunters=config.coupon_hunters,
         casual_code_use=config.casual_code_use,
+        complements=config.complements,
     )
 
 

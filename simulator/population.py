@@ -35,6 +35,17 @@ QUANTITY_CDF = (0.8, 0.95, 1.0)
 MEAN_QUANTITY = 1 * 0.8 + 2 * 0.15 + 3 * 0.05
 #: A user browses outside their preferred categories this often.
 EXPLORE_SHARE = 0.1
+#: Categories bought together in a shop with complements (``build_population(...,
+#: complements=True)``): each is the other's complement.
+COMPLEMENT_PAIRS = (
+    ("electronics", "home"),
+    ("fashion", "beauty"),
+    ("books", "toys"),
+    ("sports", "grocery"),
+)
+#: There, the share of a user's taste that goes to their favourite category and its
+#: complement, half each: whoever likes one likes the other, so they meet in orders.
+COMPLEMENT_PULL = 0.5
 
 
 class ResponseType(StrEnum):
@@ -186,6 +197,7 @@ def build_population(
     *,
     coupon_hunters: float = 0.0,
     casual_code_use: float = 0.0,
+    complements: bool = False,
 ) -> Population:
     """Draw an assortment and ``n_users`` users; the same seed gives the same population.
 
@@ -198,6 +210,10 @@ def build_population(
     hunters (and 0 reproduces the populations of before). ``casual_code_use``: the chance
     that one of the other users pays with a public code when holding none of ours (0: never,
     as before), so that a code alone does not make a hunter.
+
+    ``complements``: categories come in pairs bought together (``COMPLEMENT_PAIRS``): each
+    user's taste for a category is pulled towards their taste for its complement, from the
+    same draws (False: tastes independent across categories, as before).
     """
     if not (0.0 <= coupon_hunters < 1.0 and 0.0 <= casual_code_use <= 1.0):
         raise ValueError(
@@ -217,6 +233,8 @@ def build_population(
     extra_lines = rng.gamma(1.0, 0.8, n_users)
     n_categories = len(assortment.categories)
     preferences = rng.dirichlet(np.full(n_categories, 0.4), n_users)
+    if complements:
+        preferences = _pull_to_complements(preferences, assortment.categories)
     views = 2.0 + rng.gamma(2.0, 2.5, n_users)
     add_rates = rng.beta(2.0, 8.0, n_users)
     mean_prices = np.array(assortment.category_mean_price)
@@ -250,6 +268,27 @@ def build_population(
     if coupon_hunters > 0:
         _make_hunters(users, coupon_hunters, np.random.SeedSequence(seed, spawn_key=(3,)))
     return Population(assortment, tuple(users), coupon_hunters, casual_code_use)
+
+
+def _pull_to_complements(preferences: np.ndarray, categories: tuple[str, ...]) -> np.ndarray:
+    """Each row's tastes with ``COMPLEMENT_PULL`` of them moved to its favourite category and
+    that category's complement, half each (a category without one keeps it all).
+
+    >>> cats = ("books", "toys", "home")
+    >>> _pull_to_complements(np.array([[0.2, 0.0, 0.8], [0.6, 0.0, 0.4]]), cats).tolist()
+    [[0.1, 0.0, 0.9], [0.55, 0.25, 0.2]]
+    """
+    partner = np.arange(len(categories))
+    index = {c: k for k, c in enumerate(categories)}
+    for a, b in COMPLEMENT_PAIRS:
+        if a in index and b in index:
+            partner[index[a]], partner[index[b]] = index[b], index[a]
+    rows = np.arange(len(preferences))
+    favourite = preferences.argmax(axis=1)
+    pulled: np.ndarray = (1 - COMPLEMENT_PULL) * preferences
+    pulled[rows, favourite] += COMPLEMENT_PULL / 2
+    pulled[rows, partner[favourite]] += COMPLEMENT_PULL / 2
+    return pulled
 
 
 def _make_hunters(users: list[UserTraits], share: float, seed: np.random.SeedSequence) -> None:

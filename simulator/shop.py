@@ -45,7 +45,9 @@ from simulator.behaviour import (
     PUBLIC_CODE_KIND,
     PUBLIC_CODE_VALUE,
     REACH,
+    complement_chances,
     offer_discount,
+    offer_terms,
     reduces_order_total,
     session_conversion,
 )
@@ -340,7 +342,17 @@ class Shop:
         rng, traits = shopper.rng, shopper.traits
         active = shopper.active_offers(ts)
         p = session_conversion(
-            traits, [(h.offer.kind, h.offer.value, self._scope(traits, h.offer)) for h in active]
+            traits,
+            [
+                offer_terms(
+                    traits,
+                    h.offer.kind,
+                    h.offer.value,
+                    self._scope(traits, h.offer),
+                    self._complement(h.offer),
+                )
+                for h in active
+            ],
         )
         buys = rng.random() < p
         if traits.response_type is ResponseType.COUPON_HUNTER:
@@ -355,9 +367,15 @@ class Shop:
             t += self._gap(shopper)
         while len(cart) < size:
             t = self._add_line(shopper, i, t)
-        nudged = any(h.offer.kind == "bundle" for h in active)
+        nudged = any(h.offer.kind == "bundle" and h.offer.target_category is None for h in active)
         if nudged and sum(q for _, q in cart) < 2 and rng.random() < BUNDLE_NUDGE:
             t = self._add_line(shopper, i, t)
+        for h in active:  # a complement bundle: a line of its category, if the order has none
+            target = self._complement(h.offer)
+            if target is None or target in self._categories_of(cart):
+                continue
+            if rng.random() < complement_chances(traits, target)[1]:
+                t = self._add_line(shopper, i, t, target)
         self._push(t, i, _PURCHASE, self._order(shopper, active))
         shopper.cart = []
 
@@ -376,8 +394,8 @@ class Shop:
         shopper.waited += 1
         return False
 
-    def _add_line(self, shopper: _Shopper, i: int, t: int) -> int:
-        item = self._pick_item(shopper)
+    def _add_line(self, shopper: _Shopper, i: int, t: int, category: int | None = None) -> int:
+        item = self._pick_item(shopper, category)
         self._push(t, i, _VIEW, (item, 1))
         t += self._gap(shopper)
         line = (item, _quantity(shopper.rng))
@@ -408,7 +426,15 @@ class Shop:
             "items": items,
         }
         savings = [
-            (offer_discount(h.offer.kind, h.offer.value, _covered(items, h.offer), units), h)
+            (
+                offer_discount(
+                    "complement" if self._complement(h.offer) is not None else h.offer.kind,
+                    h.offer.value,
+                    _covered(items, h.offer),
+                    units,
+                ),
+                h,
+            )
             for h in active
         ]
         applicable = [(d, h) for d, h in savings if d > 0]
@@ -435,6 +461,15 @@ class Shop:
             order["coupon_code"] = PUBLIC_CODE
         return order
 
+    def _categories_of(self, cart: list[tuple[int, int]]) -> set[int]:
+        return {self._assortment.item_category[item] for item, _ in cart}
+
+    def _complement(self, offer: Offer) -> int | None:
+        """A complement bundle's category (its index), None for any other offer."""
+        if offer.kind != "bundle" or offer.target_category is None:
+            return None
+        return self._category_index.get(offer.target_category, -1)
+
     def _scope(self, traits: UserTraits, offer: Offer) -> float:
         """The share of the user's orders the offer's discount covers, as they expect it."""
         if offer.target_category is None:
@@ -456,8 +491,11 @@ class Shop:
         cdf = shopper.traits.category_cdf
         return min(bisect_right(cdf, shopper.rng.random()), len(cdf) - 1)
 
-    def _pick_item(self, shopper: _Shopper) -> int:
-        items = self._assortment.category_items[self._pick_category(shopper)]
+    def _pick_item(self, shopper: _Shopper, category: int | None = None) -> int:
+        """An item of ``category``, or of a category drawn from the user's tastes."""
+        if category is None:
+            category = self._pick_category(shopper)
+        items = self._assortment.category_items[category]
         return items[int(shopper.rng.random() * len(items))]
 
     def _query(self, shopper: _Shopper) -> str:
@@ -517,8 +555,12 @@ def _quantity(rng: np.random.Generator) -> int:
 
 def _covered(items: tuple[LineItem, ...], offer: Offer) -> float:
     """The value of the order's lines an offer's discount applies to: all of them, or a
-    category offer's category's (none: the coupon does not apply)."""
+    category offer's category's (none: the coupon does not apply); a complement bundle's,
+    all of them once one is of its category."""
     target = offer.target_category
+    if offer.kind == "bundle" and target is not None:
+        held = any(line.category == target for line in items)
+        return round(sum(line.price * line.quantity for line in items), 2) if held else 0.0
     return round(
         sum(line.price * line.quantity for line in items if target in (None, line.category)), 2
     )

@@ -55,10 +55,11 @@ from simulator.behaviour import (
     REACH,
     expected_order,
     offer_discount,
+    offer_terms,
     session_conversion,
 )
 from simulator.population import HUNTER_ACCOUNTS, UserTraits
-from streams.catalogue import INTEREST, OfferSpec
+from streams.catalogue import COMPLEMENT, INTEREST, OfferSpec
 
 HOUR_MS = 3_600_000
 
@@ -114,7 +115,9 @@ def action_truth(
     life = min(offer_ttl_hours, window_hours)
     if scope is None:
         scope = _scope(user, offer.category, categories)
-    p1 = session_conversion(user, [(offer.kind, offer.value, scope)])
+    target = _complement(user, offer, categories)
+    kind, _, scope = offer_terms(user, offer.kind, offer.value, scope, target)
+    p1 = session_conversion(user, [(kind, offer.value, scope)])
     # The running session, or the session a click opens (a hunter's click opens none).
     clicked_in = user.profile.click if user.profile.click_opens_session else 0.0
     now1 = p1 if in_session else clicked_in * p1
@@ -126,7 +129,9 @@ def action_truth(
     buy_later = (1.0 - now1) * none_while_active * (1.0 - none_after)
     p_active = REACH * buy_active
     p_buy = p_active + REACH * buy_later + (1.0 - REACH) * (1.0 - stay_away)
-    offer_value, discount = expected_order(user, offer.kind, offer.value, scope)
+    offer_value, discount = expected_order(
+        user, kind, offer.value, scope, -1 if target is None else target
+    )
     revenue = p_active * offer_value + (p_buy - p_active) * plain_value
     # Our coupon when used, else the public code a user who uses one would have paid with.
     paid_active = COUPON_USE * discount + (1.0 - COUPON_USE) * _public_code_discount(
@@ -141,6 +146,19 @@ def action_truth(
         extra = COUPON_USE * (discount - _public_code_discount(user, plain_value))
         discounts += (HUNTER_ACCOUNTS - 1) * mates_buy * extra
     return _row(user, offer.code, p_buy, revenue, discounts, gross_margin)
+
+
+def _complement(user: UserTraits, offer: OfferSpec, categories: Sequence[str]) -> int | None:
+    """A complement bundle's category (index): the one it is on, or, for a bundle on
+    ``COMPLEMENT`` not yet paired with a cart, the user's second favourite (their favourite
+    is what their carts hold most); None for any other offer."""
+    if offer.kind != "bundle" or offer.category is None:
+        return None
+    if offer.category != COMPLEMENT:
+        return categories.index(offer.category) if offer.category in categories else -1
+    cdf = user.category_cdf
+    shares = [c - (cdf[k - 1] if k else 0.0) for k, c in enumerate(cdf)]
+    return sorted(range(len(shares)), key=lambda k: -shares[k])[1] if len(shares) > 1 else -1
 
 
 def _scope(user: UserTraits, category: str | None, categories: Sequence[str]) -> float:

@@ -1,12 +1,11 @@
 """Bundle rules through ClickHouse, as test input for both engines: purchases whose lines name
-categories, the rules ``promo rules`` computes from them in SQL, and the same measures counted
-in plain Python. tests/current_clickhouse and tests/integration (18.16) run the same check.
+categories, the rules ``promo rules`` computes from them in SQL, and the same rules counted in
+Python (``streams.bundles.count_rules``, what ``promo evaluate`` decides with).
+tests/current_clickhouse and tests/integration (18.16) run the same check.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections import Counter
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ import pytest
 from promo.bundle_rules import DAY_MS, compute_rules
 from promo.clickhouse import insert, query
 from schemas.events import ClickEvent, EventType, LineItem
+from streams.bundles import count_rules
 from streams.sink_rows import EVENT_COLUMNS, event_row
 
 TS = 1_700_000_000_000
@@ -51,22 +51,6 @@ def purchases() -> list[ClickEvent]:
     return events
 
 
-def python_rules(
-    events: list[ClickEvent], min_orders: int
-) -> dict[tuple[str, str], tuple[int, float, float, float]]:
-    """(antecedent, consequent) -> (orders, support, confidence, lift), counted in Python."""
-    baskets = [{line.category for line in e.items if line.category} for e in events]
-    baskets = [b for b in baskets if b]
-    single = Counter(c for b in baskets for c in b)
-    pairs = Counter(p for b in baskets for p in itertools.permutations(sorted(b), 2))
-    n = len(baskets)
-    return {
-        (a, b): (k, k / n, k / single[a], k / single[a] / (single[b] / n))
-        for (a, b), k in pairs.items()
-        if k >= min_orders
-    }
-
-
 def check_rules_match_python(client: Any) -> None:
     """On a migrated, empty database: the SQL's rules are the Python count's, to 1e-9; a
     redelivered purchase counts once; pairs below ``min_orders`` and purchases outside the
@@ -89,15 +73,16 @@ def check_rules_match_python(client: Any) -> None:
     rules = compute_rules(client, days=30, min_orders=5, now_ms=TS + DAY_MS)
     assert rules is not None
     assert rules.baskets == sum(count for _, count in ORDERS)
-    expected = python_rules(events, min_orders=5)
+    counted = count_rules([[line.category or "" for line in e.items] for e in events], 5, 0, 0, 0)
+    expected = {(r.antecedent, r.consequent): r for r in counted.rules}
     got = {(r.antecedent, r.consequent): r for r in rules.rules}
-    assert set(got) == set(expected)
+    assert set(got) == set(expected) and counted.baskets == rules.baskets
     assert ("pasta", "cheese") not in got  # four orders: below min_orders
-    for key, (orders, support, confidence, lift) in expected.items():
+    for key, want in expected.items():
         rule = got[key]
-        assert rule.orders == orders
+        assert rule.orders == want.orders
         assert (rule.support, rule.confidence, rule.lift) == pytest.approx(
-            (support, confidence, lift), abs=1e-9
+            (want.support, want.confidence, want.lift), abs=1e-9
         )
     assert rules.complement(["pasta"], {}) == "sauce"
 
