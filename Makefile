@@ -43,6 +43,7 @@ demo: up ## run the whole flow: 2 workers, 3 simulated days, the report as text 
 	$(SERVERS) workers-up 2
 	$(BIN)/promo simulate --users 3000 --days 3 --seed 7
 	$(BIN)/promo wait-drained --timeout 180
+	$(BIN)/promo rules
 	$(BIN)/promo report --html .run/report.html
 	@cat deploy/local/where-to-look.txt
 

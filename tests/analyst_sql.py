@@ -12,9 +12,11 @@ them on current ClickHouse (tests/current_clickhouse) and on the 18.16 server
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from promo.bundle_rules import RULE_COLUMNS, RUN_COLUMNS
 from promo.clickhouse import insert
 from schemas.dead_letters import DeadLetter, RejectReason
 from schemas.decisions import NO_OFFER, Decision
@@ -222,3 +224,10 @@ def write_sample(client: Any) -> None:
         insert(client, "suppressions", SUPPRESSION_COLUMNS, rows)
         rows = [dead_letter_row(letter) for letter in _dead_letters()]
         insert(client, "dead_letters", DEAD_LETTER_COLUMNS, rows)
+    # Bundle rules as `promo rules` stores them (the sample's orders name no categories).
+    insert(client, "bundle_rule_runs", RUN_COLUMNS, [(7, datetime(2023, 11, 15), 0, 9, 40, 2)])
+    rules = [
+        (7, "pasta", "sauce", 12, 15, 14, 0.3, 0.8, 1.52),
+        (7, "pasta", "soap", 5, 15, 20, 0.125, 0.33, 0.67),
+    ]
+    insert(client, "bundle_rules", RULE_COLUMNS, rules)
