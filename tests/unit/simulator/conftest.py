@@ -55,3 +55,24 @@ def make_offer() -> OfferFactory:
         )
 
     return offer
+
+
+def targeted_offer(spec: OfferSpec, user_id: str, target: str, n: int) -> Offer:
+    """The ``n``-th offer of ``spec`` on category ``target``, valid 48 h from ``T0``."""
+    return Offer(
+        offer_id=f"of-{n:024x}",
+        decision_id=f"de-{n:024x}",
+        user_id=user_id,
+        offer_code=spec.code,
+        kind=spec.kind,
+        title=spec.title_for(target),
+        value=spec.value,
+        coupon_code=f"{spec.coupon_prefix}-{n}",
+        created_at=T0,
+        expires_at=T0 + 48 * HOUR_MS,
+        reason="test",
+        segment=0,
+        policy_version="test",
+        model_version=0,
+        target_category=target,
+    )

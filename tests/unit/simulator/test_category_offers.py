@@ -11,13 +11,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from schemas.offers import Offer
 from simulator.behaviour import perceived_saving
 from simulator.population import Population, ResponseType, build_population
 from simulator.shop import Shop
 from simulator.truth import action_truth
 from streams.catalogue import INTEREST, OfferSpec
-from tests.unit.simulator.conftest import HOUR_MS, T0
+from tests.unit.simulator.conftest import HOUR_MS, T0, targeted_offer
 
 CAT30 = OfferSpec("cat30", "percent_off", 30.0, "30 % off {category}", "C30", INTEREST)
 WINDOW_MS = 48 * HOUR_MS
@@ -50,26 +49,6 @@ def test_a_category_discount_saves_what_the_user_spends_there() -> None:
     )
 
 
-def _offer(user_id: str, target: str, n: int) -> Offer:
-    return Offer(
-        offer_id=f"of-{n:024x}",
-        decision_id=f"de-{n:024x}",
-        user_id=user_id,
-        offer_code=CAT30.code,
-        kind=CAT30.kind,
-        title=CAT30.title_for(target),
-        value=CAT30.value,
-        coupon_code=f"C30-{n}",
-        created_at=T0,
-        expires_at=T0 + WINDOW_MS,
-        reason="test",
-        segment=0,
-        policy_version="test",
-        model_version=0,
-        target_category=target,
-    )
-
-
 def test_the_coupon_takes_its_percent_off_the_categorys_lines_only(
     big_population: Population,
 ) -> None:
@@ -78,7 +57,7 @@ def test_the_coupon_takes_its_percent_off_the_categorys_lines_only(
     categories = big_population.assortment.categories
     targets = {u.user_id: categories[int(np.argmax(u.category_spend))] for u in users}
     for n, user in enumerate(users):
-        shop.receive_offer(_offer(user.user_id, targets[user.user_id], n), T0)
+        shop.receive_offer(targeted_offer(CAT30, user.user_id, targets[user.user_id], n), T0)
     coded = plain = 0
     for event in shop.advance(T0 + WINDOW_MS):
         if event["type"] != "purchase":
@@ -107,7 +86,7 @@ def test_truth_agrees_with_simulated_outcomes_of_a_category_offer(
     categories = big_population.assortment.categories
     targets = {u.user_id: categories[int(np.argmax(u.category_spend))] for u in users}
     for n, user in enumerate(users):
-        shop.receive_offer(_offer(user.user_id, targets[user.user_id], n), T0)
+        shop.receive_offer(targeted_offer(CAT30, user.user_id, targets[user.user_id], n), T0)
     first: dict[str, dict[str, object]] = {}
     for event in shop.advance(T0 + WINDOW_MS):
         if event["type"] == "purchase":

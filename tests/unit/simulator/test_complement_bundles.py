@@ -12,7 +12,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from schemas.offers import Offer
 from simulator.population import (
     COMPLEMENT_PAIRS,
     Population,
@@ -24,7 +23,7 @@ from simulator.shop import Shop
 from simulator.truth import action_truth
 from streams.bundles import count_rules
 from streams.catalogue import COMPLEMENT, OfferSpec
-from tests.unit.simulator.conftest import HOUR_MS, T0
+from tests.unit.simulator.conftest import HOUR_MS, T0, targeted_offer
 
 PAIR15 = OfferSpec("pair15", "bundle", 15.0, "15 % off when you add {category}", "PB", COMPLEMENT)
 WINDOW_MS = 48 * HOUR_MS
@@ -58,26 +57,6 @@ def test_complements_are_bought_together_and_change_nothing_else() -> None:
         assert with_pairs[a, b] > 1.15 > without.get((a, b), 0.0), (a, b)
 
 
-def _offer(user_id: str, target: str, n: int) -> Offer:
-    return Offer(
-        offer_id=f"of-{n:024x}",
-        decision_id=f"de-{n:024x}",
-        user_id=user_id,
-        offer_code=PAIR15.code,
-        kind=PAIR15.kind,
-        title=PAIR15.title_for(target),
-        value=PAIR15.value,
-        coupon_code=f"PB-{n}",
-        created_at=T0,
-        expires_at=T0 + WINDOW_MS,
-        reason="test",
-        segment=0,
-        policy_version="test",
-        model_version=0,
-        target_category=target,
-    )
-
-
 def _second_favourite(user: UserTraits, categories: tuple[str, ...]) -> str:
     return categories[int(np.argsort(user.category_spend)[-2])]
 
@@ -89,7 +68,9 @@ def _orders(population: Population, offered: bool) -> dict[str, dict[str, object
     categories = population.assortment.categories
     if offered:
         for n, user in enumerate(population.users):
-            shop.receive_offer(_offer(user.user_id, _second_favourite(user, categories), n), T0)
+            shop.receive_offer(
+                targeted_offer(PAIR15, user.user_id, _second_favourite(user, categories), n), T0
+            )
     first: dict[str, dict[str, object]] = {}
     for event in shop.advance(T0 + WINDOW_MS):
         if event["type"] == "purchase":
