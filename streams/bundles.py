@@ -40,7 +40,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -75,6 +75,14 @@ class BundleRules:
     computed_at: int
     baskets: int
     rules: tuple[BundleRule, ...]
+    #: The rules by antecedent: a decision looks up its cart's categories only.
+    _by_antecedent: dict[str, list[BundleRule]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        for rule in self.rules:
+            self._by_antecedent.setdefault(rule.antecedent, []).append(rule)
 
     def complement(self, cart: Iterable[str], interest: Mapping[str, float]) -> str | None:
         """The category to propose beside a cart holding ``cart``'s categories: the
@@ -83,8 +91,8 @@ class BundleRules:
         None without such a rule."""
         held = set(cart)
         best: tuple[float, float, float, str] | None = None
-        for rule in self.rules:
-            if rule.antecedent not in held or rule.consequent in held or rule.lift <= MIN_LIFT:
+        for rule in (r for c in held for r in self._by_antecedent.get(c, ())):
+            if rule.consequent in held or rule.lift <= MIN_LIFT:
                 continue
             key = (rule.lift, rule.confidence, interest.get(rule.consequent, 0.0), rule.consequent)
             if best is None or key > best:
