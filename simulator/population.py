@@ -211,9 +211,9 @@ def build_population(
     that one of the other users pays with a public code when holding none of ours (0: never,
     as before), so that a code alone does not make a hunter.
 
-    ``complements``: categories come in pairs bought together (``COMPLEMENT_PAIRS``): each
-    user's taste for a category is pulled towards their taste for its complement, from the
-    same draws (False: tastes independent across categories, as before).
+    ``complements``: categories come in pairs bought together (``COMPLEMENT_PAIRS``): half of
+    each user's taste goes to their favourite category and its complement, from the same
+    draws (False: tastes independent across categories, as before).
     """
     if not (0.0 <= coupon_hunters < 1.0 and 0.0 <= casual_code_use <= 1.0):
         raise ValueError(
