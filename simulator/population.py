@@ -150,6 +150,13 @@ class UserTraits:
     #: assortment's order): what a discount on one category saves them, as they see it.
     category_spend: tuple[float, ...] = ()
 
+    def line_share(self, category: int) -> float:
+        """The chance that one line of the user's orders is of ``category``."""
+        cdf = self.category_cdf
+        if not 0 <= category < len(cdf):
+            return 0.0
+        return cdf[category] - (cdf[category - 1] if category else 0.0)
+
     def spend_share(self, category: int | None) -> float:
         """The expected share of an order a discount on ``category`` covers (None: all)."""
         if category is None:

@@ -428,7 +428,7 @@ class Shop:
         savings = [
             (
                 offer_discount(
-                    "complement" if self._complement(h.offer) is not None else h.offer.kind,
+                    "complement" if _is_complement(h.offer) else h.offer.kind,
                     h.offer.value,
                     _covered(items, h.offer),
                     units,
@@ -466,9 +466,9 @@ class Shop:
 
     def _complement(self, offer: Offer) -> int | None:
         """A complement bundle's category (its index), None for any other offer."""
-        if offer.kind != "bundle" or offer.target_category is None:
+        if not _is_complement(offer):
             return None
-        return self._category_index.get(offer.target_category, -1)
+        return self._category_index.get(offer.target_category or "", -1)
 
     def _scope(self, traits: UserTraits, offer: Offer) -> float:
         """The share of the user's orders the offer's discount covers, as they expect it."""
@@ -553,12 +553,17 @@ def _quantity(rng: np.random.Generator) -> int:
     return 1 + sum(u >= c for c in QUANTITY_CDF[:-1])
 
 
+def _is_complement(offer: Offer) -> bool:
+    """A complement bundle: a bundle on a category (the one the engine paired with the cart)."""
+    return offer.kind == "bundle" and offer.target_category is not None
+
+
 def _covered(items: tuple[LineItem, ...], offer: Offer) -> float:
     """The value of the order's lines an offer's discount applies to: all of them, or a
     category offer's category's (none: the coupon does not apply); a complement bundle's,
     all of them once one is of its category."""
     target = offer.target_category
-    if offer.kind == "bundle" and target is not None:
+    if _is_complement(offer):
         held = any(line.category == target for line in items)
         return round(sum(line.price * line.quantity for line in items), 2) if held else 0.0
     return round(

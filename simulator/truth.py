@@ -156,9 +156,8 @@ def _complement(user: UserTraits, offer: OfferSpec, categories: Sequence[str]) -
         return None
     if offer.category != COMPLEMENT:
         return categories.index(offer.category) if offer.category in categories else -1
-    cdf = user.category_cdf
-    shares = [c - (cdf[k - 1] if k else 0.0) for k, c in enumerate(cdf)]
-    return sorted(range(len(shares)), key=lambda k: -shares[k])[1] if len(shares) > 1 else -1
+    categories_by_share = sorted(range(len(user.category_cdf)), key=user.line_share, reverse=True)
+    return categories_by_share[1] if len(categories_by_share) > 1 else -1
 
 
 def _scope(user: UserTraits, category: str | None, categories: Sequence[str]) -> float:

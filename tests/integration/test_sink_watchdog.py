@@ -28,6 +28,9 @@ from promo.settings import Settings
 from tests.agents.test_sinks import decision
 
 STALL_SECONDS = 2.0
+# A group call Tansu never answers once held a fresh clone's run for 25 minutes here: each test
+# waits at most 60 s for its rows, so two minutes means a hang.
+pytestmark = pytest.mark.timeout(120)
 
 
 @dataclass
