@@ -412,6 +412,36 @@ async def test_a_users_changelog_entries_go_out_in_the_order_their_states_were_m
         assert entries[-1].value == h.promo.user_state.data[user.encode()]
 
 
+async def test_the_sweep_delivers_many_due_windows_in_rounds_of_a_batch(
+    clickstream_agent: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After an outage most windows can be due at once: closed in one pass, a million users'
+    # worker held its event loop 50 s and gigabytes of undelivered outputs. Each round of the
+    # sweep is at most a batch, and the next one waits for its delivery.
+    partition = 2
+    monkeypatch.setattr(clickstream, "_owned_partitions", lambda promo: {partition})
+    async with clickstream_agent(batch_size=2, batch_seconds=0.02) as h:
+        t = h.settings
+        closed_by = T0 + int(
+            (t.attribution_window_hours * 60 + t.decision_lateness_minutes + 1) * MINUTE_MS
+        )
+        for i in range(5):  # five windows open
+            await send(h, view(f"user-{i}", f"v-{i}", T0), partition=partition)
+        await h.wait_until(lambda h: len(h.changelog) == 5)
+        for user in ("user-x", "user-y"):  # the clock, a batch's median, past their end
+            await send(h, view(user, f"v-{user}", closed_by), partition=partition)
+        await h.wait_until(lambda h: len(h.changelog) == 7)
+
+        h.hold = True  # a slow broker: the first round's delivery waits
+        sweeping = asyncio.create_task(close_expired_windows(h)())
+        await h.wait_until(lambda h: len(h.on(t.topic_outcomes)) == 2)
+        await loop_turns(100)
+        assert len(h.on(t.topic_outcomes)) == 2, "more than a batch closed before delivery"
+        h.release()  # the broker answers again: the other rounds follow
+        await h.wait_until(lambda h: len(h.on(t.topic_outcomes)) == 5)
+        await asyncio.wait_for(sweeping, timeout=5.0)
+
+
 async def test_the_sweep_closes_no_window_while_partitions_taken_over_are_recovering(
     clickstream_agent: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
