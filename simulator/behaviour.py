@@ -58,13 +58,13 @@ def complement_chances(user: UserTraits, target: int) -> tuple[float, float, flo
     their lines in it). The nudge works as the plain bundle's does (``BUNDLE_NUDGE``), more
     often for a category the user likes more than the average one, at most always so.
     """
-    if not 0 <= target < len(user.category_cdf):
-        return 0.0, 0.0, 0.0
     w = user.line_share(target)
+    if w <= 0:  # not one of theirs (or not a category): no line of it, none added
+        return 0.0, 0.0, 0.0
     has = 1.0 - (1.0 - w) * math.exp(-user.extra_lines * w)
     add = BUNDLE_NUDGE * min(1.0, len(user.category_cdf) * w)
     # category_spend is w x the category's mean price / unit_price_mean.
-    price = user.category_spend[target] / w * user.unit_price_mean if w > 0 else 0.0
+    price = user.category_spend[target] / w * user.unit_price_mean
     return has, add, price * MEAN_QUANTITY
 
 
