@@ -16,6 +16,7 @@ from agents.faust_commits import commit_past_repeated_offsets
 from agents.faust_drain import hand_messages_on_without_tasks
 from agents.metrics import WorkerMetrics, serve_metrics
 from agents.outputs import OutputProducer, Outputs
+from agents.state_store import UserStateTable
 from agents.topics import Topics
 from promo.logs import worker_logging_config
 from promo.settings import Settings
@@ -160,15 +161,19 @@ def create_app(settings: Settings, snapshot: ModelSnapshot | None = None) -> Pro
     """The worker's app. ``snapshot``: the latest published models, if known at start."""
     app = faust_app(settings)
     topics = Topics.declare(app, settings)
-    user_state = app.Table(
-        "user-state",
+    config = engine_config(settings)
+    expiry = ExpiryIndex(allowed_lateness_ms=config.decision_lateness_ms)
+    user_state = UserStateTable(
+        app,
+        name="user-state",
+        beacon=app.tables.beacon,
         key_type=bytes,  # bytes key and value types make Faust use its "raw" codec
         value_type=bytes,
         partitions=settings.topic_partitions,
     )
-    config = engine_config(settings)
+    user_state.expiry = expiry
+    app.tables.add(user_state)
     engine = DecisionEngine(config, snapshot or initial_snapshot(settings, config))
-    expiry = ExpiryIndex(allowed_lateness_ms=config.decision_lateness_ms)
     outputs = OutputProducer(settings)
     metrics = WorkerMetrics()
     metrics.record_model(engine.snapshot.version, engine.snapshot.response.labels)

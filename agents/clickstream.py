@@ -79,7 +79,7 @@ def register(promo: Promo) -> None:
     async def process_clickstream(stream: StreamT[bytes]) -> None:
         ahead: asyncio.Task[bool] | None = None  # the batch being delivered
         async for events in stream.take_events(s.batch_size, within=s.batch_seconds):  # type: ignore[attr-defined]
-            if expiry.needs_rebuild and not await _take_over(promo):
+            if expiry.taking_over and not await _take_over(promo):
                 return
             if replays.pending:  # partitions taken over: what was sent may come again
                 replays.pending, replays.events_since = False, 0
@@ -127,7 +127,7 @@ def register(promo: Promo) -> None:
 
     @app.on_partitions_assigned.connect
     async def on_assigned(*args: object, **kwargs: object) -> None:
-        expiry.needs_rebuild = True  # new partitions bring users whose windows we must close
+        expiry.taking_over = True  # once recovered: their clocks, and the broker checked
         resume_pending[0] = True
         replays.taken_over()
         progress.last.clear()
@@ -137,7 +137,7 @@ def register(promo: Promo) -> None:
     @app.timer(SWEEP_SECONDS)  # type: ignore[untyped-decorator]
     async def close_expired_windows() -> None:
         owned = _owned_partitions(promo)
-        if expiry.needs_rebuild:
+        if expiry.taking_over:
             # Partitions taken over: until their recovery has ended, the table holds states
             # recovery is still replacing (this worker's own from an earlier ownership among
             # them). A window closed on one now would put it on the changelog after the
@@ -154,7 +154,7 @@ def register(promo: Promo) -> None:
         # one pass held the event loop 50 s and 3 GB of outputs and states undelivered).
         # Between rounds the agent goes on with the clickstream.
         for start in range(0, len(due), s.batch_size):
-            if start and (expiry.needs_rebuild or app.rebalancing):
+            if start and (expiry.taking_over or app.rebalancing):
                 return  # partitions moved meanwhile: the next sweep starts afresh
             out, changed = EngineOutput(), {}
             for user_id in due[start : start + s.batch_size]:
@@ -439,11 +439,11 @@ class BrokerLostData(PromoError):
 
 
 async def _take_over(promo: Promo) -> bool:
-    """Once partitions taken over are recovered, before their first batch: index the open
-    windows, and check the broker still holds what the states applied. False when it does
+    """Once partitions taken over are recovered, before their first batch: seed their
+    clocks, and check the broker still holds what the states applied. False when it does
     not: the worker is stopping."""
     try:
-        await _check_log_holds_state(promo, _rebuild_index(promo))
+        await _check_log_holds_state(promo, promo.expiry.take_over())
     except BrokerLostData as exc:
         log.error("%s; stopping the worker", exc)
         await promo.app.crash(exc)
@@ -476,27 +476,3 @@ async def _check_log_holds_state(promo: Promo, applied: dict[int, int]) -> None:
             "its storage, or the topics were created again; the state no longer matches the "
             "log, so the worker stops rather than skip new messages as replays"
         )
-
-
-def _rebuild_index(promo: Promo) -> dict[int, int]:
-    """After a (re)start or rebalance: the users with open decisions among the recovered
-    states, and how far event time had got on each partition; returns the last clickstream
-    offset the states applied, per partition."""
-    abandon_ms = promo.engine.config.abandon_after_ms
-    clocks: dict[int, list[int]] = {}
-    applied: dict[int, int] = {}
-    for key, raw in list(promo.user_state.data.items()):
-        if not is_user_key(key):
-            continue
-        try:
-            state = UserState.from_bytes(raw, abandon_ms)
-        except PromoError as exc:  # the user's own events will fail loudly; the sweep goes on
-            log.error("unreadable state of user %r: %s", key, exc)
-            continue
-        clocks.setdefault(state.partition, []).append(state.features.watermark)
-        applied[state.partition] = max(applied.get(state.partition, -1), state.offset)
-        if state.open_decisions:
-            promo.expiry.track(key.decode(), state)
-    promo.expiry.advance(clocks)
-    promo.expiry.needs_rebuild = False
-    return applied

@@ -219,6 +219,6 @@ def not_ready(promo: Promo) -> str | None:
         return "rebalancing"
     if app.in_recovery:
         return "recovering state from the changelog"
-    if promo.expiry.needs_rebuild and owned_partitions(app, promo.settings.topic_clickstream):
+    if promo.expiry.taking_over and owned_partitions(app, promo.settings.topic_clickstream):
         return "taking over partitions"
     return None

@@ -8,8 +8,13 @@ worker recovers each user's state with the partition that holds their events.
 
 from __future__ import annotations
 
-from faust.types import FutureMessage, TableT
+from collections.abc import Iterable
+from typing import cast
 
+import faust
+from faust.types import EventT, FutureMessage, TableT
+
+from agents.expiry import ExpiryIndex
 from streams.budget import BudgetLedger
 from streams.user_state import UserState
 
@@ -45,6 +50,20 @@ def end_markers(entries: list[Changelog]) -> list[Changelog]:
 
 def is_user_key(key: bytes) -> bool:
     return not key.startswith(RESERVED_PREFIX)
+
+
+class UserStateTable(faust.Table[bytes, bytes]):
+    """The user-state table, which tells the expiry index each state recovery applies."""
+
+    expiry: ExpiryIndex | None = None
+
+    def apply_changelog_batch(self, batch: Iterable[EventT[bytes]]) -> None:
+        super().apply_changelog_batch(batch)
+        if self.expiry is not None:
+            for event in batch:
+                key = cast(bytes, event.key)
+                if is_user_key(key):
+                    self.expiry.recovered(key.decode(), event.message.value)
 
 
 def load_ledger(table: TableT[bytes, bytes], partition: int) -> BudgetLedger | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -157,16 +158,11 @@ class UserState:
 
     @classmethod
     def from_bytes(cls, data: bytes, abandon_after_ms: int) -> UserState:
-        fields = orjson.loads(data)
+        fields = _fields(data)
         if fields[0] == 1:
             fields += [-1, []]  # format 1 had no replay guard: start one from here
         elif fields[0] == 2:
             fields[7] = []  # format 2 kept CRC-32s of the last 16 ids: start afresh
-        elif fields[0] not in _READABLE_FORMATS:
-            raise PromoError(
-                f"user state format {fields[0]!r} is not one this worker reads "
-                f"({sorted(_READABLE_FORMATS)}): a newer worker wrote it, upgrade this one"
-            )
         if fields[0] < _FORMAT_WITH_GROUP:
             fields += ["", NEVER]  # no group sent yet
         if fields[0] < STATE_FORMAT:
@@ -196,3 +192,46 @@ class UserState:
             group_ts,
             searches,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class StateSummary:
+    """What the worker's index of open windows needs of a state (``agents.expiry``)."""
+
+    partition: int
+    #: The last clickstream offset the state applied (-1: none, or format 1)
+    offset: int
+    #: The user's latest event time
+    watermark: int
+    #: The earliest end of the user's open attribution windows; None without one
+    due_at: int | None
+
+    @classmethod
+    def of(cls, data: bytes) -> StateSummary:
+        """Read from the state's bytes without building the state (about half the cost):
+        a worker taking partitions over reads every state it recovers so.
+
+        >>> state = UserState.new(abandon_after_ms=1_800_000)
+        >>> state.features.update("view", ts=1_000, category="shoes")
+        >>> StateSummary.of(state.to_bytes())
+        StateSummary(partition=-1, offset=-1, watermark=1000, due_at=None)
+        """
+        fields = _fields(data)
+        open_decisions = fields[4]
+        return cls(
+            fields[5],
+            fields[6] if fields[0] > 1 else -1,
+            fields[1][0],
+            min(row[2] for row in open_decisions) if open_decisions else None,
+        )
+
+
+def _fields(data: bytes) -> list[Any]:
+    """The state's fields, in a format this worker reads."""
+    fields: list[Any] = orjson.loads(data)
+    if fields[0] not in _READABLE_FORMATS:
+        raise PromoError(
+            f"user state format {fields[0]!r} is not one this worker reads "
+            f"({sorted(_READABLE_FORMATS)}): a newer worker wrote it, upgrade this one"
+        )
+    return fields

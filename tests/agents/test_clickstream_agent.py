@@ -15,6 +15,7 @@ import asyncio
 import base64
 import inspect
 from collections.abc import Callable, Coroutine
+from types import SimpleNamespace
 from typing import Any, cast
 
 import orjson
@@ -23,7 +24,7 @@ from aiokafka.errors import MessageSizeTooLargeError
 from faust.types import TP
 
 from agents import clickstream
-from agents.clickstream import _rebuild_index, evict_idle
+from agents.clickstream import evict_idle
 from agents.deliveries import RECORD_OVERHEAD_BYTES, DeliveryError, deliver
 from agents.state_store import end_marker_key, is_user_key, ledger_key
 from schemas.decisions import NO_OFFER
@@ -32,7 +33,7 @@ from streams.engine import EngineOutput
 from streams.feature_vector import FEATURE_INDEX, FEATURE_NAMES
 from streams.policy import in_control_group
 from streams.user_state import IDLE_EVICTION_MS, UserState
-from tests.agents.conftest import MINUTE_MS, AgentHarness, schema_validator
+from tests.agents.conftest import MINUTE_MS, AgentHarness, Sent, schema_validator
 
 T0 = 1_700_000_000_000
 OFFER_SCHEMA = schema_validator("offer.schema.json")
@@ -459,7 +460,7 @@ async def test_the_sweep_closes_no_window_while_partitions_taken_over_are_recove
         await send(h, view(user, "v-0", T0), partition=partition)  # opens a window
         await send(h, view("user-2", "v-x", closed_by), partition=partition)  # the clock
         await h.wait_until(lambda h: len(h.changelog) == 2)
-        h.promo.expiry.needs_rebuild = True  # partitions were taken over...
+        h.promo.expiry.taking_over = True  # partitions were taken over...
         for phase in ("rebalancing", "in_recovery"):  # ...and are not recovered yet
             setattr(h.promo.app, phase, True)
             # (A sweep that went on to take the partitions over would wait on the broker.)
@@ -467,6 +468,50 @@ async def test_the_sweep_closes_no_window_while_partitions_taken_over_are_recove
             await h.settle(0.2)
             assert len(h.changelog) == 2 and h.on(t.topic_outcomes) == [], phase
             setattr(h.promo.app, phase, False)
+
+
+async def test_a_worker_taking_partitions_over_closes_the_windows_recovery_brought(
+    clickstream_agent: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Users who never come back: only the sweep closes their windows, and the worker that
+    # takes their partition over knows of them from what recovery applied to its table alone
+    # (it no longer scans the table: a million users' held the event loop 11 s).
+    partition, gone = 2, ["user-1", "user-2"]
+    monkeypatch.setattr(clickstream, "_owned_partitions", lambda promo: {partition})
+    async with clickstream_agent(batch_size=1) as h:
+        t = h.settings
+        closed_by = T0 + int(
+            (t.attribution_window_hours * 60 + t.decision_lateness_minutes + 1) * MINUTE_MS
+        )
+        for user in gone:
+            await send(h, view(user, f"v-{user}", T0), partition=partition)  # opens a window
+        for n in range(3):  # the latest batches: the partition's clock, past their ends
+            await send(h, view(f"clock-{n}", f"v-c{n}", closed_by), partition=partition)
+        await h.wait_until(lambda h: len(h.changelog) == 5)
+        changelog = list(h.changelog)
+
+    async with clickstream_agent() as h:  # the partition's next owner
+        h.promo.user_state.apply_changelog_batch(_recovered(changelog))
+        for user in gone:
+            assert user.encode() in h.promo.user_state.data
+        h.promo.expiry.taking_over = True
+        monkeypatch.setattr(h.promo.app.consumer, "highwaters", _holding(1_000))
+        sweeping = asyncio.create_task(close_expired_windows(h)())
+        await h.wait_until(lambda h: sweeping.done())
+        await sweeping
+        closed = [o.json() for o in h.on(h.settings.topic_outcomes)]
+        assert sorted(o["user_id"] for o in closed) == gone
+        assert {o["type"] for o in closed} == {"no_conversion"}
+        assert h.promo.expiry.applied == {partition: 4}  # five messages read on it
+
+
+def _holding(end: int) -> Callable[..., Coroutine[Any, Any, dict[TP, int]]]:
+    """A broker whose logs end at ``end``: nothing lost."""
+
+    async def highwaters(*tps: TP) -> dict[TP, int]:
+        return dict.fromkeys(tps, end)
+
+    return highwaters
 
 
 async def test_a_batch_is_acknowledged_only_once_its_states_changelog_entries_are_delivered(
@@ -603,8 +648,19 @@ async def test_budget_ledger_is_kept_with_its_partition_and_suppressions_are_sen
         assert any(s["reason"] in ("budget", "pacing") for s in suppressions)
 
         # A restarted worker's index of open windows reads users only, not the ledger.
-        _rebuild_index(h.promo)
-        assert set(h.promo.expiry.due_at) <= set(users)
+        h.promo.expiry.due_at.clear()
+        h.promo.user_state.apply_changelog_batch(_recovered(h.changelog))
+        assert set(h.promo.expiry.due_at) == set(users)
+
+
+def _recovered(entries: list[Sent]) -> list[Any]:
+    """The changelog records as Faust's recovery hands them to the table."""
+    return [
+        SimpleNamespace(
+            key=e.key, value=e.value, message=SimpleNamespace(value=e.value, partition=e.partition)
+        )
+        for e in entries
+    ]
 
 
 def _own_without_replays(monkeypatch: pytest.MonkeyPatch, partition: int) -> None:

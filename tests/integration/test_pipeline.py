@@ -547,6 +547,25 @@ def test_restarted_worker_resumes_with_per_user_state(pipeline: Pipeline) -> Non
     assert features[FEATURE_INDEX["views_30d"]] == n_views
 
 
+def test_a_restarted_worker_closes_the_windows_of_users_who_never_return(
+    pipeline: Pipeline,
+) -> None:
+    # Only the sweep closes their windows, and a restarted worker knows of them only from
+    # what changelog recovery applied to its table (it does not scan the table).
+    p, base, users = pipeline, base_time(), 20
+    first = p.start_worker()
+    p.clickstream.send_all(view(f"gone-{i}", f"gone-v{i}", base) for i in range(users))
+    p.wait_count("decisions", users)  # one window opened each
+    first.stop()
+
+    p.start_worker()
+    # Other users, 50 hours on: every partition's clock passes the windows' ends.
+    p.clickstream.send_all(
+        view(f"later-{i}", f"later-v{i}", base + 50 * HOUR_MS) for i in range(10 * users)
+    )
+    p.wait_count("outcomes", users, "type = 'no_conversion' AND substring(user_id, 1, 5) = 'gone-'")
+
+
 def test_redelivered_event_is_stored_once(pipeline: Pipeline) -> None:
     p, base, user = pipeline, base_time(), "user-twice"
     p.start_worker()

@@ -3,12 +3,13 @@ margins keeps the layout an older worker reads, and so does a state without a gr
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from streams.attribution import OpenDecision
 from streams.errors import PromoError
 from streams.search_interest import SEARCHES_KEPT
-from streams.user_state import STATE_FORMAT, UserState
+from streams.user_state import STATE_FORMAT, StateSummary, UserState
 
 ABANDON_MS = 1_800_000
 T0 = 1_700_000_000_000
@@ -102,3 +103,46 @@ def test_a_format_this_worker_does_not_know_stops_it_naming_the_format(first: by
     shown = first[1:].decode().replace('"', "'")
     with pytest.raises(PromoError, match=f"format {shown} is not one this worker reads"):
         UserState.from_bytes(first + BEFORE_MARGINS[2:], ABANDON_MS)
+
+
+def _in_every_format() -> dict[int, bytes]:
+    """One state with open windows in each format this worker reads."""
+    state = UserState.from_bytes(BEFORE_MARGINS, ABANDON_MS)
+    state.open_decisions = [
+        OpenDecision("de-1", T0, T0 + 9_000, "none", None, None, True, (0.0,), 3),
+        OpenDecision("de-2", T0 + 1, T0 + 5_000, "pct10", "of-2", "C10", False, (1.0,), 3),
+    ]
+    state.partition, state.offset = 4, 812
+    formats = {3: state.to_bytes()}
+    fields = orjson.loads(formats[3])
+    formats[1] = orjson.dumps([1, *fields[1:6]])  # before the replay guard
+    formats[2] = orjson.dumps([2, *fields[1:7], [123, 456]])  # CRC-32s of the last ids
+    state.note_group("north", T0)
+    formats[4] = state.to_bytes()
+    state.open_decisions[0].target = "shoes"
+    formats[5] = state.to_bytes()
+    state.note_search("running shoes", T0)
+    formats[6] = state.to_bytes()
+    assert {n: _format_of(data) for n, data in formats.items()} == {n: n for n in formats}
+    return formats
+
+
+@pytest.mark.parametrize("fmt", [1, 2, 3, 4, 5, 6])
+def test_a_states_summary_agrees_with_the_state_in_every_format(fmt: int) -> None:
+    data = _in_every_format()[fmt]
+    state = UserState.from_bytes(data, ABANDON_MS)
+    assert StateSummary.of(data) == StateSummary(
+        state.partition,
+        state.offset,
+        state.features.watermark,
+        min(d.expires_at for d in state.open_decisions),
+    )
+    assert StateSummary.of(data).due_at == T0 + 5_000  # the earliest, not the first
+    assert StateSummary.of(data).offset == (-1 if fmt == 1 else 812)
+    state.open_decisions.clear()
+    assert StateSummary.of(state.to_bytes()).due_at is None
+
+
+def test_a_summary_of_a_format_this_worker_does_not_know_stops_it_naming_it() -> None:
+    with pytest.raises(PromoError, match="format 7 is not one this worker reads"):
+        StateSummary.of(b"[7" + BEFORE_MARGINS[2:])
