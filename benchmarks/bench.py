@@ -5,8 +5,8 @@ databases, removed afterwards: a backlog of simulated shop traffic; the transpor
 (a plain aiokafka consumer) and the framework ceiling (a Faust worker that only decodes) on
 it; the cost of each stage in process; two ``promo worker`` processes through it, then one;
 its state bytes per user and writes per event on its changelog; on that warm worker,
-latency at a quarter, then half, of its throughput; and the memory of a million users'
-states (a synthetic fill). Figures, never assertions: nothing here fails on a slow machine.
+latency at a quarter, then half, of its throughput; and a worker taking a million users over
+(``benchmarks.memory``). Figures, never assertions: nothing here fails on a slow machine.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from promo.settings import Settings
 #: minutes of start-ups, clean-ups and the latency phases); --quick about 1.5.
 DEFAULT_EVENTS = 400_000
 QUICK_EVENTS = 20_000
+QUICK_MEMORY_USERS = 20_000
 #: Paced phases on the warm worker: (share of its catch-up rate, share of latency_seconds).
 #: The issue asks for half the rate; a quarter, first, shows latency where the 2 shared
 #: cores keep up in real time.
@@ -71,7 +72,7 @@ class Options:
     @classmethod
     def of(cls, events: int | None, quick: bool) -> Options:
         if quick:
-            return cls(events or QUICK_EVENTS, 15.0, 3.0, quick=True)
+            return cls(events or QUICK_EVENTS, 15.0, 3.0, QUICK_MEMORY_USERS, quick=True)
         return cls(events or DEFAULT_EVENTS, 60.0, 5.0)
 
     @property
@@ -121,8 +122,8 @@ def measure(
             apart = drain(run, backlog, 1, pids, options.timeout, sinks_apart=True)
         log("bench: one worker")
         one, sizes, (quarter, half) = one_worker_then_latency(servers, backlog, pids, options, log)
-    log(f"bench: memory of {options.memory_users:,} users' states")
-    held = memory.measure(options.memory_users, sizes, options.seed)
+    log(f"bench: a worker taking {options.memory_users:,} users over")
+    held = memory.measure(servers, settings, options.memory_users, options.seed).to_json()
     return Measured(
         backlog.events,
         users,

@@ -196,13 +196,19 @@ def measure_stages(settings: Settings, messages: Sequence[RawMessage]) -> StageF
     )
 
 
-def replay(settings: Settings, messages: Sequence[RawMessage], clock: StageClock) -> int:
-    """What a worker does with ``messages``, batch by batch; returns the decisions taken."""
+def replay(
+    settings: Settings,
+    messages: Sequence[RawMessage],
+    clock: StageClock,
+    table: dict[bytes, bytes] | None = None,
+) -> int:
+    """What a worker does with ``messages``, batch by batch, its users' states in ``table``;
+    returns the decisions taken."""
     config = engine_config(settings)
     engine = DecisionEngine(config, initial_snapshot(settings, config))
     learner = Learner(engine, settings.model_publish_every)
     sink_rows = SinkRows(settings)
-    table: dict[bytes, bytes] = {}
+    table = {} if table is None else table
     decisions = 0
 
     def load(user_id: str) -> UserState | None:

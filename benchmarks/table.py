@@ -138,9 +138,13 @@ def markdown_table(bench: dict[str, Any]) -> str:
             f"({_n(state['users'])} users)",
         ),
         (
-            f"RSS holding {_n(mem['users'])} users' states (synthetic fill)",
+            f"a worker taking {_n(mem['users'])} users over, {_n(mem['due_windows'])} of "
+            "their windows due: RSS once ready",
             f"{_n(mem['rss_mb'])} MB",
-            f"{_n(mem['bytes_per_user'])} B per user over an empty process",
+            f"peak {_n(mem['rss_mb_peak'])} MB; ready {_n(mem['ready_seconds'], 1)} s after "
+            f"start; every due window closed {_n(mem['sweep_seconds'], 1)} s after ready; "
+            f"event loop unanswering at most {mem['loop_stall_seconds_before_ready']} s before "
+            f"ready, {mem['loop_stall_seconds_after_ready']} s after",
         ),
     ]
     lines = [
