@@ -8,7 +8,8 @@ partitioner), a share of them with an attribution window that ended days ago, as
 outage; an end marker closes each partition (Tansu, see ``agents.state_store``). Then one
 ``promo worker`` starts on it. Figures: seconds until its ``/ready`` answers 200 (recovery
 and take-over done), its RSS then and at its peak, seconds until the sweep has closed
-every due window (the worker's ``promo_outcomes`` counter), and the longest the worker's
+every due window (the worker's ``promo_outcomes{type="no_conversion"}`` counter reaching
+the due windows without a purchase), and the longest the worker's
 event loop left ``/health`` unanswered, before and after ready.
 
 ``python -m benchmarks.memory --users 1000000`` (after ``make up``) prints them as JSON.
@@ -38,6 +39,7 @@ from chaos.harness import process_rss_mb
 from chaos.servers import PARTITIONS, Run, Servers, isolated_run
 from promo.settings import Settings
 from simulator.malformed import Message
+from streams.attribution import OpenDecision
 from streams.batch import RawMessage
 
 METHOD = (
@@ -45,8 +47,8 @@ METHOD = (
     "states a worker makes of {events:,} simulated events, in process), {due:.0%} of them "
     "with an attribution window that ended days ago; one promo worker started on it. "
     "ready: process start to GET /ready = 200; RSS from /proc (peak: VmHWM); sweep: ready "
-    "to promo_outcomes{{type=no_conversion}} >= the due windows; loop stall: the longest "
-    "GET /health went unanswered, polled every {poll}s"
+    "to promo_outcomes{{type=no_conversion}} >= the due windows without a purchase; loop "
+    "stall: the longest GET /health went unanswered, polled every {poll}s"
 )
 #: Simulated events whose users' states are copied: a few thousand users of every kind.
 TEMPLATE_EVENTS = 20_000
@@ -99,12 +101,12 @@ def measure(servers: Servers, settings: Settings, users: int, seed: int) -> Held
         finally:
             admin.close()
         started = time.monotonic()
-        placed, due = copies(templates, users, PARTITIONS, seed)
+        placed, due, unbought = copies(templates, users, PARTITIONS, seed)
         bootstrap = servers.bootstrap_servers
         produce(bootstrap, changelog, [m for _, m in placed], [p for p, _ in placed])
         markers = [Message(end_marker_key(p), b"") for p in range(PARTITIONS)]
         produce(bootstrap, changelog, markers, list(range(PARTITIONS)))
-        return watch(run, users, due, time.monotonic() - started)
+        return watch(run, users, due, unbought, time.monotonic() - started)
 
 
 def template_states(settings: Settings, seed: int) -> list[bytes]:
@@ -121,29 +123,31 @@ def template_states(settings: Settings, seed: int) -> list[bytes]:
 
 def copies(
     templates: Sequence[bytes], users: int, partitions: int, seed: int
-) -> tuple[list[tuple[int, Message]], int]:
-    """``users`` copies of the template states, each with its key's partition, and how many
-    have a due window. A copy applied no clickstream message (offset -1): the run's
-    clickstream is empty, and the worker stops on states that applied messages of an empty
-    log (``agents.clickstream.BrokerLostData``)."""
+) -> tuple[list[tuple[int, Message]], int, int]:
+    """``users`` copies of the template states, each with its key's partition; how many
+    windows are due, and how many of those saw no purchase (each closes with a
+    ``no_conversion`` outcome; a bought one closes with a label only). A copy applied no
+    clickstream message (offset -1): the run's clickstream is empty, and the worker stops on
+    states that applied messages of an empty log (``agents.clickstream.BrokerLostData``)."""
     rng = random.Random(seed)
     parsed = [orjson.loads(t) for t in templates]
     newest = max(fields[1][0] for fields in parsed)
     with_windows = [fields for fields in parsed if fields[4]]
-    placed, due = [], 0
+    placed, due, unbought = [], 0, 0
     for i in range(users):
         key = b"m%015d" % i
         if rng.random() < DUE_SHARE and with_windows:
             fields = list(rng.choice(with_windows))
             fields[4] = [[*row[:2], newest - DUE_AGO_MS, *row[3:]] for row in fields[4]]
-            due += 1
+            due += len(fields[4])
+            unbought += sum(not OpenDecision.from_compact(row).converted for row in fields[4])
         else:
             fields = list(rng.choice(parsed))
             fields[4] = []
         partition = partition_of(key, partitions)
         fields[5], fields[6] = partition, -1
         placed.append((partition, Message(key, orjson.dumps(fields))))
-    return placed, due
+    return placed, due, unbought
 
 
 def partition_of(key: bytes, partitions: int) -> int:
@@ -155,7 +159,7 @@ def partition_of(key: bytes, partitions: int) -> int:
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-def watch(run: Run, users: int, due: int, produced: float) -> Held:
+def watch(run: Run, users: int, due: int, unbought: int, produced: float) -> Held:
     """Start the worker; poll it until the sweep has closed every due window."""
     worker = run.worker("million")
     started = time.monotonic()
@@ -180,7 +184,7 @@ def watch(run: Run, users: int, due: int, produced: float) -> Held:
                 ready_at, rss_ready = time.monotonic(), worker.rss_mb()
         else:
             stall_after = max(stall_after, waited)
-            if _closed(_ask(f"{base}/metrics")) >= due:
+            if _closed(_ask(f"{base}/metrics")) >= unbought:
                 swept_at = time.monotonic()
         time.sleep(POLL_SECONDS)
     if ready_at is None:
