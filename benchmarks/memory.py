@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -57,6 +58,8 @@ DUE_SHARE = 0.8
 #: A due window ended this long before the newest event of the copied states.
 DUE_AGO_MS = 10 * 86_400_000
 POLL_SECONDS = 0.25
+#: How often the sweep's progress is told on stderr (a million users' sweep takes minutes).
+PROGRESS_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,7 @@ def watch(run: Run, users: int, due: int, unbought: int, produced: float) -> Hel
     swept_at: float | None = None
     rss_ready = 0.0
     deadline = started + 600 + users / 1_000
+    told = started
     while time.monotonic() < deadline and swept_at is None:
         if worker.process.poll() is not None:
             raise RuntimeError(f"the worker exited:\n{worker.tail()}")
@@ -184,8 +188,16 @@ def watch(run: Run, users: int, due: int, unbought: int, produced: float) -> Hel
                 ready_at, rss_ready = time.monotonic(), worker.rss_mb()
         else:
             stall_after = max(stall_after, waited)
-            if _closed(_ask(f"{base}/metrics")) >= unbought:
+            closed = _closed(_ask(f"{base}/metrics"))
+            if closed >= unbought:
                 swept_at = time.monotonic()
+            elif time.monotonic() - told >= PROGRESS_SECONDS:
+                told = time.monotonic()
+                print(
+                    f"memory: {told - started:.0f} s, RSS {worker.rss_mb():,.0f} MB, "
+                    f"{closed:,.0f} of {unbought:,} windows closed",
+                    file=sys.stderr,
+                )
         time.sleep(POLL_SECONDS)
     if ready_at is None:
         raise RuntimeError(f"the worker was not ready in time:\n{worker.tail()}")

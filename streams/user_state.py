@@ -154,7 +154,11 @@ class UserState:
             fields += [self.group, self.group_ts]
         if self.searches:
             fields.append(self.searches)
-        return orjson.dumps(fields)
+        # Copied to bytes of their own length: orjson (3.12 on) hands back its whole writing
+        # buffer, 4 KB or more for a state of 1.2 KB, and the table keeps each state for
+        # days. A million users' sweep after an outage, every state rewritten, took a worker
+        # from 1.8 to 5 GB; the copy costs ~0.3 µs.
+        return bytes(memoryview(orjson.dumps(fields)))
 
     @classmethod
     def from_bytes(cls, data: bytes, abandon_after_ms: int) -> UserState:
