@@ -148,20 +148,25 @@ def register(promo: Promo) -> None:
             if not await _take_over(promo):
                 return
         now = expiry.watermark(owned, int(time.time() * 1000))
-        due = expiry.due(now)
         # In rounds of at most a batch, each delivered before the next is closed: after an
         # outage most windows can be due at once (a million users' worker, 820,000 of them:
         # one pass held the event loop 50 s and 3 GB of outputs and states undelivered).
-        # Between rounds the agent goes on with the clickstream.
-        for start in range(0, len(due), s.batch_size):
-            if start and (expiry.taking_over or app.rebalancing):
+        # Between rounds the agent goes on with the clickstream. At most one pass over the
+        # index: a user tracked again still due (never, if windows close as they end) waits.
+        left, first = len(expiry.due_at), True
+        while left > 0:
+            if not first and (expiry.taking_over or app.rebalancing):
                 return  # partitions moved meanwhile: the next sweep starts afresh
+            first = False
+            due = expiry.take_due(now, min(s.batch_size, left))
+            if not due:
+                break
+            left -= len(due)
             out, changed = EngineOutput(), {}
-            for user_id in due[start : start + s.batch_size]:
+            for user_id in due:
                 state = load_state(table, user_id, abandon_ms)
                 if state is None or state.partition not in owned:
-                    expiry.due_at.pop(user_id, None)  # moved to another worker by a rebalance
-                    continue
+                    continue  # moved to another worker by a rebalance: out of the index
                 if engine.close_expired(state, user_id, now, out):
                     changed[user_id] = state
                 expiry.track(user_id, state)

@@ -19,6 +19,7 @@ never ahead of the wall clock (no real event happens in the future).
 
 from __future__ import annotations
 
+import heapq
 import logging
 import statistics
 from collections import deque
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 #: A partition's clock after recovery is the median of the event times of the last states
 #: recovery applied on it: about a batch of them, the states its latest batches saved.
 RECOVERED_CLOCK_STATES = 1_000
+#: The due queue is rebuilt from the index once it holds this many more entries than twice
+#: the index (times since moved or removed, skipped as they come up).
+QUEUE_SLACK = 10_000
 
 
 @dataclass
@@ -53,11 +57,19 @@ class ExpiryIndex:
     recovered_clocks: dict[int, deque[int]] = field(default_factory=dict)
     #: The keys the scan for idle users has still to look at (a snapshot of the table's).
     idle_scan: list[bytes] = field(default_factory=list)
+    #: (due time, user) for each entry of ``due_at``, earliest first, and entries whose time
+    #: has since moved or gone, skipped when they come up: a sweep finds the due users
+    #: without walking the whole index (800,000 users with open windows took 43 ms, every
+    #: 5 s, from the hot path).
+    _queue: list[tuple[int, str]] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self._rebuild_queue()
 
     def track(self, user_id: str, state: UserState) -> None:
         """A state saved by the hot path or the sweep."""
         if state.open_decisions:
-            self.due_at[user_id] = min(d.expires_at for d in state.open_decisions)
+            self._due(user_id, min(d.expires_at for d in state.open_decisions))
         else:
             self.due_at.pop(user_id, None)
         if state.offset > self.applied.get(state.partition, -1):
@@ -76,7 +88,7 @@ class ExpiryIndex:
         if state.due_at is None:
             self.due_at.pop(user_id, None)
         else:
-            self.due_at[user_id] = state.due_at
+            self._due(user_id, state.due_at)
         if state.offset > self.applied.get(state.partition, -1):
             self.applied[state.partition] = state.offset
         clock = self.recovered_clocks.get(state.partition)
@@ -118,9 +130,30 @@ class ExpiryIndex:
         del self.idle_scan[-n:]
         return taken
 
-    def due(self, now: int) -> list[str]:
-        """Users whose earliest window ended by event time ``now``."""
-        return [u for u, t in self.due_at.items() if t <= now]
+    def take_due(self, now: int, most: int) -> list[str]:
+        """Up to ``most`` users whose earliest window ended by event time ``now``, earliest
+        first, taken out of the index: the sweep tracks each again once it has closed their
+        windows (a user not found, or moved to another worker, stays out)."""
+        taken: list[str] = []
+        queue = self._queue
+        while queue and queue[0][0] <= now and len(taken) < most:
+            due_at, user_id = heapq.heappop(queue)
+            if self.due_at.get(user_id) == due_at:
+                del self.due_at[user_id]
+                taken.append(user_id)
+        return taken
+
+    def _due(self, user_id: str, due_at: int) -> None:
+        if self.due_at.get(user_id) == due_at:
+            return  # the hot path saves a user's state at every event: most change nothing
+        self.due_at[user_id] = due_at
+        heapq.heappush(self._queue, (due_at, user_id))
+        if len(self._queue) > 2 * len(self.due_at) + QUEUE_SLACK:
+            self._rebuild_queue()
+
+    def _rebuild_queue(self) -> None:
+        self._queue = [(t, u) for u, t in self.due_at.items()]
+        heapq.heapify(self._queue)
 
 
 #: A partition with messages waiting that the agent has not advanced on for this long is

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from agents.expiry import STALL_SECONDS, ExpiryIndex, PartitionProgress
+from agents.expiry import QUEUE_SLACK, STALL_SECONDS, ExpiryIndex, PartitionProgress
+from streams.attribution import OpenDecision
+from streams.user_state import UserState
 
 HOUR = 3_600_000
 NOW = 1_800_000_000_000
@@ -26,9 +28,29 @@ def test_windows_close_only_after_the_allowed_lateness() -> None:
     assert index.watermark({0}, wall_clock_ms=NOW) == NOW - HOUR - 10 * 60_000
 
 
-def test_due_users() -> None:
-    index = ExpiryIndex(due_at={"a": NOW, "b": NOW + HOUR})
-    assert index.due(NOW) == ["a"]
+def test_due_users_are_taken_earliest_first_at_their_latest_due_time() -> None:
+    index = ExpiryIndex(due_at={"a": NOW, "b": NOW + HOUR, "c": NOW - HOUR})
+    index.track("b", _with_window_ending(NOW - 2 * HOUR))  # a window ending earlier: due now
+    index.track("c", _with_window_ending(NOW + 2 * HOUR))  # closed; the next ends later
+    assert index.take_due(NOW, 1) == ["b"]
+    assert index.take_due(NOW, 10) == ["a"]  # not "c", nor "b" again: taken out of the index
+    assert index.take_due(NOW + 2 * HOUR, 10) == ["c"]
+    assert index.due_at == {}
+
+
+def test_the_due_queue_does_not_grow_with_the_hot_paths_saves() -> None:
+    index = ExpiryIndex()
+    for i in range(3 * QUEUE_SLACK):
+        index.track("a", _with_window_ending(NOW + i))  # a new time at each save
+        index.track("b", _with_window_ending(NOW))  # the same time at each save
+    assert len(index._queue) <= 2 * len(index.due_at) + QUEUE_SLACK
+    assert index.take_due(NOW + 3 * QUEUE_SLACK, 10) == ["b", "a"]
+
+
+def _with_window_ending(expires_at: int) -> UserState:
+    state = UserState.new(abandon_after_ms=HOUR)
+    state.open_decisions = [OpenDecision("d", 0, expires_at, "none", None, None, False, (), 1)]
+    return state
 
 
 def test_a_replay_of_older_days_gets_its_own_clock() -> None:
