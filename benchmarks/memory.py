@@ -33,7 +33,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.partitioner import murmur2
 
-from agents.state_store import end_marker_key
+from agents.state_store import end_marker_key, is_user_key
 from benchmarks.stages import StageClock, replay
 from chaos.backlog import produce, shop_events
 from chaos.harness import process_rss_mb
@@ -121,7 +121,7 @@ def template_states(settings: Settings, seed: int) -> list[bytes]:
     ]
     table: dict[bytes, bytes] = {}
     replay(settings, messages, StageClock(), table)
-    return [value for key, value in table.items() if not key.startswith(b"\x00")]
+    return [value for key, value in table.items() if is_user_key(key)]
 
 
 def copies(
