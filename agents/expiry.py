@@ -68,12 +68,8 @@ class ExpiryIndex:
 
     def track(self, user_id: str, state: UserState) -> None:
         """A state saved by the hot path or the sweep."""
-        if state.open_decisions:
-            self._due(user_id, min(d.expires_at for d in state.open_decisions))
-        else:
-            self.due_at.pop(user_id, None)
-        if state.offset > self.applied.get(state.partition, -1):
-            self.applied[state.partition] = state.offset
+        due_at = min(d.expires_at for d in state.open_decisions) if state.open_decisions else None
+        self._note(user_id, due_at, state.partition, state.offset)
 
     def recovered(self, user_id: str, raw: bytes | None) -> None:
         """A user's state (None: deleted) as changelog recovery applied it to the table."""
@@ -85,12 +81,7 @@ class ExpiryIndex:
         except PromoError as exc:  # the user's own events will fail loudly; recovery goes on
             log.error("unreadable state of user %r: %s", user_id, exc)
             return
-        if state.due_at is None:
-            self.due_at.pop(user_id, None)
-        else:
-            self._due(user_id, state.due_at)
-        if state.offset > self.applied.get(state.partition, -1):
-            self.applied[state.partition] = state.offset
+        self._note(user_id, state.due_at, state.partition, state.offset)
         clock = self.recovered_clocks.get(state.partition)
         if clock is None:
             clock = self.recovered_clocks[state.partition] = deque(maxlen=RECOVERED_CLOCK_STATES)
@@ -143,13 +134,17 @@ class ExpiryIndex:
                 taken.append(user_id)
         return taken
 
-    def _due(self, user_id: str, due_at: int) -> None:
-        if self.due_at.get(user_id) == due_at:
-            return  # the hot path saves a user's state at every event: most change nothing
-        self.due_at[user_id] = due_at
-        heapq.heappush(self._queue, (due_at, user_id))
-        if len(self._queue) > 2 * len(self.due_at) + QUEUE_SLACK:
-            self._rebuild_queue()
+    def _note(self, user_id: str, due_at: int | None, partition: int, offset: int) -> None:
+        """A user's earliest window end (None: no window open) and what their state applied."""
+        if offset > self.applied.get(partition, -1):
+            self.applied[partition] = offset
+        if due_at is None:
+            self.due_at.pop(user_id, None)
+        elif self.due_at.get(user_id) != due_at:  # most saves of the hot path change nothing
+            self.due_at[user_id] = due_at
+            heapq.heappush(self._queue, (due_at, user_id))
+            if len(self._queue) > 2 * len(self.due_at) + QUEUE_SLACK:
+                self._rebuild_queue()
 
     def _rebuild_queue(self) -> None:
         self._queue = [(t, u) for u, t in self.due_at.items()]
